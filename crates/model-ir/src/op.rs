@@ -1,0 +1,394 @@
+//! Layer kinds and their typed attributes.
+//!
+//! One variant per layer kind. Attributes keep each framework's meaning explicit through the
+//! types of [`crate::conventions`]; the importer fills them from the file, never from an
+//! assumption about the framework.
+
+use serde::Serialize;
+
+use crate::conventions::{
+    Activation, DataLayout, GateOrder, GruReset, MomentumForm, Padding, RnnBias, VarianceEstimate,
+};
+use crate::tensor::DType;
+
+/// What a node computes.
+///
+/// Serialized as `{"kind": "<snake_case name>", "attrs": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "attrs")]
+pub enum Op {
+    /// A graph input. `shape` excludes nothing: the batch dimension is `None` when dynamic.
+    Input {
+        shape: Vec<Option<usize>>,
+        dtype: DType,
+    },
+    /// `y = act(x · W + b)` over the last axis (Keras Dense, torch Linear, ONNX Gemm/MatMul+Add).
+    Dense {
+        units: usize,
+        use_bias: bool,
+        activation: Activation,
+    },
+    /// Regular (optionally grouped) convolution.
+    Conv {
+        rank: usize,
+        filters: usize,
+        kernel_size: Vec<usize>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+        padding: Padding,
+        layout: DataLayout,
+        use_bias: bool,
+        activation: Activation,
+    },
+    /// Depthwise convolution: each input channel convolved with `depth_multiplier` filters.
+    DepthwiseConv {
+        rank: usize,
+        depth_multiplier: usize,
+        kernel_size: Vec<usize>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        padding: Padding,
+        layout: DataLayout,
+        use_bias: bool,
+        activation: Activation,
+    },
+    /// Depthwise convolution followed by a 1×1 pointwise convolution (Keras SeparableConv).
+    SeparableConv {
+        rank: usize,
+        filters: usize,
+        depth_multiplier: usize,
+        kernel_size: Vec<usize>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        padding: Padding,
+        layout: DataLayout,
+        use_bias: bool,
+        activation: Activation,
+    },
+    /// Transposed convolution. `padding` is the rule applied to the *output* crop.
+    ConvTranspose {
+        rank: usize,
+        filters: usize,
+        kernel_size: Vec<usize>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        groups: usize,
+        padding: Padding,
+        output_padding: Option<Vec<usize>>,
+        layout: DataLayout,
+        use_bias: bool,
+        activation: Activation,
+    },
+    /// Batch normalization over the channel `axis` (counted on the full tensor, negative from the end).
+    BatchNorm {
+        axis: i64,
+        epsilon: f64,
+        momentum: MomentumForm,
+        running_variance: VarianceEstimate,
+        center: bool,
+        scale: bool,
+        /// Keras `trainable=False` makes BatchNormalization run in inference mode even in training.
+        trainable: bool,
+        /// PyTorch `track_running_stats`.
+        track_running_stats: bool,
+        /// ONNX `training_mode` as exported, when the file records it.
+        training_mode: Option<bool>,
+    },
+    /// Layer normalization over `axes` (full-tensor axes, negative from the end).
+    LayerNorm {
+        axes: Vec<i64>,
+        epsilon: f64,
+        center: bool,
+        scale: bool,
+        rms_scaling: bool,
+    },
+    /// Group normalization: channels on `axis` split into `groups`.
+    GroupNorm {
+        groups: usize,
+        axis: i64,
+        epsilon: f64,
+        center: bool,
+        scale: bool,
+    },
+    /// A stand-alone activation (Keras Activation/ReLU/LeakyReLU/ELU/Softmax layers, torch activation ops).
+    Activation { function: Activation },
+    /// Dropout with rate `rate` (probability of dropping). Identity in inference mode.
+    Dropout {
+        rate: f64,
+        /// `None` = element-wise; `Some(layout)` = whole channels (SpatialDropout / Dropout2d).
+        spatial: Option<DataLayout>,
+    },
+    /// Flattens every axis from `start_axis` on into one.
+    Flatten {
+        start_axis: i64,
+        /// Order of the flattened elements in terms of the logical (channel, spatial) axes:
+        /// `channels_last` = H, W, C order (every Keras Flatten, whatever its data_format),
+        /// `channels_first` = C, H, W order (torch.flatten of an NCHW tensor).
+        order: DataLayout,
+    },
+    /// Reshape of every non-batch axis to `target_shape` (−1 = inferred).
+    Reshape { target_shape: Vec<i64> },
+    /// Axis permutation of the full tensor including batch (`perm[i]` = source axis).
+    Permute { perm: Vec<usize> },
+    /// Windowed pooling.
+    Pool {
+        pool: PoolKind,
+        rank: usize,
+        pool_size: Vec<usize>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        padding: Padding,
+        layout: DataLayout,
+        /// Average pooling: whether padded positions count in the divisor
+        /// (torch `count_include_pad=True` default; Keras/TF 'same' excludes them).
+        count_include_pad: bool,
+        ceil_mode: bool,
+    },
+    /// Pooling over every spatial axis.
+    GlobalPool {
+        pool: PoolKind,
+        rank: usize,
+        layout: DataLayout,
+        keepdims: bool,
+    },
+    /// Constant padding of the spatial axes.
+    Pad {
+        rank: usize,
+        begin: Vec<usize>,
+        end: Vec<usize>,
+        layout: DataLayout,
+        mode: PadMode,
+    },
+    /// Upsampling of the spatial axes by integer factors.
+    UpSampling {
+        rank: usize,
+        size: Vec<usize>,
+        interpolation: Interpolation,
+        layout: DataLayout,
+    },
+    /// Table lookup of integer ids.
+    Embedding {
+        input_dim: usize,
+        output_dim: usize,
+        mask_zero: bool,
+        padding_idx: Option<i64>,
+    },
+    /// A recurrent layer (optionally bidirectional), one node per layer.
+    Rnn {
+        cell: RnnCell,
+        units: usize,
+        activation: Activation,
+        /// Gate activation (LSTM/GRU); `None` for SimpleRNN.
+        recurrent_activation: Option<Activation>,
+        gate_order: GateOrder,
+        bias: RnnBias,
+        /// GRU only: where the reset gate applies.
+        gru_reset: Option<GruReset>,
+        direction: RnnDirection,
+        return_sequences: bool,
+        return_state: bool,
+        /// Keras `go_backwards`: process the sequence reversed (and return it reversed).
+        go_backwards: bool,
+        /// Sequence axis layout of the input: `true` = (batch, time, features).
+        batch_first: bool,
+        /// Keras LSTM `unit_forget_bias` (affects initialisation only).
+        unit_forget_bias: bool,
+        dropout: f64,
+        recurrent_dropout: f64,
+    },
+    /// Element-wise combination of several inputs, or concatenation.
+    Merge { op: MergeOp },
+    /// Element-wise binary operation of the input with a stored constant parameter `constant`.
+    ConstantBinary {
+        op: BinaryOp,
+        /// `true` when the constant is the left operand (`c − x`, `c / x`).
+        constant_first: bool,
+    },
+    /// Element-wise unary math that is not an activation.
+    Unary { op: UnaryOp },
+    /// `y = x · scale + offset` (Keras Rescaling).
+    Rescaling { scale: f64, offset: f64 },
+    /// `y = (x − mean) / max(sqrt(variance), epsilon)` (Keras Normalization; `invert` reverses it).
+    Normalization {
+        axes: Vec<i64>,
+        invert: bool,
+        epsilon: f64,
+    },
+    /// Passes its input through (ONNX Identity, a lifted no-op).
+    Identity,
+    /// Takes index `index` along `axis` and removes that axis (torch `x[:, -1]`, ONNX Gather
+    /// with a scalar index). Negative indices count from the end.
+    Select { axis: i64, index: i64 },
+    /// `x[start:end:step]` along `axis` (ONNX Slice); `end` is clamped to the axis length.
+    Slice {
+        axis: i64,
+        start: i64,
+        end: i64,
+        step: i64,
+    },
+    /// Removes size-1 axes.
+    Squeeze { axes: Vec<i64> },
+    /// Inserts size-1 axes at `axes` (positions in the result).
+    Unsqueeze { axes: Vec<i64> },
+    /// Reduction over `axes` (ONNX ReduceMean and friends, torch `x.mean(dim)`).
+    Reduce {
+        reduce: ReduceKind,
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "value")]
+pub enum PadMode {
+    Constant(f64),
+    Reflect,
+    Edge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    Nearest,
+    Bilinear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RnnCell {
+    SimpleRnn,
+    Lstm,
+    Gru,
+}
+
+impl RnnCell {
+    /// Number of stacked gate blocks.
+    pub fn gates(self) -> usize {
+        match self {
+            RnnCell::SimpleRnn => 1,
+            RnnCell::Lstm => 4,
+            RnnCell::Gru => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "direction", content = "merge")]
+pub enum RnnDirection {
+    Forward,
+    Reverse,
+    Bidirectional(BidiMerge),
+}
+
+/// How Keras Bidirectional combines the two directions (torch always concatenates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BidiMerge {
+    Concat,
+    Sum,
+    Mul,
+    Ave,
+    /// No merge: both outputs returned separately.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "op", content = "axis")]
+pub enum MergeOp {
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
+    /// Concatenation along `axis` (full-tensor axis, negative from the end).
+    Concatenate(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Sqrt,
+    Exp,
+    Log,
+    Reciprocal,
+    Erf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReduceKind {
+    Mean,
+    Sum,
+    Max,
+    Min,
+}
+
+impl Op {
+    /// The snake_case kind name used in tables and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Dense { .. } => "dense",
+            Op::Conv { .. } => "conv",
+            Op::DepthwiseConv { .. } => "depthwise_conv",
+            Op::SeparableConv { .. } => "separable_conv",
+            Op::ConvTranspose { .. } => "conv_transpose",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::GroupNorm { .. } => "group_norm",
+            Op::Activation { .. } => "activation",
+            Op::Dropout { .. } => "dropout",
+            Op::Flatten { .. } => "flatten",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Pool { .. } => "pool",
+            Op::GlobalPool { .. } => "global_pool",
+            Op::Pad { .. } => "pad",
+            Op::UpSampling { .. } => "up_sampling",
+            Op::Embedding { .. } => "embedding",
+            Op::Rnn { .. } => "rnn",
+            Op::Merge { .. } => "merge",
+            Op::ConstantBinary { .. } => "constant_binary",
+            Op::Unary { .. } => "unary",
+            Op::Rescaling { .. } => "rescaling",
+            Op::Normalization { .. } => "normalization",
+            Op::Identity => "identity",
+            Op::Reduce { .. } => "reduce",
+            Op::Select { .. } => "select",
+            Op::Slice { .. } => "slice",
+            Op::Squeeze { .. } => "squeeze",
+            Op::Unsqueeze { .. } => "unsqueeze",
+        }
+    }
+
+    /// The attributes as a JSON object (what `inspect --json` prints under `attrs`).
+    pub fn attrs_json(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => m
+                .remove("attrs")
+                .unwrap_or(serde_json::Value::Object(Default::default())),
+            _ => serde_json::Value::Object(Default::default()),
+        }
+    }
+}

@@ -1,0 +1,663 @@
+//! `cargo xtask inspect`: the canonical layer table of a model, bundle or safetensors file.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use model_import::{Bundle, Loaded, TensorFile};
+use model_ir::conventions::fmt_num;
+use model_ir::{Activation, Model, Op, RnnDirection};
+use serde_json::json;
+
+/// Renders `path` as a table (or JSON with `json`).
+pub(crate) fn inspect(path: &Path, json: bool) -> Result<String, model_import::ImportError> {
+    let loaded = model_import::load_path(path)?;
+    Ok(match (&loaded, json) {
+        (Loaded::Model(b), false) => render_bundle(b, path),
+        (Loaded::Model(b), true) => to_json(&b.model),
+        (Loaded::Tensors { file, .. }, false) => render_tensors(file, path),
+        (Loaded::Tensors { file, .. }, true) => tensors_json(file),
+    })
+}
+
+fn display_path(path: &Path) -> String {
+    let root = crate::project_root();
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    abs.strip_prefix(&root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+fn shape_str(shape: &[Option<usize>]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+        .collect();
+    format!("[{}]", dims.join(","))
+}
+
+fn dims_str(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", dims.join(","))
+}
+
+fn act(a: &Activation) -> Option<String> {
+    match a {
+        Activation::Linear => None,
+        other => Some(other.describe()),
+    }
+}
+
+fn list(v: &[usize]) -> String {
+    let s: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    s.join("x")
+}
+
+/// Key attributes and conventions of an op, in one line.
+pub(crate) fn summarize(op: &Op) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    match op {
+        Op::Input { shape, dtype } => parts.push(format!("shape={} {dtype}", shape_str(shape))),
+        Op::Dense {
+            units,
+            use_bias,
+            activation,
+        } => {
+            parts.push(format!("units={units}"));
+            parts.extend(act(activation));
+            if !use_bias {
+                parts.push("no-bias".into());
+            }
+        }
+        Op::Conv {
+            rank,
+            filters,
+            kernel_size,
+            strides,
+            dilation,
+            groups,
+            padding,
+            layout,
+            use_bias,
+            activation,
+        } => {
+            parts.push(format!("{rank}d filters={filters} k={}", list(kernel_size)));
+            if strides.iter().any(|s| *s != 1) {
+                parts.push(format!("stride={}", list(strides)));
+            }
+            if dilation.iter().any(|s| *s != 1) {
+                parts.push(format!("dilation={}", list(dilation)));
+            }
+            if *groups != 1 {
+                parts.push(format!("groups={groups}"));
+            }
+            parts.push(format!("pad={}", padding.describe()));
+            parts.push(layout.name().into());
+            parts.extend(act(activation));
+            if !use_bias {
+                parts.push("no-bias".into());
+            }
+        }
+        Op::DepthwiseConv {
+            rank,
+            depth_multiplier,
+            kernel_size,
+            strides,
+            padding,
+            layout,
+            activation,
+            ..
+        } => {
+            parts.push(format!(
+                "{rank}d mult={depth_multiplier} k={}",
+                list(kernel_size)
+            ));
+            if strides.iter().any(|s| *s != 1) {
+                parts.push(format!("stride={}", list(strides)));
+            }
+            parts.push(format!("pad={}", padding.describe()));
+            parts.push(layout.name().into());
+            parts.extend(act(activation));
+        }
+        Op::SeparableConv {
+            rank,
+            filters,
+            depth_multiplier,
+            kernel_size,
+            strides,
+            padding,
+            layout,
+            activation,
+            ..
+        } => {
+            parts.push(format!(
+                "{rank}d filters={filters} mult={depth_multiplier} k={}",
+                list(kernel_size)
+            ));
+            if strides.iter().any(|s| *s != 1) {
+                parts.push(format!("stride={}", list(strides)));
+            }
+            parts.push(format!("pad={}", padding.describe()));
+            parts.push(layout.name().into());
+            parts.extend(act(activation));
+        }
+        Op::ConvTranspose {
+            rank,
+            filters,
+            kernel_size,
+            strides,
+            padding,
+            output_padding,
+            layout,
+            activation,
+            ..
+        } => {
+            parts.push(format!("{rank}d filters={filters} k={}", list(kernel_size)));
+            parts.push(format!("stride={}", list(strides)));
+            parts.push(format!("pad={}", padding.describe()));
+            if let Some(op) = output_padding {
+                parts.push(format!("output_padding={}", list(op)));
+            }
+            parts.push(layout.name().into());
+            parts.extend(act(activation));
+        }
+        Op::BatchNorm {
+            axis,
+            epsilon,
+            momentum,
+            running_variance,
+            center,
+            scale,
+            trainable,
+            track_running_stats,
+            training_mode,
+        } => {
+            parts.push(format!("axis={axis} eps={}", fmt_num(*epsilon)));
+            parts.push(format!("momentum={}", momentum.describe()));
+            if let Some(k) = momentum.keep_fraction() {
+                parts.push(format!("(keeps {} of old)", fmt_num(k)));
+            }
+            parts.push(format!(
+                "running_var={}",
+                match running_variance {
+                    model_ir::VarianceEstimate::Biased => "biased",
+                    model_ir::VarianceEstimate::Unbiased => "unbiased",
+                }
+            ));
+            if !center {
+                parts.push("no-center".into());
+            }
+            if !scale {
+                parts.push("no-scale".into());
+            }
+            if !trainable {
+                parts.push("frozen(inference-mode)".into());
+            }
+            if !track_running_stats {
+                parts.push("no-running-stats".into());
+            }
+            if let Some(t) = training_mode {
+                parts.push(format!("training_mode={}", u8::from(*t)));
+            }
+        }
+        Op::LayerNorm {
+            axes,
+            epsilon,
+            center,
+            scale,
+            rms_scaling,
+        } => {
+            parts.push(format!("axes={axes:?} eps={}", fmt_num(*epsilon)));
+            if *rms_scaling {
+                parts.push("rms".into());
+            }
+            if !center {
+                parts.push("no-center".into());
+            }
+            if !scale {
+                parts.push("no-scale".into());
+            }
+        }
+        Op::GroupNorm {
+            groups,
+            axis,
+            epsilon,
+            ..
+        } => parts.push(format!(
+            "groups={groups} axis={axis} eps={}",
+            fmt_num(*epsilon)
+        )),
+        Op::Activation { function } => parts.push(function.describe()),
+        Op::Dropout { rate, spatial } => {
+            parts.push(format!("rate={}", fmt_num(*rate)));
+            if let Some(l) = spatial {
+                parts.push(format!("spatial {}", l.name()));
+            }
+        }
+        Op::Flatten { start_axis, order } => parts.push(format!(
+            "from axis {start_axis}, order={}",
+            match order {
+                model_ir::DataLayout::ChannelsLast => "HWC (channels_last)",
+                model_ir::DataLayout::ChannelsFirst => "CHW (channels_first)",
+            }
+        )),
+        Op::Reshape { target_shape } => parts.push(format!("to {target_shape:?}")),
+        Op::Permute { perm } => parts.push(format!("perm={perm:?}")),
+        Op::Pool {
+            pool,
+            rank,
+            pool_size,
+            strides,
+            padding,
+            layout,
+            count_include_pad,
+            ceil_mode,
+            ..
+        } => {
+            parts.push(format!(
+                "{} {rank}d size={} stride={}",
+                pool_name(*pool),
+                list(pool_size),
+                list(strides)
+            ));
+            parts.push(format!("pad={}", padding.describe()));
+            parts.push(layout.name().into());
+            if matches!(pool, model_ir::PoolKind::Avg) {
+                parts.push(if *count_include_pad {
+                    "counts-pad".into()
+                } else {
+                    "excludes-pad".into()
+                });
+            }
+            if *ceil_mode {
+                parts.push("ceil".into());
+            }
+        }
+        Op::GlobalPool {
+            pool,
+            rank,
+            layout,
+            keepdims,
+        } => {
+            parts.push(format!("{} {rank}d {}", pool_name(*pool), layout.name()));
+            if *keepdims {
+                parts.push("keepdims".into());
+            }
+        }
+        Op::Pad {
+            begin,
+            end,
+            layout,
+            mode,
+            ..
+        } => parts.push(format!(
+            "begin={begin:?} end={end:?} {} {mode:?}",
+            layout.name()
+        )),
+        Op::UpSampling {
+            size,
+            interpolation,
+            layout,
+            ..
+        } => parts.push(format!(
+            "size={} {interpolation:?} {}",
+            list(size),
+            layout.name()
+        )),
+        Op::Embedding {
+            input_dim,
+            output_dim,
+            mask_zero,
+            padding_idx,
+        } => {
+            parts.push(format!("vocab={input_dim} dim={output_dim}"));
+            if *mask_zero {
+                parts.push("mask_zero".into());
+            }
+            if let Some(p) = padding_idx {
+                parts.push(format!("padding_idx={p}"));
+            }
+        }
+        Op::Rnn {
+            cell,
+            units,
+            activation,
+            recurrent_activation,
+            gate_order,
+            bias,
+            gru_reset,
+            direction,
+            return_sequences,
+            return_state,
+            go_backwards,
+            batch_first,
+            ..
+        } => {
+            parts.push(format!("{cell:?} units={units}").to_lowercase());
+            parts.push(format!("gates={}", gate_order.gates().join(",")));
+            parts.push(format!("bias={bias:?}"));
+            if let Some(r) = gru_reset {
+                parts.push(format!("reset={r:?}"));
+            }
+            parts.push(format!("act={}", activation.describe()));
+            if let Some(r) = recurrent_activation {
+                parts.push(format!("rec_act={}", r.describe()));
+            }
+            match direction {
+                RnnDirection::Forward => {}
+                RnnDirection::Reverse => parts.push("reverse".into()),
+                RnnDirection::Bidirectional(m) => parts.push(format!("bidirectional({m:?})")),
+            }
+            if *return_sequences {
+                parts.push("seq".into());
+            }
+            if *return_state {
+                parts.push("state".into());
+            }
+            if *go_backwards {
+                parts.push("go_backwards".into());
+            }
+            parts.push(
+                if *batch_first {
+                    "batch-first"
+                } else {
+                    "time-first"
+                }
+                .into(),
+            );
+        }
+        Op::Merge { op } => parts.push(format!("{op:?}").to_lowercase()),
+        Op::ConstantBinary { op, constant_first } => parts.push(format!(
+            "{op:?}{}",
+            if *constant_first {
+                " (constant first)"
+            } else {
+                ""
+            }
+        )),
+        Op::Unary { op } => parts.push(format!("{op:?}").to_lowercase()),
+        Op::Rescaling { scale, offset } => parts.push(format!(
+            "scale={} offset={}",
+            fmt_num(*scale),
+            fmt_num(*offset)
+        )),
+        Op::Normalization {
+            axes,
+            invert,
+            epsilon,
+        } => {
+            parts.push(format!("axes={axes:?} eps={}", fmt_num(*epsilon)));
+            if *invert {
+                parts.push("invert".into());
+            }
+        }
+        Op::Identity => {}
+        Op::Reduce {
+            reduce,
+            axes,
+            keepdims,
+        } => parts.push(format!("{reduce:?} axes={axes:?} keepdims={keepdims}").to_lowercase()),
+        Op::Select { axis, index } => parts.push(format!("axis={axis} index={index}")),
+        Op::Slice {
+            axis,
+            start,
+            end,
+            step,
+        } => parts.push(format!("axis={axis} [{start}:{end}:{step}]")),
+        Op::Squeeze { axes } => parts.push(format!("axes={axes:?}")),
+        Op::Unsqueeze { axes } => parts.push(format!("axes={axes:?}")),
+    }
+    parts.join(" ")
+}
+
+fn pool_name(p: model_ir::PoolKind) -> &'static str {
+    match p {
+        model_ir::PoolKind::Max => "max",
+        model_ir::PoolKind::Avg => "avg",
+    }
+}
+
+fn render_bundle(b: &Bundle, path: &Path) -> String {
+    let m = &b.model;
+    let mut out = String::new();
+    let producer = m
+        .producer
+        .clone()
+        .unwrap_or_else(|| m.framework.to_string());
+    let _ = writeln!(
+        out,
+        "{} ({} model `{}`, {})",
+        display_path(path),
+        m.framework,
+        m.name,
+        producer
+    );
+    for i in &m.inputs {
+        let _ = writeln!(out, "input  {} {} {}", i.name, shape_str(&i.shape), i.dtype);
+    }
+    let _ = writeln!(out, "output {}", m.outputs.join(", "));
+    let _ = writeln!(
+        out,
+        "{} layers, {} parameter tensors, {} trainable scalars",
+        m.nodes.len(),
+        m.params().count(),
+        m.trainable_count()
+    );
+    if let Some(t) = &m.training {
+        let _ = writeln!(out, "training: {}", training_line(t));
+    }
+    out.push('\n');
+    // Table: #, layer, kind, attributes; parameters on their own indented lines.
+    let rows: Vec<(String, String, String, String)> = m
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                format!("{}", i + 1),
+                n.name.clone(),
+                format!("{} <{}>", n.op.kind(), n.origin.class),
+                summarize(&n.op),
+            )
+        })
+        .collect();
+    let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(1);
+    let w2 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let w3 = rows
+        .iter()
+        .map(|r| r.2.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "{:>w1$}  {:<w2$}  {:<w3$}  attributes",
+        "#", "layer", "kind"
+    );
+    for (row, node) in rows.iter().zip(&m.nodes) {
+        let line = format!("{:>w1$}  {:<w2$}  {:<w3$}  {}", row.0, row.1, row.2, row.3);
+        let _ = writeln!(out, "{}", line.trim_end());
+        for p in &node.params {
+            let _ = writeln!(
+                out,
+                "{:w1$}  {:<w2$}  {} {} {} {}{}",
+                "",
+                "",
+                p.name,
+                dims_str(p.tensor.shape()),
+                p.tensor.dtype(),
+                p.layout.describe(),
+                if p.trainable { "" } else { " (not trainable)" }
+            );
+        }
+    }
+    if let Some(inp) = &b.inputs {
+        out.push('\n');
+        let _ = writeln!(out, "inputs.safetensors:");
+        for (k, t) in &inp.tensors {
+            let _ = writeln!(out, "  {k} {} {}", dims_str(t.shape()), t.dtype());
+        }
+    }
+    if let Some(sd) = &b.state_dict {
+        let _ = writeln!(out, "state_dict.safetensors: {} tensors", sd.tensors.len());
+    }
+    if !m.notes.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "notes:");
+        for n in &m.notes {
+            let _ = writeln!(out, "  - {n}");
+        }
+    }
+    out
+}
+
+fn training_line(t: &model_ir::TrainingConfig) -> String {
+    let mut parts = Vec::new();
+    if let Some(o) = &t.optimizer {
+        parts.push(format!(
+            "optimizer {} {}",
+            o.class_name,
+            compact_json(&o.config)
+        ));
+    }
+    if let Some(l) = &t.loss {
+        let cfg = compact_json(&l.config);
+        parts.push(if cfg == "{}" {
+            format!("loss {}", l.class_name)
+        } else {
+            format!("loss {} {cfg}", l.class_name)
+        });
+    }
+    if let Some(g) = &t.grad_clip {
+        parts.push(format!("clip {g:?}"));
+    }
+    if let Some(s) = &t.scheduler {
+        parts.push(format!("scheduler {} per {:?}", s.class_name, s.interval).to_lowercase());
+    }
+    parts.push(format!(
+        "batch {} epochs {} shuffle {}",
+        t.batch_size, t.epochs, t.shuffle
+    ));
+    if let Some(b) = &t.backend {
+        parts.push(format!("backend {b}"));
+    }
+    parts.join("; ")
+}
+
+/// JSON with floats rounded to 6 significant digits, for stable one-line display.
+fn compact_json(v: &serde_json::Value) -> String {
+    fn round(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(0.0);
+                let r: f64 = format!("{f:.6e}").parse().unwrap_or(f);
+                json!(r)
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(round).collect()),
+            serde_json::Value::Object(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), round(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    round(v).to_string()
+}
+
+fn to_json(m: &Model) -> String {
+    let layers: Vec<serde_json::Value> = m
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "kind": n.op.kind(),
+                "attrs": n.op.attrs_json(),
+                "origin": n.origin,
+                "inputs": n.inputs,
+                "outputs": n.outputs,
+                "params": n.params.iter().map(|p| json!({
+                    "name": p.name,
+                    "shape": p.tensor.shape(),
+                    "dtype": p.tensor.dtype(),
+                    "role": p.role,
+                    "layout": p.layout,
+                    "trainable": p.trainable,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = json!({
+        "framework": m.framework,
+        "name": m.name,
+        "producer": m.producer,
+        "inputs": m.inputs,
+        "outputs": m.outputs,
+        "layers": layers,
+        "training": m.training,
+        "notes": m.notes,
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into());
+    s.push('\n');
+    s
+}
+
+fn guess_framework(f: &TensorFile) -> &'static str {
+    if let Some(fw) = f.metadata.get("framework") {
+        return if fw == "keras" {
+            "keras"
+        } else if fw == "torch" {
+            "torch"
+        } else {
+            "unknown"
+        };
+    }
+    let slash = f.tensors.keys().filter(|k| k.contains('/')).count();
+    let dot = f.tensors.keys().filter(|k| k.contains('.')).count();
+    if slash > dot {
+        "keras"
+    } else if dot > 0 {
+        "torch"
+    } else {
+        "unknown"
+    }
+}
+
+fn render_tensors(f: &TensorFile, path: &Path) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (safetensors, {} tensors, names look {})",
+        display_path(path),
+        f.tensors.len(),
+        guess_framework(f)
+    );
+    for (k, v) in &f.metadata {
+        let shown: String = v.chars().take(120).collect();
+        let _ = writeln!(out, "meta {k} = {shown}");
+    }
+    let w = f
+        .tensors
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(4);
+    for (k, t) in &f.tensors {
+        let _ = writeln!(out, "{k:<w$}  {} {}", dims_str(t.shape()), t.dtype());
+    }
+    out
+}
+
+fn tensors_json(f: &TensorFile) -> String {
+    let v = json!({
+        "framework": guess_framework(f),
+        "metadata": f.metadata,
+        "tensors": f.tensors.iter().map(|(k, t)| json!({"name": k, "shape": t.shape(), "dtype": t.dtype()})).collect::<Vec<_>>(),
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into());
+    s.push('\n');
+    s
+}
