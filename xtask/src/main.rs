@@ -10,6 +10,8 @@
 mod codegen;
 mod fixtures;
 mod inspect;
+mod replay;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,6 +29,9 @@ COMMANDS:
     fixtures [--only NAME]    regenerate the fixtures under models/ with the real frameworks
                               (needs PARALLAX_PYTHON: a Python with the pinned packages of
                               models/requirements.txt)
+    replay FILE... [--as keras|torch] [--json] [--f64]
+                              replay golden optimizer trajectories through the emulators;
+                              worst normalized error per file, pass <= 1e-6
     codegen [--check]         regenerate crates/onnx-proto/src/generated/onnx.rs from
                               proto/onnx.proto (--check: fail if it is stale)
     help                      print this help
@@ -105,6 +110,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             fixtures::run(only.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        "replay" => replay::run(rest),
         "codegen" => {
             let check = match rest {
                 [] => false,

@@ -104,6 +104,16 @@ pub enum ParamRole {
     Variance,
     /// A constant operand (ConstantBinary).
     Constant,
+    /// Reverse direction of a bidirectional RNN: input kernel (Keras `backward_<layer>/.../kernel`,
+    /// torch `weight_ih_l0_reverse`). The forward direction uses [`ParamRole::InputKernel`].
+    ReverseInputKernel,
+    /// Reverse direction of a bidirectional RNN: recurrent kernel (torch `weight_hh_l0_reverse`).
+    ReverseRecurrentKernel,
+    /// Reverse direction of a bidirectional RNN: input bias (torch `bias_ih_l0_reverse`, Keras
+    /// backward-layer `bias`, also the `(2, 3H)` GRU bias of the backward layer).
+    ReverseInputBias,
+    /// Reverse direction of a bidirectional RNN: recurrent bias (torch `bias_hh_l0_reverse`).
+    ReverseRecurrentBias,
 }
 
 impl ParamRole {
@@ -126,6 +136,10 @@ impl ParamRole {
             ParamRole::Mean => "mean",
             ParamRole::Variance => "variance",
             ParamRole::Constant => "constant",
+            ParamRole::ReverseInputKernel => "reverse_input_kernel",
+            ParamRole::ReverseRecurrentKernel => "reverse_recurrent_kernel",
+            ParamRole::ReverseInputBias => "reverse_input_bias",
+            ParamRole::ReverseRecurrentBias => "reverse_recurrent_bias",
         }
     }
 }

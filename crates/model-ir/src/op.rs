@@ -306,6 +306,9 @@ pub enum MergeOp {
     Add,
     Subtract,
     Multiply,
+    /// Element-wise quotient of the first input by the second (ONNX `Div` of two computed
+    /// values, torch `a / b`).
+    Divide,
     Average,
     Maximum,
     Minimum,

@@ -1,0 +1,22 @@
+//! Keras 3 and PyTorch 2 optimizers, gradient transforms and learning-rate schedules, each
+//! in its framework's own arithmetic, so that a training comparison's remaining difference is
+//! the model's and not the optimizer's.
+//!
+//! - [`keras`]: Keras 3 optimizers with the base-optimizer pipeline (clipping, decoupled
+//!   weight decay with the scheduled learning rate, EMA) and [`keras::Schedule`]s.
+//! - [`torch`]: `torch.optim` single-tensor updates, `clip_grad_norm_`, `clip_grad_value_`.
+//! - [`equiv`]: exact cross-framework counterparts, or the catalogue reason there is none.
+//! - [`replay`]: run a golden trajectory through an emulator and measure the error.
+//!
+//! Every emulator is generic over [`Real`]: `f32` follows the framework's float32 operation
+//! order, `f64` is the reference mode. This crate does no IO and does not know the engine.
+
+mod config;
+pub mod equiv;
+pub mod keras;
+mod real;
+pub mod replay;
+pub mod torch;
+
+pub use config::ConfigError;
+pub use real::{Precision, Real};

@@ -1,0 +1,80 @@
+//! Test helpers: a minimal safetensors reader (header length, JSON header, little-endian
+//! F32 data) so the tests need no file-format dependency, and the trajectory list.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use optim::replay::Trajectory;
+
+/// String metadata of a safetensors file.
+pub type Metadata = BTreeMap<String, String>;
+/// Named F32 tensors, flattened.
+pub type Tensors = BTreeMap<String, Vec<f32>>;
+
+pub fn trajectories_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/trajectories")
+}
+
+/// Every committed trajectory file, sorted.
+pub fn trajectory_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(trajectories_dir())
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == "safetensors"));
+    v.sort();
+    v
+}
+
+/// Read a safetensors file's metadata and F32 tensors.
+pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or("short file")?
+            .try_into()
+            .map_err(|_| "short file")?,
+    ) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..8 + n).ok_or("short header")?)
+            .map_err(|e| e.to_string())?;
+    let data = &bytes[8 + n..];
+    let mut meta = BTreeMap::new();
+    let mut tensors = BTreeMap::new();
+    for (k, v) in header.as_object().ok_or("header is not an object")? {
+        if k == "__metadata__" {
+            for (mk, mv) in v.as_object().ok_or("bad metadata")? {
+                meta.insert(mk.clone(), mv.as_str().unwrap_or_default().to_string());
+            }
+            continue;
+        }
+        if v["dtype"] != "F32" {
+            return Err(format!("{k}: dtype {}", v["dtype"]));
+        }
+        let off = &v["data_offsets"];
+        let (a, b) = (
+            off[0].as_u64().ok_or("offset")? as usize,
+            off[1].as_u64().ok_or("offset")? as usize,
+        );
+        let raw = data.get(a..b).ok_or("offsets out of range")?;
+        tensors.insert(
+            k.clone(),
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
+    }
+    Ok((meta, tensors))
+}
+
+pub fn load(path: &Path) -> Trajectory {
+    let (meta, tensors) =
+        read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Trajectory::from_parts(&meta, &tensors).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn load_named(stem: &str) -> Trajectory {
+    load(&trajectories_dir().join(format!("{stem}.safetensors")))
+}

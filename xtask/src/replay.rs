@@ -1,0 +1,157 @@
+//! `cargo xtask replay FILE... [--as keras|torch] [--json] [--f64]`: run golden optimizer
+//! trajectories (`models/trajectories/*.safetensors`) through the `optim` emulators and
+//! print the worst normalized error per file, then `replay: N passed, N failed`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail, format_err};
+use model_ir::Framework;
+use optim::Precision;
+use optim::replay::{Outcome, PASS_THRESHOLD, Trajectory, replay};
+use safetensors::{Dtype, SafeTensors};
+
+/// Parsed command line.
+struct Args {
+    files: Vec<PathBuf>,
+    as_framework: Option<Framework>,
+    json: bool,
+    precision: Precision,
+}
+
+fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
+    let mut args = Args {
+        files: Vec::new(),
+        as_framework: None,
+        json: false,
+        precision: Precision::F32,
+    };
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => args.json = true,
+            "--f64" => args.precision = Precision::F64,
+            "--as" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format_err!("replay: --as needs keras or torch"))?;
+                args.as_framework = Some(match v.as_str() {
+                    "keras" => Framework::Keras,
+                    "torch" => Framework::Torch,
+                    other => bail!("replay: --as `{other}`: expected keras or torch"),
+                });
+            }
+            s if s.starts_with('-') => bail!("replay: unknown flag `{s}`"),
+            s => args.files.push(PathBuf::from(s)),
+        }
+    }
+    if args.files.is_empty() {
+        bail!("replay: usage: cargo xtask replay FILE... [--as keras|torch] [--json] [--f64]");
+    }
+    Ok(args)
+}
+
+/// Read one trajectory file into memory.
+fn load(path: &Path) -> anyhow::Result<Trajectory> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format_err!("not a safetensors file: {e}"))?;
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|e| format_err!("not a safetensors file: {e}"))?;
+    let meta: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            bail!("tensor `{name}` is {:?}, expected F32", view.dtype());
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(name, data);
+    }
+    Ok(Trajectory::from_parts(&meta, &tensors)?)
+}
+
+fn fw(f: Framework) -> &'static str {
+    f.name()
+}
+
+fn line(path: &Path, o: &Outcome) -> String {
+    let how = if o.emulated_as == o.framework {
+        String::new()
+    } else {
+        format!(" as {}", fw(o.emulated_as))
+    };
+    format!(
+        "{} {}: {} {}{how}, {} steps, worst {:.3e} at step {}",
+        if o.passed { "ok  " } else { "FAIL" },
+        path.display(),
+        fw(o.framework),
+        o.class_name,
+        o.steps,
+        o.worst,
+        o.worst_step
+    )
+}
+
+/// Run the subcommand; `Ok(FAILURE)` when any file failed or could not be read.
+pub(crate) fn run(rest: &[String]) -> anyhow::Result<ExitCode> {
+    let args = parse_args(rest)?;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut records = Vec::new();
+    for path in &args.files {
+        let result = load(path).and_then(|t| Ok(replay(&t, args.as_framework, args.precision)?));
+        match result {
+            Ok(o) => {
+                if o.passed {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+                if args.json {
+                    records.push(serde_json::json!({
+                        "file": path.display().to_string(),
+                        "framework": fw(o.framework),
+                        "emulated_as": fw(o.emulated_as),
+                        "optimizer": o.class_name,
+                        "steps": o.steps,
+                        "worst": if o.worst.is_finite() { serde_json::json!(o.worst) } else { serde_json::json!(o.worst.to_string()) },
+                        "worst_step": o.worst_step,
+                        "threshold": PASS_THRESHOLD,
+                        "passed": o.passed,
+                    }));
+                } else {
+                    println!("{}", line(path, &o));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let msg = format!("{e:#}").replace('\n', " ");
+                if args.json {
+                    records.push(serde_json::json!({"file": path.display().to_string(), "error": msg, "passed": false}));
+                } else {
+                    println!("FAIL {}: error: {msg}", path.display());
+                }
+            }
+        }
+    }
+    if args.json {
+        let doc = serde_json::json!({"files": records, "passed": passed, "failed": failed});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("replay: {passed} passed, {failed} failed");
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
