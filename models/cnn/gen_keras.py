@@ -1,6 +1,7 @@
 """cnn, Keras half: a small channels-last CNN on 8x8 digits (see README.md).
 
-Writes keras/ (model.keras, fit.json, inputs.safetensors, expected.safetensors).
+Writes keras/ (model.keras, fit.json, inputs.safetensors, expected.safetensors,
+reference.safetensors).
 Imports keras/tensorflow, never torch.
 """
 
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from keras_bundle import export_keras_bundle, write_expected  # noqa: E402
+from keras_reference import write_keras_reference  # noqa: E402
 
 import data  # noqa: E402
 
@@ -58,4 +60,5 @@ out = HERE / "keras"
 shutil.rmtree(out, ignore_errors=True)
 export_keras_bundle(model, out, x=x, y=y)
 write_expected(model, out, x)
+write_keras_reference(model, out, x, y)  # forward, loss, grads, 20-step run (README.md)
 print(f"wrote {out}")

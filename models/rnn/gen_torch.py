@@ -4,6 +4,8 @@ Copies the Keras initial weights from ../keras/model.keras (read with
 zipfile/h5py), reordering gates, and asserts that the eval-mode forward
 reproduces the Keras inference output.  Writes torch/.  Imports torch,
 never tensorflow/keras.
+Writes reference.safetensors too (export/torch_reference.py).  `Net` is imported by
+../export/verify_reference.py: the script body runs only under __main__.
 """
 
 import sys
@@ -27,6 +29,7 @@ import torch.nn as nn  # noqa: E402
 from keras_archive import KerasArchive  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 from torch_bundle import export_torch_bundle, write_expected  # noqa: E402
+from torch_reference import write_torch_reference  # noqa: E402
 
 import data  # noqa: E402
 
@@ -81,31 +84,37 @@ def load_keras_weights(model: Net, archive: KerasArchive) -> None:
         model.fc.bias.copy_(t(w["layers/dense/vars/1"]))
 
 
-tokens, labels = data.sequences()
-x = torch.from_numpy(tokens)  # int64
-y = torch.from_numpy(labels)  # int64
+def main():
+    tokens, labels = data.sequences()
+    x = torch.from_numpy(tokens)  # int64
+    y = torch.from_numpy(labels)  # int64
 
-keras_dir = HERE / "keras"
-keras_inputs = load_file(str(keras_dir / "inputs.safetensors"))
-assert np.array_equal(keras_inputs["x"], tokens) and np.array_equal(keras_inputs["y"], labels)
+    keras_dir = HERE / "keras"
+    keras_inputs = load_file(str(keras_dir / "inputs.safetensors"))
+    assert np.array_equal(keras_inputs["x"], tokens) and np.array_equal(keras_inputs["y"], labels)
 
-torch.manual_seed(SEED)
-model = Net()
-load_keras_weights(model, KerasArchive(keras_dir / "model.keras"))
+    torch.manual_seed(SEED)
+    model = Net()
+    load_keras_weights(model, KerasArchive(keras_dir / "model.keras"))
 
-with torch.no_grad():
-    probs = torch.softmax(model.eval()(x), dim=1).numpy()
-model.train()
-keras_probs = load_file(str(keras_dir / "expected.safetensors"))["output"]
-err = float(np.abs(probs - keras_probs).max())
-assert err < TOLERANCE, f"torch forward differs from Keras inference by {err}"
-print(f"parity with Keras inference: max |dp| = {err:.3g}")
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(x), dim=1).numpy()
+    model.train()
+    keras_probs = load_file(str(keras_dir / "expected.safetensors"))["output"]
+    err = float(np.abs(probs - keras_probs).max())
+    assert err < TOLERANCE, f"torch forward differs from Keras inference by {err}"
+    print(f"parity with Keras inference: max |dp| = {err:.3g}")
 
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
 
-out = HERE / "torch"
-shutil.rmtree(out, ignore_errors=True)
-export_torch_bundle(model, optimizer, loss_fn, out, example_input=x[:2], x=x, y=y, batch_size=32, epochs=5, shuffle=True)
-write_expected(model, out, x)
-print(f"wrote {out}")
+    out = HERE / "torch"
+    shutil.rmtree(out, ignore_errors=True)
+    export_torch_bundle(model, optimizer, loss_fn, out, example_input=x[:2], x=x, y=y, batch_size=32, epochs=5, shuffle=True)
+    write_expected(model, out, x)
+    write_torch_reference(model, optimizer, loss_fn, out, x, y, record_steps=(0, 1, 5, 20))  # params after steps 0, 1, 5, 20 only (file size)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":  # the classes above are imported by ../export/verify_reference.py
+    main()

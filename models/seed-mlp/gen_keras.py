@@ -1,6 +1,7 @@
 """seed-mlp, Keras half: the reference model (see README.md).
 
-Writes keras/ (model.keras, fit.json, inputs.safetensors, expected.safetensors).
+Writes keras/ (model.keras, fit.json, inputs.safetensors, expected.safetensors,
+reference.safetensors).
 Imports keras/tensorflow, never torch.
 """
 
@@ -26,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_bundle import export_keras_bundle, write_expected  # noqa: E402
+from keras_reference import write_keras_reference  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import data  # noqa: E402
@@ -52,4 +54,5 @@ out = HERE / "keras"
 shutil.rmtree(out, ignore_errors=True)
 export_keras_bundle(model, out, x=x, y=y)
 write_expected(model, out, x)
+write_keras_reference(model, out, x, y, record_steps=(0, 1, 5, 20))  # params after steps 0, 1, 5, 20 only (file size)
 print(f"wrote {out}")
