@@ -661,3 +661,104 @@ fn tensors_json(f: &TensorFile) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// Every committed model the importers must read, as (snapshot name, path).
+    fn fixtures() -> Vec<(String, PathBuf)> {
+        let root = crate::project_root().join("models");
+        let mut out = Vec::new();
+        for fx in ["seed-mlp", "cnn", "rnn", "functional"] {
+            for side in ["keras", "torch"] {
+                out.push((format!("{fx}-{side}"), root.join(fx).join(side)));
+            }
+            out.push((
+                format!("{fx}-torch-eval"),
+                root.join(fx).join("torch/model.eval.onnx"),
+            ));
+        }
+        for zoo in ["zoo/keras", "zoo/torch"] {
+            let Ok(entries) = std::fs::read_dir(root.join(zoo)) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("keras") | Some("onnx")
+                    )
+                })
+                .collect();
+            files.sort();
+            for f in files {
+                let stem = f
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let kind = zoo.replace('/', "-");
+                out.push((format!("{kind}-{stem}"), f));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn inspect_tables_of_every_fixture() {
+        let mut failures = Vec::new();
+        for (name, path) in fixtures() {
+            match super::inspect(&path, false) {
+                Ok(text) => {
+                    let mut settings = insta::Settings::clone_current();
+                    settings.set_prepend_module_to_snapshot(false);
+                    settings.set_snapshot_path("../snapshots/inspect");
+                    settings.bind(|| insta::assert_snapshot!(name.as_str(), text));
+                }
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "imports failed:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let root = crate::project_root().join("models/seed-mlp");
+        for side in ["keras", "torch"] {
+            let text = super::inspect(&root.join(side), true).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["framework"], side);
+            let layers = v["layers"].as_array().unwrap();
+            assert!(!layers.is_empty());
+            for l in layers {
+                assert!(l["name"].is_string() && l["kind"].is_string());
+                assert!(l["attrs"].is_object());
+                for p in l["params"].as_array().unwrap() {
+                    assert!(p["name"].is_string() && p["shape"].is_array());
+                    assert!(p["dtype"].is_string());
+                }
+            }
+            assert!(v["notes"].is_array());
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_one_line_errors() {
+        let root = crate::project_root();
+        let err = super::inspect(&root.join("models/does-not-exist"), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("does-not-exist") && !msg.contains('\n'),
+            "{msg}"
+        );
+        let err = super::inspect(&root.join("README.md"), false).unwrap_err();
+        assert!(err.to_string().contains("README.md"));
+    }
+}

@@ -32,7 +32,10 @@ fn truncated_model_is_a_one_line_error() {
     for (src, name) in [
         ("models/seed-mlp/keras/model.keras", "cut.keras"),
         ("models/seed-mlp/torch/model.onnx", "cut.onnx"),
-        ("models/seed-mlp/torch/state_dict.safetensors", "cut.safetensors"),
+        (
+            "models/seed-mlp/torch/state_dict.safetensors",
+            "cut.safetensors",
+        ),
     ] {
         let bytes = std::fs::read(root.join(src)).unwrap();
         let p = dir.join(name);

@@ -109,7 +109,18 @@ fn load_keras_bundle(dir: &Path, model_path: &Path) -> Result<Bundle, ImportErro
         .take()
         .unwrap_or_else(|| TrainingConfig::defaults(Framework::Keras));
     model.training = Some(match optional(dir.join("fit.json")) {
-        Some(p) => parse_fit_json(&read_file(&p)?, &p, base)?,
+        Some(p) => {
+            let cfg = parse_fit_json(&read_file(&p)?, &p, base)?;
+            if let Some(b) = &cfg.backend {
+                model
+                    .notes
+                    .retain(|n| !n.contains("does not record the Keras backend"));
+                model
+                    .notes
+                    .push(format!("Keras backend `{b}` (from fit.json)"));
+            }
+            cfg
+        }
         None => {
             model.notes.push(
                 "no fit.json: Keras fit defaults assumed (batch 32, shuffle, tensorflow backend)"

@@ -10,6 +10,7 @@
 
 mod bundle;
 mod error;
+mod hdf5;
 mod keras;
 mod onnx;
 mod safetensors_io;

@@ -73,6 +73,11 @@ pub struct NodeProto {
     pub attribute: ::prost::alloc::vec::Vec<AttributeProto>,
     #[prost(string, optional, tag = "6")]
     pub doc_string: ::core::option::Option<::prost::alloc::string::String>,
+    /// Free-form annotations (IR version 10+). The dynamo exporter records
+    /// `pkg.torch.onnx.name_scopes` (module path) and
+    /// `pkg.onnxscript.rewriter.rule_name` (e.g. FuseBatchNormIntoConv) here.
+    #[prost(message, repeated, tag = "9")]
+    pub metadata_props: ::prost::alloc::vec::Vec<StringStringEntryProto>,
 }
 /// A named operator attribute; `type` says which value field is in use.
 #[derive(Clone, PartialEq, ::prost::Message)]

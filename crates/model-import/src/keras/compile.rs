@@ -1,0 +1,135 @@
+//! `compile_config` (optimizer, loss) → [`TrainingConfig`].
+//!
+//! The optimizer's `config` object is kept verbatim (`learning_rate` may be a serialized
+//! schedule; `clipnorm`, `clipvalue`, `global_clipnorm` stay inside it, as in Keras), so
+//! `optim` can read it with Keras's own defaults. A loss is a name (`"mse"`), a serialized
+//! loss object (`class_name` + `config` with `from_logits`, `label_smoothing`, `reduction`),
+//! or a serialized function; a list or dict of losses (one per output) becomes
+//! `LossSpec { class_name: "per_output", config: {"losses": ..., "loss_weights": ...} }`.
+//!
+//! A model saved without `compile` (no or empty `compile_config`) still gets a
+//! `TrainingConfig` with the Keras `fit` defaults and the Keras version, with `optimizer` and
+//! `loss` set to `None` and a note.
+
+use model_ir::{Framework, LossSpec, OptimizerSpec, TrainingConfig};
+use serde_json::{Map, Value, json};
+
+use super::config::show;
+use crate::error::ErrorKind;
+
+/// Builds the training configuration from the top-level config object.
+pub(super) fn training(
+    root: &Map<String, Value>,
+    keras_version: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<TrainingConfig, ErrorKind> {
+    let mut t = TrainingConfig::defaults(Framework::Keras);
+    t.framework_version = keras_version.map(str::to_string);
+    notes.push(
+        "the .keras archive does not record the Keras backend; the training defaults assume tensorflow"
+            .into(),
+    );
+    let cc = match root.get("compile_config") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) if m.is_empty() => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(other) => {
+            return Err(ErrorKind::Malformed(format!(
+                "compile_config is {}, expected an object",
+                show(other)
+            )));
+        }
+    };
+    let Some(cc) = cc else {
+        notes.push("the model was saved without compile(): no optimizer or loss".into());
+        return Ok(t);
+    };
+    t.optimizer = match cc.get("optimizer") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(OptimizerSpec {
+            class_name: name.clone(),
+            config: Value::Object(Map::new()),
+        }),
+        Some(Value::Object(m)) => {
+            let class_name = m
+                .get("class_name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ErrorKind::Missing("compile_config.optimizer.class_name".into()))?;
+            Some(OptimizerSpec {
+                class_name: class_name.to_string(),
+                config: m
+                    .get("config")
+                    .cloned()
+                    .unwrap_or(Value::Object(Map::new())),
+            })
+        }
+        Some(other) => {
+            return Err(ErrorKind::Malformed(format!(
+                "compile_config.optimizer is {}",
+                show(other)
+            )));
+        }
+    };
+    let loss_weights = cc.get("loss_weights").filter(|v| !v.is_null());
+    t.loss = match cc.get("loss") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::Array(_) | Value::Object(_))) if !is_serialized_object(v) => {
+            notes.push(format!(
+                "one loss per output: {}{}",
+                show(v),
+                loss_weights.map_or(String::new(), |w| format!(" with loss_weights {}", show(w)))
+            ));
+            Some(LossSpec {
+                class_name: "per_output".into(),
+                config: json!({ "losses": v, "loss_weights": loss_weights }),
+            })
+        }
+        Some(v) => {
+            if let Some(w) = loss_weights {
+                notes.push(format!("the loss is scaled by loss_weights {}", show(w)));
+            }
+            Some(single_loss(v)?)
+        }
+    };
+    if cc.get("jit_compile").and_then(Value::as_bool) == Some(true) {
+        notes.push(
+            "compiled with jit_compile=True (XLA may fuse and reorder float operations)".into(),
+        );
+    }
+    Ok(t)
+}
+
+/// Whether a value is one serialized Keras object (`{"class_name": ..., "config": ...}`).
+fn is_serialized_object(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| m.contains_key("class_name"))
+}
+
+fn single_loss(v: &Value) -> Result<LossSpec, ErrorKind> {
+    match v {
+        Value::String(name) => Ok(LossSpec {
+            class_name: name.clone(),
+            config: Value::Object(Map::new()),
+        }),
+        Value::Object(m) => {
+            let class_name = m
+                .get("class_name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ErrorKind::Missing("compile_config.loss.class_name".into()))?;
+            match (class_name, m.get("config")) {
+                // A plain function: {"class_name": "function", "config": "mean_squared_error"}.
+                ("function", Some(Value::String(f))) => Ok(LossSpec {
+                    class_name: f.clone(),
+                    config: Value::Object(Map::new()),
+                }),
+                (_, cfg) => Ok(LossSpec {
+                    class_name: class_name.to_string(),
+                    config: cfg.cloned().unwrap_or(Value::Object(Map::new())),
+                }),
+            }
+        }
+        other => Err(ErrorKind::Malformed(format!(
+            "compile_config.loss is {}",
+            show(other)
+        ))),
+    }
+}

@@ -1,0 +1,462 @@
+//! The ONNX importer on small hand-built graphs: the variants torch does not emit today but
+//! other exporters (or older torch versions) do, and the ones that must be refused.
+//!
+//! Graphs are built with the prost types, encoded, written to a scratch file and imported
+//! through [`check`].
+
+use std::path::Path;
+
+use onnx_proto::Message;
+use onnx_proto::onnx::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+};
+
+fn attr_i(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2),
+        i: Some(v),
+        ..Default::default()
+    }
+}
+
+fn attr_f(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(1),
+        f: Some(v),
+        ..Default::default()
+    }
+}
+
+fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(4),
+        t: Some(t),
+        ..Default::default()
+    }
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        op_type: Some(op.into()),
+        name: Some(name.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+/// A float tensor stored in `float_data` (typed field, not raw_data).
+fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(1),
+        float_data: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn seq(n: usize) -> Vec<f32> {
+    (0..n).map(|v| v as f32 * 0.1).collect()
+}
+
+fn value(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                None => tensor_shape_proto::dimension::Value::DimParam("batch".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(1),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A torch-produced model with input `x` of shape `input` and output `y`.
+fn model(
+    opset: i64,
+    input: &[Option<i64>],
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+) -> ModelProto {
+    ModelProto {
+        ir_version: Some(8),
+        producer_name: Some("pytorch".into()),
+        producer_version: Some("2.15.0".into()),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
+        graph: Some(GraphProto {
+            name: Some("main_graph".into()),
+            node: nodes,
+            initializer: inits,
+            input: vec![value("x", input)],
+            output: vec![value("y", &[])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// What an import should give: the `(node, text)` pairs and note substrings of a model, or a
+/// substring of the error.
+type Expected<'a> = Result<(&'a [(&'a str, &'a str)], &'a [&'a str]), &'a str>;
+
+/// Imports `m`; `Ok` lists `(node, substring of its kind + attrs + params)` and note
+/// substrings that must be present, `Err` a substring of the error message.
+#[track_caller]
+fn check(name: &str, m: ModelProto, expected: Expected<'_>) -> Option<model_ir::Model> {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("onnx_synthetic-{name}.onnx"));
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    let result = model_import::load_onnx(&path);
+    let _ = std::fs::remove_file(&path);
+    match (result, expected) {
+        (Ok(model), Ok((nodes, notes))) => {
+            for (n, text) in nodes {
+                let node = model.node(n).unwrap_or_else(|| {
+                    panic!(
+                        "{name}: no node `{n}` among {:?}",
+                        model.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
+                    )
+                });
+                let params: Vec<String> = node
+                    .params
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {:?} {}",
+                            p.name,
+                            p.tensor.shape(),
+                            serde_json::to_string(&p.layout).unwrap()
+                        )
+                    })
+                    .collect();
+                let line = format!(
+                    "{} {} [{}]",
+                    node.op.kind(),
+                    node.op.attrs_json(),
+                    params.join("; ")
+                );
+                assert!(line.contains(text), "{name}: `{n}` lacks `{text}`: {line}");
+            }
+            for note in notes {
+                assert!(
+                    model.notes.iter().any(|x| x.contains(note)),
+                    "{name}: no note `{note}` in {:#?}",
+                    model.notes
+                );
+            }
+            Some(model)
+        }
+        (Err(e), Err(text)) => {
+            assert!(e.to_string().contains(text), "{name}: {e}");
+            None
+        }
+        (Ok(model), Err(text)) => panic!(
+            "{name}: imported, expected an error with `{text}`: {:?}",
+            model.nodes.iter().map(|n| n.op.kind()).collect::<Vec<_>>()
+        ),
+        (Err(e), Ok(_)) => panic!("{name}: {e}"),
+    }
+}
+
+fn gemm(attrs: Vec<AttributeProto>, w_dims: &[i64]) -> ModelProto {
+    model(
+        17,
+        &[None, Some(4)],
+        vec![node(
+            "Gemm",
+            "/fc/Gemm",
+            &["x", "fc.weight", "fc.bias"],
+            &["y"],
+            attrs,
+        )],
+        vec![
+            floats("fc.weight", w_dims, &seq(12)),
+            floats("fc.bias", &[3], &[0.0, 1.0, 2.0]),
+        ],
+    )
+}
+
+#[test]
+fn gemm_trans_b_0_keeps_in_out_layout() {
+    check(
+        "gemm-transb0",
+        gemm(vec![], &[4, 3]),
+        Ok((
+            &[
+                ("fc", r#""units":3"#),
+                ("fc", r#"fc.weight [4, 3] {"layout":"dense_in_out"}"#),
+            ],
+            &["kept as (in, out)"],
+        )),
+    );
+}
+
+#[test]
+fn gemm_trans_b_1_is_torch_linear() {
+    check(
+        "gemm-transb1",
+        gemm(vec![attr_i("transB", 1)], &[3, 4]),
+        Ok((
+            &[("fc", r#"fc.weight [3, 4] {"layout":"dense_out_in"}"#)],
+            &[],
+        )),
+    );
+}
+
+#[test]
+fn gemm_scaling_is_refused() {
+    check(
+        "gemm-alpha",
+        gemm(vec![attr_i("transB", 1), attr_f("alpha", 2.0)], &[3, 4]),
+        Err("alpha=2"),
+    );
+    check(
+        "gemm-beta",
+        gemm(vec![attr_i("transB", 1), attr_f("beta", 0.5)], &[3, 4]),
+        Err("beta=0.5"),
+    );
+    check(
+        "gemm-transa",
+        gemm(vec![attr_i("transA", 1)], &[3, 4]),
+        Err("transA=1"),
+    );
+}
+
+fn clip(lo: f32, hi: f32) -> ModelProto {
+    model(
+        17,
+        &[None, Some(4)],
+        vec![node(
+            "Clip",
+            "/act/Clip",
+            &["x", "lo", "hi"],
+            &["y"],
+            vec![],
+        )],
+        vec![floats("lo", &[], &[lo]), floats("hi", &[], &[hi])],
+    )
+}
+
+#[test]
+fn clip_lifts_to_relu_variants_or_is_refused() {
+    check(
+        "clip06",
+        clip(0.0, 6.0),
+        Ok((&[("act", r#""fn":"relu6""#)], &[])),
+    );
+    check(
+        "clip03",
+        clip(0.0, 3.0),
+        Ok((&[("act", r#""max_value":3.0"#)], &[])),
+    );
+    check(
+        "clip-11",
+        clip(-1.0, 1.0),
+        Err("Clip(Some(-1.0), Some(1.0)) has no IR equivalent"),
+    );
+}
+
+#[test]
+fn old_softmax_semantics() {
+    let sm = |axis: i64| {
+        model(
+            11,
+            &[None, Some(3), Some(4)],
+            vec![node(
+                "Softmax",
+                "/sm/Softmax",
+                &["x"],
+                &["y"],
+                vec![attr_i("axis", axis)],
+            )],
+            vec![],
+        )
+    };
+    check(
+        "softmax-last",
+        sm(2),
+        Ok((&[("sm", r#""axis":2"#)], &["opset 11 < 13"])),
+    );
+    check(
+        "softmax-middle",
+        sm(1),
+        Err("normalizes over every axis from 1 on"),
+    );
+}
+
+#[test]
+fn hardswish_before_opset_14() {
+    let m = model(
+        13,
+        &[None, Some(4)],
+        vec![
+            node(
+                "HardSigmoid",
+                "/hs/HardSigmoid",
+                &["x"],
+                &["h"],
+                vec![attr_f("alpha", 1.0 / 6.0)],
+            ),
+            node("Mul", "/hs/Mul", &["x", "h"], &["y"], vec![]),
+        ],
+        vec![],
+    );
+    check("hardswish", m, Ok((&[("hs", r#""fn":"hard_swish""#)], &[])));
+}
+
+#[test]
+fn constant_nodes_and_constant_operands() {
+    let c = floats("", &[], &[2.5]);
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![
+            node(
+                "Constant",
+                "/Constant",
+                &[],
+                &["c"],
+                vec![attr_t("value", c)],
+            ),
+            node("Sub", "/Sub", &["c", "x"], &["y"], vec![]),
+        ],
+        vec![],
+    );
+    check(
+        "const-first",
+        m,
+        Ok((
+            &[
+                ("Sub", r#""op":"sub","constant_first":true"#),
+                ("Sub", "Sub.constant []"),
+            ],
+            &[],
+        )),
+    );
+}
+
+#[test]
+fn division_of_two_values_is_a_merge() {
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![
+            node("Relu", "/Relu", &["x"], &["r"], vec![]),
+            node("Div", "/Div", &["x", "r"], &["y"], vec![]),
+        ],
+        vec![],
+    );
+    check("div", m, Ok((&[("Div", r#""op":"divide""#)], &[])));
+}
+
+#[test]
+fn reshape_that_moves_the_batch_is_refused() {
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![node("Reshape", "/Reshape", &["x", "shape"], &["y"], vec![])],
+        vec![TensorProto {
+            name: Some("shape".into()),
+            dims: vec![1],
+            data_type: Some(7),
+            int64_data: vec![-1],
+            ..Default::default()
+        }],
+    );
+    check("reshape-batch", m, Err("does not keep the batch axis"));
+}
+
+#[test]
+fn lstm_with_a_real_initial_state_is_refused() {
+    let h = 2;
+    let m = model(
+        17,
+        &[Some(3), None, Some(2)],
+        vec![node(
+            "LSTM",
+            "/lstm/LSTM",
+            &["x", "W", "R", "", "", "x"],
+            &["y", "yh", "yc"],
+            vec![attr_i("hidden_size", h)],
+        )],
+        vec![
+            floats("W", &[1, 8, 2], &seq(16)),
+            floats("R", &[1, 8, 2], &seq(16)),
+        ],
+    );
+    check("lstm-h0", m, Err("non-zero initial_h"));
+}
+
+#[test]
+fn lstm_with_plain_onnx_weights_is_converted_to_torch_gate_order() {
+    // Gate blocks in ONNX order i, o, f, c hold 0, 1, 2, 3: torch's i, f, g, o order is 0, 2, 3, 1.
+    let blocks: Vec<f32> = [0.0, 1.0, 2.0, 3.0].iter().flat_map(|&v| [v; 2]).collect();
+    let m = model(
+        17,
+        &[Some(3), None, Some(1)],
+        vec![
+            node(
+                "LSTM",
+                "/rnn/LSTM",
+                &["x", "W", "R"],
+                &["Y", "Yh", "Yc"],
+                vec![attr_i("hidden_size", 2)],
+            ),
+            node("Squeeze", "/rnn/Squeeze", &["Yh", "ax"], &["y"], vec![]),
+        ],
+        vec![
+            floats("W", &[1, 8, 1], &blocks),
+            floats("R", &[1, 8, 2], &seq(16)),
+            TensorProto {
+                name: Some("ax".into()),
+                dims: vec![1],
+                data_type: Some(7),
+                int64_data: vec![0],
+                ..Default::default()
+            },
+        ],
+    );
+    let model = check(
+        "lstm-order",
+        m,
+        Ok((
+            &[
+                ("rnn", r#""bias":"none""#),
+                ("rnn", r#""batch_first":false"#),
+            ],
+            &["names were lost"],
+        )),
+    );
+    let w = model
+        .as_ref()
+        .and_then(|m| m.param("rnn.weight_ih_l0"))
+        .expect("converted weight");
+    let v: Vec<f32> = w.tensor.to_f32().iter().copied().collect();
+    assert_eq!(v, vec![0.0, 0.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0]);
+}
