@@ -3,7 +3,10 @@
 Run from this directory: `/work/pyenv/venv/bin/python gen_keras.py`. Imports keras/TF only.
 Each case writes keras_<stem>.safetensors: init.<p>, grad.<t>.<p>, param.<t>.<p> (float32)
 plus metadata framework, framework_version, optimizer (keras.optimizers.serialize),
-steps, param_order.
+steps, param_order and, when the case calls `optimizer.exclude_from_weight_decay`,
+exclude_from_weight_decay (its arguments, variables by name; Keras does not serialize it).
+A `backend` key is written only for a backend other than tensorflow (the patterns are
+matched against backend-specific names).
 """
 
 import json
@@ -15,7 +18,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from safetensors.numpy import save_file  # noqa: E402
 
 import grads as shared  # noqa: E402
 
@@ -31,13 +33,19 @@ def build(cls, kwargs):
 
 def main():
     keras.utils.set_random_seed(0)
-    init = shared.initial_params()
-    seq = shared.gradient_sequence()
-    order = list(shared.PARAMS)
     keras_cases, _ = shared.cases()
-    for stem, cls, kwargs in keras_cases:
+    for stem, cls, kwargs, *rest in keras_cases:
+        extras = rest[0] if rest else {}
+        init, seq, order = shared.inputs(extras.get("extra_params", False))
         opt = build(cls, kwargs)
         variables = [keras.Variable(init[n], name=n) for n in order]
+        exclude = extras.get("exclude_from_weight_decay")
+        if exclude is not None:
+            by_name = dict(zip(order, variables))
+            opt.exclude_from_weight_decay(
+                var_list=[by_name[n] for n in exclude.get("var_list", [])],
+                var_names=exclude.get("var_names"),
+            )
         tensors = {f"init.{n}": init[n] for n in order}
         for t, step in enumerate(seq, start=1):
             opt.apply([keras.ops.convert_to_tensor(step[n]) for n in order], variables)
@@ -51,8 +59,12 @@ def main():
             "steps": str(len(seq)),
             "param_order": json.dumps(order),
         }
-        save_file(tensors, f"keras_{stem}.safetensors", metadata=meta)
-        print("wrote", stem)
+        if exclude is not None:
+            meta["exclude_from_weight_decay"] = json.dumps(exclude)
+        if keras.backend.backend() != "tensorflow":
+            meta["backend"] = keras.backend.backend()
+        written = shared.save_if_changed(tensors, f"keras_{stem}.safetensors", meta)
+        print("wrote" if written else "unchanged", stem)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 //! `cargo xtask replay FILE... [--as keras|torch] [--json] [--f64]`: run golden optimizer
 //! trajectories (`models/trajectories/*.safetensors`) through the `optim` emulators and
-//! print the worst normalized error per file, then `replay: N passed, N failed`.
+//! print the worst normalized error per file, then `replay: N passed, N failed`. The files'
+//! optional training-loop metadata (torch `param_groups`, `scheduler`, `grad_clip`; Keras
+//! `exclude_from_weight_decay`, `backend`) and the tensor shapes are passed on to
+//! `optim::replay`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,9 +78,9 @@ fn load(path: &Path) -> anyhow::Result<Trajectory> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        tensors.insert(name, data);
+        tensors.insert(name, (view.shape().to_vec(), data));
     }
-    Ok(Trajectory::from_parts(&meta, &tensors)?)
+    Ok(Trajectory::from_shaped_parts(&meta, &tensors)?)
 }
 
 fn fw(f: Framework) -> &'static str {

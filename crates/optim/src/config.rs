@@ -197,7 +197,7 @@ pub(crate) fn py(x: f64) -> String {
     } else {
         x
     };
-    if x.fract().abs() < f64::EPSILON && x.abs() < 1e16 {
+    if x.trunc().to_bits() == x.to_bits() && x.abs() < 1e16 {
         return format!("{x:.1}");
     }
     if x.abs() < 1e-4 || x.abs() >= 1e16 {
@@ -268,5 +268,7 @@ mod tests {
         check(1.0, "1.0");
         check(0.95, "0.95");
         check(f64::INFINITY, "math.inf");
+        check(1e-30, "1e-30");
+        check(20.0, "20.0");
     }
 }

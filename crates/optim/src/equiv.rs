@@ -5,14 +5,24 @@
 //! and catalogue ids. [`torch_by_name`] / [`keras_by_name`] are the naive translation a
 //! porter writes (same class name, hyper-parameters copied by name, the rest left at the
 //! other framework's defaults); `cargo xtask replay --as` uses them to show the distance.
+//!
+//! Learning-rate schedules map both ways where one is exact
+//! ([`keras_schedule_to_torch`], [`torch_scheduler_to_keras`]): a Keras schedule is evaluated
+//! every batch at the raw step count, so its torch counterpart is a scheduler stepped after
+//! every `optimizer.step()`, e.g. `ExponentialDecay(staircase=True)` ↔ `StepLR` and
+//! `ExponentialDecay` ↔ `ExponentialLR`, `PiecewiseConstantDecay` with a constant ratio ↔
+//! `MultiStepLR`, linear `PolynomialDecay` ↔ `LinearLR`, `CosineDecayRestarts(m_mul=1)` ↔
+//! `CosineAnnealingWarmRestarts` (catalogue 14, 15).
+
+use model_ir::StepInterval;
 
 use crate::config::py;
 use crate::keras::{self, LearningRate, Schedule};
-use crate::torch::{self, GradClip};
+use crate::torch::{self, GradClip, SchedulerConfig, SchedulerKind};
 
 /// Why no exact counterpart exists. Displays as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no {target} equivalent: {reason} (catalogue {})", ids(.catalogue))]
+#[error("no {target} equivalent: {reason}{}", ids(.catalogue))]
 pub struct NoEquivalent {
     /// `torch` or `keras`: the side we tried to map to.
     pub target: &'static str,
@@ -21,11 +31,17 @@ pub struct NoEquivalent {
     pub reason: String,
 }
 
+/// ` (catalogue #1, #14)`, or nothing without entries.
 fn ids(v: &[u32]) -> String {
-    v.iter()
+    if v.is_empty() {
+        return String::new();
+    }
+    let list = v
+        .iter()
         .map(|i| format!("#{i}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    format!(" (catalogue {list})")
 }
 
 fn none_t(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
@@ -50,10 +66,19 @@ pub struct TorchEquivalent {
     pub config: torch::Config,
     /// Clipping the training loop must apply before every `step()`.
     pub grad_clip: Option<GradClip>,
+    /// The scheduler for a Keras learning-rate schedule, stepped after every
+    /// `optimizer.step()` ([`StepInterval::Step`]).
+    pub scheduler: Option<SchedulerConfig>,
+    /// Keras's `exclude_from_weight_decay`: the parameters it matches (on the Keras config's
+    /// backend) go in a parameter group with `weight_decay=0` (see
+    /// [`torch_groups_for_exclusion`]).
+    pub exclude_from_weight_decay: Option<keras::Exclusion>,
     /// `torch.optim.X(params, ...)`.
     pub code: String,
     /// `torch.nn.utils.clip_grad_*(params, ...)`, when `grad_clip` is set.
     pub clip_code: Option<String>,
+    /// `torch.optim.lr_scheduler.X(optimizer, ...)  # ...`, when `scheduler` is set.
+    pub scheduler_code: Option<String>,
 }
 
 /// The exact Keras counterpart of a torch configuration.
@@ -72,16 +97,34 @@ fn wd_of(k: &keras::Config) -> f64 {
 pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent> {
     use keras::Kind as K;
     use torch::Kind as T;
-    let lr = match &k.learning_rate {
-        LearningRate::Constant(x) => *x,
-        LearningRate::Schedule(_) => {
-            return Err(none_t(
-                &[14],
-                "the learning rate is a Keras schedule evaluated every batch; torch needs a \
-                 LambdaLR stepped after every optimizer.step()",
-            ));
+    let (lr, scheduler) = match &k.learning_rate {
+        LearningRate::Constant(x) => (*x, None),
+        LearningRate::Schedule(s) => {
+            let (lr, sched) = keras_schedule_to_torch(s)?;
+            (lr, Some(sched))
         }
     };
+    if let Some(n) = k.gradient_accumulation_steps {
+        return Err(none_t(
+            &[14],
+            format!(
+                "gradient_accumulation_steps={n} averages the gradients inside the optimizer and \
+                 counts schedule steps per micro-batch; torch accumulates in the training loop"
+            ),
+        ));
+    }
+    if scheduler.is_some() {
+        match k.kind {
+            K::Sgd { momentum, .. } | K::RmsProp { momentum, .. } if momentum.abs() > 0.0 => {
+                return Err(none_t(
+                    &[4, 14],
+                    "with momentum, Keras folds the learning rate into the buffer and torch \
+                     applies it outside, which agree only while the learning rate is constant",
+                ));
+            }
+            _ => {}
+        }
+    }
     if k.use_ema {
         return Err(none_t(
             &[12],
@@ -245,6 +288,36 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
         K::Lion { .. } => {
             return Err(none_t(&[62], "torch.optim has no Lion"));
         }
+        K::Adafactor {
+            beta_2_decay,
+            epsilon_1,
+            epsilon_2,
+            clip_threshold,
+            ..
+        } => {
+            if epsilon_1.abs() > 0.0 {
+                return Err(none_t(
+                    &[62],
+                    format!(
+                        "Keras Adafactor adds epsilon_1 {} to g² before factoring; torch clamps \
+                         the factored estimate at eps1 instead (same only with epsilon_1=0)",
+                        py(epsilon_1)
+                    ),
+                ));
+            }
+            if has_wd {
+                return Err(none_t(
+                    &[2, 62],
+                    "Keras Adafactor scales its step by RMS(θ) after the base optimizer's weight \
+                     decay, torch by RMS(θ) before its own",
+                ));
+            }
+            T::Adafactor {
+                beta2_decay: beta_2_decay,
+                eps: (Some(0.0), epsilon_2),
+                d: clip_threshold,
+            }
+        }
     };
     let config = torch::Config {
         kind,
@@ -253,12 +326,346 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
         maximize: false,
     };
     let grad_clip = k.clipvalue.map(|c| GradClip::Value { clip_value: c });
+    let exclude_from_weight_decay = k
+        .exclude_from_weight_decay
+        .clone()
+        .filter(|e| has_wd && !(e.var_names.is_empty() && e.var_list.is_empty()));
+    let mut code = render_torch(&config);
+    if let Some(e) = &exclude_from_weight_decay {
+        code.push_str(&format!(
+            "  # with the parameters exclude_from_weight_decay{} matches in a group with weight_decay=0.0",
+            render_exclusion(e)
+        ));
+    }
     Ok(TorchEquivalent {
-        code: render_torch(&config),
+        code,
         clip_code: grad_clip.as_ref().map(render_clip),
+        scheduler_code: scheduler.as_ref().map(render_scheduler),
         config,
         grad_clip,
+        scheduler,
+        exclude_from_weight_decay,
     })
+}
+
+/// The torch parameter groups that reproduce Keras's `exclude_from_weight_decay` (matched as
+/// on `backend`) for the parameters at `paths`: the excluded ones in a group with
+/// `weight_decay=0`, the rest with `config`'s. Empty groups are left out.
+pub fn torch_groups_for_exclusion(
+    config: &torch::Config,
+    exclusion: &keras::Exclusion,
+    backend: keras::Backend,
+    paths: &[String],
+) -> Vec<(torch::Config, Vec<usize>)> {
+    let (excluded, kept): (Vec<usize>, Vec<usize>) =
+        (0..paths.len()).partition(|&i| exclusion.excludes(&paths[i], backend));
+    let mut no_decay = config.clone();
+    no_decay.weight_decay = 0.0;
+    [(config.clone(), kept), (no_decay, excluded)]
+        .into_iter()
+        .filter(|(_, members)| !members.is_empty())
+        .collect()
+}
+
+fn integral(x: f64) -> Option<u64> {
+    (x >= 0.0 && x.fract().abs() < f64::EPSILON && x < 1e15).then_some(x as u64)
+}
+
+fn per_step(kind: SchedulerKind) -> SchedulerConfig {
+    SchedulerConfig {
+        kind,
+        interval: StepInterval::Step,
+        steps_per_epoch: None,
+    }
+}
+
+/// The torch scheduler (stepped after every `optimizer.step()`) and initial `lr` that follow a
+/// Keras schedule exactly, or why none does. Keras evaluates the schedule at the raw step
+/// count s = t − 1 for update t; a per-step torch scheduler has `last_epoch` = t − 1 then.
+pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), NoEquivalent> {
+    let staircase_granularity = || {
+        none_t(
+            &[14],
+            "the decay_steps is not a whole number of steps, so no torch scheduler stepped per \
+             batch changes the learning rate at the same steps",
+        )
+    };
+    match *s {
+        Schedule::ExponentialDecay {
+            initial_learning_rate,
+            decay_steps,
+            decay_rate,
+            staircase,
+        } => {
+            if staircase {
+                let d = integral(decay_steps)
+                    .filter(|&d| d > 0)
+                    .ok_or_else(staircase_granularity)?;
+                let kind = if d == 1 {
+                    SchedulerKind::ExponentialLR { gamma: decay_rate }
+                } else {
+                    SchedulerKind::StepLR {
+                        step_size: d,
+                        gamma: decay_rate,
+                    }
+                };
+                Ok((initial_learning_rate, per_step(kind)))
+            } else {
+                // η0·r^(s/D) = η0·(r^(1/D))^s.
+                let gamma = if (decay_steps - 1.0).abs() > 0.0 {
+                    decay_rate.powf(1.0 / decay_steps)
+                } else {
+                    decay_rate
+                };
+                Ok((
+                    initial_learning_rate,
+                    per_step(SchedulerKind::ExponentialLR { gamma }),
+                ))
+            }
+        }
+        Schedule::PiecewiseConstantDecay {
+            ref boundaries,
+            ref values,
+        } => {
+            let v0 = values[0];
+            let ratio = if values.len() > 1 && v0.abs() > 0.0 {
+                values[1] / v0
+            } else {
+                1.0
+            };
+            let geometric = v0.abs() > 0.0
+                && values
+                    .windows(2)
+                    .all(|w| (w[1] - w[0] * ratio).abs() <= 1e-12 * w[0].abs().max(w[1].abs()));
+            if !geometric {
+                return Err(none_t(
+                    &[14],
+                    "the values are not a constant ratio apart; MultiStepLR multiplies by one \
+                     gamma (torch needs a LambdaLR stepped after every optimizer.step())",
+                ));
+            }
+            // value i applies for step > boundaries[i-1], i.e. from step floor(b) + 1.
+            let milestones = boundaries
+                .iter()
+                .map(|&b| if b < 0.0 { 0 } else { b.floor() as u64 + 1 })
+                .collect();
+            Ok((
+                v0,
+                per_step(SchedulerKind::MultiStepLR {
+                    milestones,
+                    gamma: ratio,
+                }),
+            ))
+        }
+        Schedule::PolynomialDecay {
+            initial_learning_rate,
+            decay_steps,
+            end_learning_rate,
+            power,
+            cycle,
+        } => {
+            let n = integral(decay_steps).filter(|&n| n > 0);
+            if cycle || (power - 1.0).abs() > 0.0 || n.is_none() {
+                return Err(none_t(
+                    &[14],
+                    "only a linear (power=1), non-cycling PolynomialDecay over whole steps has an \
+                     emulated torch counterpart (LinearLR); otherwise use a LambdaLR stepped after \
+                     every optimizer.step()",
+                ));
+            }
+            let total_iters = n.unwrap_or(1);
+            // η0 + (η_end − η0)·min(s, N)/N = base·(start + (end − start)·min(s, N)/N).
+            let (base, start_factor, end_factor) = if end_learning_rate <= initial_learning_rate {
+                (
+                    initial_learning_rate,
+                    1.0,
+                    end_learning_rate / initial_learning_rate,
+                )
+            } else {
+                (
+                    end_learning_rate,
+                    initial_learning_rate / end_learning_rate,
+                    1.0,
+                )
+            };
+            if !(start_factor > 0.0 && start_factor <= 1.0 && (0.0..=1.0).contains(&end_factor)) {
+                return Err(none_t(
+                    &[14],
+                    "LinearLR needs 0 < start_factor <= 1 and 0 <= end_factor <= 1 (a learning rate \
+                     that starts at 0 or changes sign has no LinearLR form)",
+                ));
+            }
+            Ok((
+                base,
+                per_step(SchedulerKind::LinearLR {
+                    start_factor,
+                    end_factor,
+                    total_iters,
+                }),
+            ))
+        }
+        Schedule::InverseTimeDecay { .. } => Err(none_t(
+            &[14],
+            "torch has no inverse-time scheduler; use LambdaLR(lambda s: 1/(1 + rate·s/decay_steps)) \
+             stepped after every optimizer.step()",
+        )),
+        Schedule::CosineDecay {
+            decay_steps,
+            alpha,
+            warmup_target,
+            ..
+        } => Err(none_t(
+            &[15],
+            if warmup_target.is_some() {
+                "the linear warm-up followed by cosine decay has no single torch scheduler"
+                    .to_string()
+            } else {
+                format!(
+                    "CosineAnnealingLR(T_max={}, eta_min={}·lr) stepped per batch agrees only for \
+                     the first {} updates: past T_max it rises again while Keras holds alpha·lr",
+                    py(decay_steps),
+                    py(alpha),
+                    py(decay_steps + 1.0)
+                )
+            },
+        )),
+        Schedule::CosineDecayRestarts {
+            initial_learning_rate,
+            first_decay_steps,
+            t_mul,
+            m_mul,
+            alpha,
+        } => {
+            let t_0 = integral(first_decay_steps).filter(|&n| n > 0);
+            let t_mult = integral(t_mul).filter(|&n| n > 0);
+            match (t_0, t_mult) {
+                (Some(t_0), Some(t_mult)) if (m_mul - 1.0).abs() == 0.0 => Ok((
+                    initial_learning_rate,
+                    per_step(SchedulerKind::CosineAnnealingWarmRestarts {
+                        t_0,
+                        t_mult,
+                        eta_min: alpha * initial_learning_rate,
+                    }),
+                )),
+                _ => Err(none_t(
+                    &[15],
+                    "CosineAnnealingWarmRestarts restarts at the same peak (m_mul=1) after whole-step \
+                     periods growing by an integer T_mult",
+                )),
+            }
+        }
+    }
+}
+
+/// The Keras schedule that reproduces a torch scheduler (with `base_lr` the group's `lr` when
+/// the scheduler was created), or why none does. Keras evaluates schedules every batch, so a
+/// scheduler stepped per epoch maps only where its staircase is one Keras has.
+pub fn torch_scheduler_to_keras(
+    base_lr: f64,
+    s: &SchedulerConfig,
+) -> Result<Schedule, NoEquivalent> {
+    let k = match s.interval {
+        StepInterval::Step => 1,
+        StepInterval::Epoch => s.steps_per_epoch.ok_or_else(|| {
+            none_k(
+                &[14],
+                "the scheduler steps once per epoch; without steps_per_epoch there is no per-batch \
+                 Keras schedule",
+            )
+        })?,
+    };
+    let staircase = || {
+        none_k(
+            &[14],
+            format!(
+                "{} stepped once per epoch is a staircase in batches; Keras's schedule of that \
+                 name is continuous",
+                s.kind.class_name()
+            ),
+        )
+    };
+    match s.kind {
+        SchedulerKind::StepLR { step_size, gamma } => Ok(Schedule::ExponentialDecay {
+            initial_learning_rate: base_lr,
+            decay_steps: (step_size * k) as f64,
+            decay_rate: gamma,
+            staircase: true,
+        }),
+        SchedulerKind::ExponentialLR { gamma } => Ok(Schedule::ExponentialDecay {
+            initial_learning_rate: base_lr,
+            decay_steps: k as f64,
+            decay_rate: gamma,
+            staircase: k > 1,
+        }),
+        SchedulerKind::MultiStepLR {
+            ref milestones,
+            gamma,
+        } => {
+            let mut ms = milestones.clone();
+            ms.sort_unstable();
+            let zeros = ms.iter().filter(|&&m| m == 0).count();
+            let mut value = base_lr * gamma.powf(zeros as f64);
+            let mut boundaries = Vec::new();
+            let mut values = vec![value];
+            let mut i = zeros;
+            while i < ms.len() {
+                let m = ms[i];
+                let n = ms[i..].iter().take_while(|&&x| x == m).count();
+                value *= gamma.powf(n as f64);
+                // lr changes when last_epoch = floor(step/k) reaches m, i.e. for step > m·k − 1.
+                boundaries.push((m * k - 1) as f64);
+                values.push(value);
+                i += n;
+            }
+            Ok(Schedule::PiecewiseConstantDecay { boundaries, values })
+        }
+        SchedulerKind::CosineAnnealingLR { t_max, .. } => Err(none_k(
+            &[15],
+            format!(
+                "CosineAnnealingLR is periodic past T_max={} and Keras CosineDecay holds its floor",
+                py(t_max)
+            ),
+        )),
+        SchedulerKind::CosineAnnealingWarmRestarts {
+            t_0,
+            t_mult,
+            eta_min,
+        } => {
+            if k > 1 {
+                return Err(staircase());
+            }
+            if base_lr.abs() == 0.0 {
+                return Err(none_k(&[15], "alpha = eta_min/lr needs a non-zero lr"));
+            }
+            Ok(Schedule::CosineDecayRestarts {
+                initial_learning_rate: base_lr,
+                first_decay_steps: t_0 as f64,
+                t_mul: t_mult as f64,
+                m_mul: 1.0,
+                alpha: eta_min / base_lr,
+            })
+        }
+        SchedulerKind::LinearLR {
+            start_factor,
+            end_factor,
+            total_iters,
+        } => {
+            if k > 1 {
+                return Err(staircase());
+            }
+            Ok(Schedule::PolynomialDecay {
+                initial_learning_rate: base_lr * start_factor,
+                decay_steps: total_iters as f64,
+                end_learning_rate: base_lr * end_factor,
+                power: 1.0,
+                cycle: false,
+            })
+        }
+        SchedulerKind::OneCycleLR(_) => Err(none_k(
+            &[14],
+            "Keras has no one-cycle schedule and does not cycle momentum",
+        )),
+    }
 }
 
 /// The exact Keras equivalent of a torch optimizer (plus its training-loop clipping), or why
@@ -267,8 +674,39 @@ pub fn torch_to_keras(
     t: &torch::Config,
     clip: Option<&GradClip>,
 ) -> Result<KerasEquivalent, NoEquivalent> {
+    torch_to_keras_scheduled(t, clip, None)
+}
+
+/// [`torch_to_keras`] for an optimizer driven by a learning-rate scheduler (the group's `lr`
+/// is the scheduler's base learning rate).
+pub fn torch_to_keras_scheduled(
+    t: &torch::Config,
+    clip: Option<&GradClip>,
+    scheduler: Option<&SchedulerConfig>,
+) -> Result<KerasEquivalent, NoEquivalent> {
     use keras::Kind as K;
     use torch::Kind as T;
+    let schedule = scheduler
+        .map(|s| torch_scheduler_to_keras(t.lr, s))
+        .transpose()?;
+    if schedule.is_some() {
+        match t.kind {
+            T::Sgd { momentum, .. } | T::RmsProp { momentum, .. } if momentum.abs() > 0.0 => {
+                return Err(none_k(
+                    &[4, 14],
+                    "with momentum, Keras folds the learning rate into the buffer and torch \
+                     applies it outside, which agree only while the learning rate is constant",
+                ));
+            }
+            T::Adagrad { lr_decay, .. } if lr_decay.abs() > 0.0 => {
+                return Err(none_k(
+                    &[14],
+                    "lr_decay on top of a scheduler has no single Keras schedule",
+                ));
+            }
+            _ => {}
+        }
+    }
     if t.maximize {
         return Err(none_k(
             &[],
@@ -469,7 +907,40 @@ pub fn torch_to_keras(
             }
         }
         T::RAdam { .. } => return Err(none_k(&[62], "Keras has no RAdam")),
+        T::Adafactor {
+            beta2_decay,
+            eps: (eps1, eps2),
+            d,
+        } => {
+            if eps1.is_none_or(|e| e.abs() > 0.0) {
+                return Err(none_k(
+                    &[62],
+                    format!(
+                        "torch Adafactor clamps the factored estimate at eps1 ({}); Keras adds \
+                         epsilon_1 to g² before factoring (same only with eps1=0)",
+                        eps1.map_or("None: finfo(float32).eps".to_string(), py)
+                    ),
+                ));
+            }
+            if has_wd {
+                return Err(none_k(
+                    &[2, 62],
+                    "torch Adafactor scales its step by RMS(θ) before its weight decay, Keras \
+                     after the base optimizer's",
+                ));
+            }
+            K::Adafactor {
+                beta_2_decay: beta2_decay,
+                epsilon_1: 0.0,
+                epsilon_2: eps2,
+                clip_threshold: d,
+                relative_step: true,
+            }
+        }
     };
+    if let Some(s) = schedule {
+        learning_rate = LearningRate::Schedule(s);
+    }
     let config = keras::Config {
         kind,
         learning_rate,
@@ -481,6 +952,9 @@ pub fn torch_to_keras(
         ema_momentum: 0.99,
         ema_overwrite_frequency: None,
         loss_scale_factor: None,
+        gradient_accumulation_steps: None,
+        exclude_from_weight_decay: None,
+        backend: keras::Backend::default(),
     };
     Ok(KerasEquivalent {
         code: render_keras(&config),
@@ -499,12 +973,22 @@ pub struct TorchByName {
     pub grad_clip: Option<GradClip>,
     /// Keras `clipnorm` → `clip_grad_norm_([p], c)` for each parameter.
     pub per_param_clipnorm: Option<f64>,
+    /// Keras `exclude_from_weight_decay` → a parameter group with `weight_decay=0`
+    /// ([`torch_groups_for_exclusion`] with the Keras config's backend).
+    pub exclude_from_weight_decay: Option<keras::Exclusion>,
 }
 
 /// See [`TorchByName`].
 pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
     use keras::Kind as K;
     use torch::Kind as T;
+    if k.gradient_accumulation_steps.is_some() {
+        return Err(none_t(
+            &[14],
+            "gradient_accumulation_steps has no torch optimizer argument; a port accumulates in \
+             the training loop",
+        ));
+    }
     let kind = match k.kind {
         K::Sgd { momentum, nesterov } => T::Sgd {
             momentum,
@@ -571,6 +1055,17 @@ pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
             decoupled_weight_decay: false,
         },
         K::Lion { .. } => return Err(none_t(&[62], "torch.optim has no Lion")),
+        K::Adafactor {
+            beta_2_decay,
+            epsilon_1,
+            epsilon_2,
+            clip_threshold,
+            ..
+        } => T::Adafactor {
+            beta2_decay: beta_2_decay,
+            eps: (Some(epsilon_1), epsilon_2),
+            d: clip_threshold,
+        },
     };
     let lr = k.learning_rate.at::<f64>(0);
     let grad_clip = match (k.global_clipnorm, k.clipvalue) {
@@ -590,6 +1085,7 @@ pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
         },
         grad_clip,
         per_param_clipnorm: k.clipnorm,
+        exclude_from_weight_decay: k.exclude_from_weight_decay.clone(),
     })
 }
 
@@ -658,6 +1154,18 @@ pub fn keras_by_name(
             epsilon: eps,
         },
         T::RAdam { .. } => return Err(none_k(&[62], "Keras has no RAdam")),
+        T::Adafactor {
+            beta2_decay,
+            eps: (eps1, eps2),
+            d,
+        } => K::Adafactor {
+            beta_2_decay: beta2_decay,
+            // `eps=(None, ...)` has no Keras spelling: Keras's default epsilon_1 stays.
+            epsilon_1: eps1.unwrap_or(1e-30),
+            epsilon_2: eps2,
+            clip_threshold: d,
+            relative_step: true,
+        },
     };
     let (mut global_clipnorm, mut clipvalue) = (None, None);
     match clip {
@@ -690,6 +1198,9 @@ pub fn keras_by_name(
         ema_momentum: 0.99,
         ema_overwrite_frequency: None,
         loss_scale_factor: None,
+        gradient_accumulation_steps: None,
+        exclude_from_weight_decay: None,
+        backend: keras::Backend::default(),
     })
 }
 
@@ -703,6 +1214,7 @@ pub fn render_torch(c: &torch::Config) -> String {
     let d = torch::Config::default_for(c.kind.class_name()).ok();
     let dk = d.as_ref().map(|d| &d.kind);
     let mut args = vec![format!("lr={}", py(c.lr))];
+    let mut eps_arg = None;
     let mut num = |name: &str, v: f64, dv: Option<f64>| {
         if dv.is_none_or(|dv| differs(v, dv)) {
             args.push(format!("{name}={}", py(v)));
@@ -795,6 +1307,18 @@ pub fn render_torch(c: &torch::Config) -> String {
             num("eps", eps, Some(1e-8));
             flag("decoupled_weight_decay", decoupled_weight_decay);
         }
+        T::Adafactor {
+            beta2_decay,
+            eps: (eps1, eps2),
+            d,
+        } => {
+            num("beta2_decay", beta2_decay, Some(-0.8));
+            if eps1.is_some() || differs(eps2, 1e-3) {
+                let e1 = eps1.map_or("None".to_string(), py);
+                eps_arg = Some(format!("eps=({e1}, {})", py(eps2)));
+            }
+            num("d", d, Some(1.0));
+        }
     }
     num(
         "weight_decay",
@@ -805,6 +1329,9 @@ pub fn render_torch(c: &torch::Config) -> String {
         && betas_of(dk).is_none_or(|db| differs(b.0, db.0) || differs(b.1, db.1))
     {
         args.insert(1, format!("betas=({}, {})", py(b.0), py(b.1)));
+    }
+    if let Some(e) = eps_arg {
+        args.insert(1, e);
     }
     flag("maximize", c.maximize);
     args.extend(flags);
@@ -840,19 +1367,7 @@ pub fn render_keras(c: &keras::Config) -> String {
     use keras::Kind as K;
     let mut args = vec![match &c.learning_rate {
         LearningRate::Constant(x) => format!("learning_rate={}", py(*x)),
-        LearningRate::Schedule(Schedule::InverseTimeDecay {
-            initial_learning_rate,
-            decay_steps,
-            decay_rate,
-            staircase,
-        }) => format!(
-            "learning_rate=keras.optimizers.schedules.InverseTimeDecay({}, decay_steps={}, decay_rate={}{})",
-            py(*initial_learning_rate),
-            py(*decay_steps),
-            py(*decay_rate),
-            if *staircase { ", staircase=True" } else { "" }
-        ),
-        LearningRate::Schedule(s) => format!("learning_rate={s:?}"),
+        LearningRate::Schedule(s) => format!("learning_rate={}", render_schedule(s)),
     }];
     let mut num = |name: &str, v: f64, dv: f64| {
         if differs(v, dv) {
@@ -928,6 +1443,21 @@ pub fn render_keras(c: &keras::Config) -> String {
             num("beta_1", beta_1, 0.9);
             num("beta_2", beta_2, 0.99);
         }
+        K::Adafactor {
+            beta_2_decay,
+            epsilon_1,
+            epsilon_2,
+            clip_threshold,
+            relative_step,
+        } => {
+            num("beta_2_decay", beta_2_decay, -0.8);
+            num("epsilon_1", epsilon_1, 1e-30);
+            num("epsilon_2", epsilon_2, 1e-3);
+            num("clip_threshold", clip_threshold, 1.0);
+            if !relative_step {
+                flags.push("relative_step=False".to_string());
+            }
+        }
     }
     let default_wd = if matches!(c.kind, K::AdamW { .. }) {
         0.004
@@ -944,10 +1474,247 @@ pub fn render_keras(c: &keras::Config) -> String {
             args.push(format!("{name}={}", py(v)));
         }
     }
+    if let Some(n) = c.gradient_accumulation_steps {
+        args.push(format!("gradient_accumulation_steps={n}"));
+    }
     args.extend(flags);
     format!(
         "keras.optimizers.{}({})",
         c.kind.class_name(),
         args.join(", ")
     )
+}
+
+/// A Python list of numbers, whole numbers without `.0` (as Keras boundaries are written).
+fn py_list(v: &[f64], whole_as_int: bool) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|&x| match integral(x.abs()) {
+            Some(n) if whole_as_int => format!("{}{n}", if x < 0.0 { "-" } else { "" }),
+            _ => py(x),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `keras.optimizers.schedules.X(...)` with the arguments that are required or differ from
+/// Keras's defaults.
+pub fn render_schedule(s: &Schedule) -> String {
+    let mut args: Vec<String> = Vec::new();
+    let name = match *s {
+        Schedule::ExponentialDecay {
+            initial_learning_rate,
+            decay_steps,
+            decay_rate,
+            staircase,
+        } => {
+            args.push(py(initial_learning_rate));
+            args.push(format!("decay_steps={}", py(decay_steps)));
+            args.push(format!("decay_rate={}", py(decay_rate)));
+            if staircase {
+                args.push("staircase=True".into());
+            }
+            "ExponentialDecay"
+        }
+        Schedule::PiecewiseConstantDecay {
+            ref boundaries,
+            ref values,
+        } => {
+            args.push(format!("boundaries={}", py_list(boundaries, true)));
+            args.push(format!("values={}", py_list(values, false)));
+            "PiecewiseConstantDecay"
+        }
+        Schedule::PolynomialDecay {
+            initial_learning_rate,
+            decay_steps,
+            end_learning_rate,
+            power,
+            cycle,
+        } => {
+            args.push(py(initial_learning_rate));
+            args.push(format!("decay_steps={}", py(decay_steps)));
+            args.push(format!("end_learning_rate={}", py(end_learning_rate)));
+            if differs(power, 1.0) {
+                args.push(format!("power={}", py(power)));
+            }
+            if cycle {
+                args.push("cycle=True".into());
+            }
+            "PolynomialDecay"
+        }
+        Schedule::InverseTimeDecay {
+            initial_learning_rate,
+            decay_steps,
+            decay_rate,
+            staircase,
+        } => {
+            args.push(py(initial_learning_rate));
+            args.push(format!("decay_steps={}", py(decay_steps)));
+            args.push(format!("decay_rate={}", py(decay_rate)));
+            if staircase {
+                args.push("staircase=True".into());
+            }
+            "InverseTimeDecay"
+        }
+        Schedule::CosineDecay {
+            initial_learning_rate,
+            decay_steps,
+            alpha,
+            warmup_target,
+            warmup_steps,
+        } => {
+            args.push(py(initial_learning_rate));
+            args.push(format!("decay_steps={}", py(decay_steps)));
+            if differs(alpha, 0.0) {
+                args.push(format!("alpha={}", py(alpha)));
+            }
+            if let Some(w) = warmup_target {
+                args.push(format!("warmup_target={}", py(w)));
+            }
+            if differs(warmup_steps, 0.0) {
+                args.push(format!("warmup_steps={}", py(warmup_steps)));
+            }
+            "CosineDecay"
+        }
+        Schedule::CosineDecayRestarts {
+            initial_learning_rate,
+            first_decay_steps,
+            t_mul,
+            m_mul,
+            alpha,
+        } => {
+            args.push(py(initial_learning_rate));
+            args.push(format!("first_decay_steps={}", py(first_decay_steps)));
+            if differs(t_mul, 2.0) {
+                args.push(format!("t_mul={}", py(t_mul)));
+            }
+            if differs(m_mul, 1.0) {
+                args.push(format!("m_mul={}", py(m_mul)));
+            }
+            if differs(alpha, 0.0) {
+                args.push(format!("alpha={}", py(alpha)));
+            }
+            "CosineDecayRestarts"
+        }
+    };
+    format!("keras.optimizers.schedules.{name}({})", args.join(", "))
+}
+
+/// `torch.optim.lr_scheduler.X(optimizer, ...)  # step() after every optimizer.step()` (or
+/// once per epoch), with the arguments that are required or differ from torch's defaults.
+pub fn render_scheduler(s: &SchedulerConfig) -> String {
+    let mut args = vec!["optimizer".to_string()];
+    match s.kind {
+        SchedulerKind::StepLR { step_size, gamma } => {
+            args.push(format!("step_size={step_size}"));
+            if differs(gamma, 0.1) {
+                args.push(format!("gamma={}", py(gamma)));
+            }
+        }
+        SchedulerKind::MultiStepLR {
+            ref milestones,
+            gamma,
+        } => {
+            let ms: Vec<String> = milestones.iter().map(u64::to_string).collect();
+            args.push(format!("milestones=[{}]", ms.join(", ")));
+            if differs(gamma, 0.1) {
+                args.push(format!("gamma={}", py(gamma)));
+            }
+        }
+        SchedulerKind::ExponentialLR { gamma } => args.push(format!("gamma={}", py(gamma))),
+        SchedulerKind::CosineAnnealingLR { t_max, eta_min } => {
+            args.push(format!(
+                "T_max={}",
+                py_list(&[t_max], true).trim_matches(['[', ']'])
+            ));
+            if differs(eta_min, 0.0) {
+                args.push(format!("eta_min={}", py(eta_min)));
+            }
+        }
+        SchedulerKind::CosineAnnealingWarmRestarts {
+            t_0,
+            t_mult,
+            eta_min,
+        } => {
+            args.push(format!("T_0={t_0}"));
+            if t_mult != 1 {
+                args.push(format!("T_mult={t_mult}"));
+            }
+            if differs(eta_min, 0.0) {
+                args.push(format!("eta_min={}", py(eta_min)));
+            }
+        }
+        SchedulerKind::LinearLR {
+            start_factor,
+            end_factor,
+            total_iters,
+        } => {
+            args.push(format!("start_factor={}", py(start_factor)));
+            args.push(format!("end_factor={}", py(end_factor)));
+            args.push(format!("total_iters={total_iters}"));
+        }
+        SchedulerKind::OneCycleLR(ref oc) => {
+            let one_or_list = |v: &[f64]| {
+                if v.len() == 1 {
+                    py(v[0])
+                } else {
+                    py_list(v, false)
+                }
+            };
+            args.push(format!("max_lr={}", one_or_list(&oc.max_lr)));
+            args.push(format!("total_steps={}", oc.total_steps));
+            if differs(oc.pct_start, 0.3) {
+                args.push(format!("pct_start={}", py(oc.pct_start)));
+            }
+            if !oc.anneal_cos {
+                args.push("anneal_strategy='linear'".into());
+            }
+            if !oc.cycle_momentum {
+                args.push("cycle_momentum=False".into());
+            }
+            if oc.base_momentum.len() != 1 || differs(oc.base_momentum[0], 0.85) {
+                args.push(format!("base_momentum={}", one_or_list(&oc.base_momentum)));
+            }
+            if oc.max_momentum.len() != 1 || differs(oc.max_momentum[0], 0.95) {
+                args.push(format!("max_momentum={}", one_or_list(&oc.max_momentum)));
+            }
+            if differs(oc.div_factor, 25.0) {
+                args.push(format!("div_factor={}", py(oc.div_factor)));
+            }
+            if differs(oc.final_div_factor, 1e4) {
+                args.push(format!("final_div_factor={}", py(oc.final_div_factor)));
+            }
+            if oc.three_phase {
+                args.push("three_phase=True".into());
+            }
+        }
+    }
+    let when = match (s.interval, s.steps_per_epoch) {
+        (StepInterval::Step, _) => "scheduler.step() after every optimizer.step()".to_string(),
+        (StepInterval::Epoch, Some(k)) => {
+            format!("scheduler.step() once per epoch ({k} optimizer steps)")
+        }
+        (StepInterval::Epoch, None) => "scheduler.step() once per epoch".to_string(),
+    };
+    format!(
+        "torch.optim.lr_scheduler.{}({})  # {when}",
+        s.kind.class_name(),
+        args.join(", ")
+    )
+}
+
+/// `(var_list=[...], var_names=[...])` with the non-empty arguments.
+fn render_exclusion(e: &keras::Exclusion) -> String {
+    let q = |v: &[String]| {
+        let items: Vec<String> = v.iter().map(|x| format!("{x:?}")).collect();
+        format!("[{}]", items.join(", "))
+    };
+    let mut args = Vec::new();
+    if !e.var_list.is_empty() {
+        args.push(format!("var_list={}", q(&e.var_list)));
+    }
+    if !e.var_names.is_empty() {
+        args.push(format!("var_names={}", q(&e.var_names)));
+    }
+    format!("({})", args.join(", "))
 }

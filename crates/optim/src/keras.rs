@@ -4,26 +4,38 @@
 //!
 //! One [`Optimizer::apply`] is one `optimizer.apply(grads, variables)`, in Keras's order:
 //! 1. unscale by `loss_scale_factor` (g ← g / s);
-//! 2. clip (`_clip_gradients`): `clipnorm` c **per variable** g ← g·c / max(‖g‖₂, c);
+//! 2. with `gradient_accumulation_steps` = k: unless (n + 1) % k = 0, where n is the raw call
+//!    count `_iterations`, only accumulate A ← g + A and go to 6; otherwise g ← (g + A)/k,
+//!    A ← 0, and continue;
+//! 3. clip (`_clip_gradients`): `clipnorm` c **per variable** g ← g·c / max(‖g‖₂, c);
 //!    else `global_clipnorm` c: N = √Σ‖gᵢ‖², gᵢ ← gᵢ·c·min(1/N, 1/c); else `clipvalue`
 //!    g ← clip(g, −c, c) (catalogue 11);
-//! 3. decoupled weight decay with the current (scheduled) η: θ ← θ − (θ·λ)·η (catalogue 2);
-//! 4. `update_step` with `iterations` = t − 1 (the formulas are on [`Kind`]'s variants);
-//! 5. EMA (`_update_model_variables_moving_average`): a ← μₑ·a + (1 − μₑ)·θ with μₑ = 0 on
-//!    the first update, and θ ← a when t % `ema_overwrite_frequency` = 0 (catalogue 12);
-//! 6. `iterations += 1`.
+//! 4. decoupled weight decay with the current (scheduled) η: θ ← θ − (θ·λ)·η (catalogue 2),
+//!    skipped for the variables `exclude_from_weight_decay` names ([`Exclusion`]);
+//! 5. `update_step` with `iterations` = t − 1 (the formulas are on [`Kind`]'s variants);
+//! 6. EMA (`_update_model_variables_moving_average`), on **every** call: a ← μₑ·a + (1 − μₑ)·θ
+//!    with μₑ = 0 while `iterations` = 0, and θ ← a when (`iterations` + 1) %
+//!    `ema_overwrite_frequency` = 0 (catalogue 12);
+//! 7. `_iterations += 1`.
+//!
+//! `iterations` is `_iterations // k` with accumulation (the property in `base_optimizer.py`):
+//! bias corrections, Nadam's μ schedule, Adafactor's step and EMA see the update count, while
+//! learning-rate schedules and weight decay's η see the raw call count (catalogue 14).
 //!
 //! Scalars follow the TensorFlow backend's dtypes: the learning rate is a float32 variable,
 //! Python-float hyper-parameters are cast to the variable dtype where they meet a tensor
 //! (so `1 - self.beta_1` is computed in f64 first), and bias-correction powers are float32
 //! tensors (`ops.power(cast(β), cast(t))`).
 
+mod pattern;
 pub mod schedules;
 
 use serde_json::Value;
 
 use crate::config::{ConfigError, Fields, split};
 use crate::real::Real;
+use crate::variable::Variable;
+use pattern::Pattern;
 pub use schedules::Schedule;
 
 /// A learning rate: a constant or a schedule evaluated at `iterations`.
@@ -105,6 +117,21 @@ pub enum Kind {
     /// m ← β2·m + (1−β2)·g. Defaults η=1e-3, β1=0.9, β2=0.99 (catalogue 62: no torch core
     /// counterpart).
     Lion { beta_1: f64, beta_2: f64 },
+    /// `keras/src/optimizers/adafactor.py`, with t = `iterations` + 1:
+    /// ρ_t = min(η, 1/√t); α_t = max(ε₂, RMS(θ))·ρ_t (θ after the base optimizer's weight
+    /// decay); G = g² + ε₁; β̂_t = 1 − t^τ (τ = `beta_2_decay`). Rank ≥ 2 (the last two axes
+    /// factored, leading axes batched): r ← β̂r + (1−β̂)·mean_cols(G),
+    /// c ← β̂c + (1−β̂)·mean_rows(G), v = (r/mean(r))·c; otherwise v ← β̂v + (1−β̂)G.
+    /// u = g/√v; û = u / max(1, RMS(u)/d); θ ← θ − α_t·û.
+    /// Defaults η=1e-3, τ=−0.8, ε₁=1e-30, ε₂=1e-3, d=1.0 (catalogue 62). `relative_step`
+    /// changes nothing in Keras 3: ρ_t takes the minimum with 1/√t either way.
+    Adafactor {
+        beta_2_decay: f64,
+        epsilon_1: f64,
+        epsilon_2: f64,
+        clip_threshold: f64,
+        relative_step: bool,
+    },
 }
 
 impl Kind {
@@ -120,6 +147,7 @@ impl Kind {
             Kind::Adamax { .. } => "Adamax",
             Kind::Nadam { .. } => "Nadam",
             Kind::Lion { .. } => "Lion",
+            Kind::Adafactor { .. } => "Adafactor",
         }
     }
 }
@@ -138,10 +166,121 @@ pub struct Config {
     pub ema_momentum: f64,
     pub ema_overwrite_frequency: Option<u64>,
     pub loss_scale_factor: Option<f64>,
+    /// `gradient_accumulation_steps` k ≥ 2 (`None` = off).
+    pub gradient_accumulation_steps: Option<u64>,
+    /// What `optimizer.exclude_from_weight_decay(...)` was called with. Keras does not
+    /// serialize it, so [`Config::parse`] leaves it `None`.
+    pub exclude_from_weight_decay: Option<Exclusion>,
+    /// The Keras backend. Only `exclude_from_weight_decay` depends on it (see
+    /// [`Backend::weight_decay_name`]); not serialized, so [`Config::parse`] takes Keras's
+    /// default, TensorFlow.
+    pub backend: Backend,
+}
+
+/// A Keras 3 backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    #[default]
+    TensorFlow,
+    Jax,
+    Torch,
+}
+
+impl Backend {
+    /// `keras.backend.backend()`: `tensorflow`, `jax` or `torch`.
+    pub fn parse(name: &str) -> Option<Backend> {
+        match name {
+            "tensorflow" => Some(Backend::TensorFlow),
+            "jax" => Some(Backend::Jax),
+            "torch" => Some(Backend::Torch),
+            _ => None,
+        }
+    }
+
+    /// The string `exclude_from_weight_decay` patterns are searched in, for the variable at
+    /// `path` (`variable.path`, e.g. `dense/bias`). `_use_weight_decay` reads
+    /// `variable.name`, but the TensorFlow backend's `_apply_weight_decay` passes the
+    /// underlying `tf.Variable`, whose name is the path plus `:0` (`dense/bias:0`); the other
+    /// backends pass the Keras variable, whose name is the last path component (`bias`). So
+    /// `"^bias$"` excludes nothing on TensorFlow (`keras/src/backend/tensorflow/optimizer.py`).
+    pub fn weight_decay_name(self, path: &str) -> String {
+        match self {
+            Backend::TensorFlow => format!("{path}:0"),
+            Backend::Jax | Backend::Torch => path.rsplit('/').next().unwrap_or(path).to_string(),
+        }
+    }
 }
 
 /// Class names [`Config::parse`] accepts.
-pub const SUPPORTED: &str = "SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion";
+pub const SUPPORTED: &str =
+    "SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Adafactor";
+
+/// The arguments of `optimizer.exclude_from_weight_decay(var_list, var_names)`: a variable
+/// gets no weight decay if it is in `var_list` (here by path) or if `re.search` finds any
+/// of the `var_names` patterns in its name as the backend spells it
+/// ([`Backend::weight_decay_name`]; `keras/src/optimizers/base_optimizer.py`,
+/// `_use_weight_decay`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Exclusion {
+    /// Python regular expressions, searched anywhere in `variable.name`.
+    pub var_names: Vec<String>,
+    /// Variable paths (Keras takes the variables themselves).
+    pub var_list: Vec<String>,
+}
+
+impl Exclusion {
+    /// Parse `{"var_names": [...], "var_list": [...]}` (both optional), checking that every
+    /// pattern compiles.
+    pub fn parse(v: &Value) -> Result<Exclusion, ConfigError> {
+        const FIELD: &str = "exclude_from_weight_decay";
+        let obj = v.as_object().ok_or(ConfigError::Shape {
+            framework: "keras",
+            body: "exclude_from_weight_decay",
+        })?;
+        let mut f = Fields::new("keras", FIELD, obj);
+        let strings = |f: &mut Fields<'_>, key: &'static str| -> Result<Vec<String>, ConfigError> {
+            match f.raw(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| {
+                        a.iter()
+                            .map(|x| x.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| f.bad(key, "a list of strings", v)),
+            }
+        };
+        let e = Exclusion {
+            var_names: strings(&mut f, "var_names")?,
+            var_list: strings(&mut f, "var_list")?,
+        };
+        f.finish()?;
+        for p in &e.var_names {
+            Pattern::new(p).map_err(|reason| ConfigError::BadValue {
+                framework: "keras",
+                class: FIELD.into(),
+                field: "var_names".into(),
+                expected: "Python regular expressions this emulator supports",
+                got: format!("{p:?} ({reason})"),
+            })?;
+        }
+        Ok(e)
+    }
+
+    /// Whether the variable at `path` is excluded from weight decay on `backend`.
+    ///
+    /// Panics if a pattern does not compile ([`Exclusion::parse`] checks that).
+    pub fn excludes(&self, path: &str, backend: Backend) -> bool {
+        let name = backend.weight_decay_name(path);
+        self.var_list.iter().any(|n| n == path)
+            || self.var_names.iter().any(|p| {
+                Pattern::new(p)
+                    .unwrap_or_else(|e| panic!("exclude_from_weight_decay pattern {p:?}: {e}"))
+                    .search(&name)
+            })
+    }
+}
 
 impl Config {
     /// Keras 3's constructor defaults for `class_name` (`keras/src/optimizers/<name>.py`).
@@ -208,6 +347,13 @@ impl Config {
                 beta_1: f.f64_or("beta_1", 0.9)?,
                 beta_2: f.f64_or("beta_2", 0.99)?,
             },
+            "Adafactor" => Kind::Adafactor {
+                beta_2_decay: f.f64_or("beta_2_decay", -0.8)?,
+                epsilon_1: f.f64_or("epsilon_1", 1e-30)?,
+                epsilon_2: f.f64_or("epsilon_2", 1e-3)?,
+                clip_threshold: f.f64_or("clip_threshold", 1.0)?,
+                relative_step: f.bool_or("relative_step", true)?,
+            },
             other => {
                 return Err(ConfigError::UnknownClass {
                     framework: "keras",
@@ -246,13 +392,18 @@ impl Config {
         let ema_momentum = f.f64_or("ema_momentum", 0.99)?;
         let ema_overwrite_frequency = f.opt_u64("ema_overwrite_frequency")?;
         let loss_scale_factor = f.opt_f64("loss_scale_factor")?;
-        if let Some(v) = f.raw("gradient_accumulation_steps") {
-            return Err(f.unsupported(
-                "gradient_accumulation_steps",
-                v,
-                "gradient accumulation is not emulated",
-            ));
-        }
+        // `if gradient_accumulation_steps:` is falsy for 0; Keras refuses 1.
+        let gradient_accumulation_steps = match f.opt_u64("gradient_accumulation_steps")? {
+            None | Some(0) => None,
+            Some(1) => {
+                return Err(f.bad(
+                    "gradient_accumulation_steps",
+                    "an integer >= 2",
+                    &serde_json::json!(1),
+                ));
+            }
+            Some(k) => Some(k),
+        };
         if let Some(v) = f.raw("decay") {
             // Keras 3 warns and ignores `decay` (catalogue 13); accept only the no-op values.
             if v.as_f64().is_some_and(|d| d.abs() > 0.0) {
@@ -272,6 +423,9 @@ impl Config {
             ema_momentum,
             ema_overwrite_frequency: ema_overwrite_frequency.filter(|f| *f > 0),
             loss_scale_factor,
+            gradient_accumulation_steps,
+            exclude_from_weight_decay: None,
+            backend: Backend::default(),
         })
     }
 
@@ -288,13 +442,20 @@ struct Slots<T> {
     b: Vec<T>,
     c: Vec<T>,
     ema: Vec<T>,
+    /// `_accumulated_gradients` (empty without accumulation).
+    acc: Vec<T>,
+    /// Adafactor's (batch, rows, cols) for a rank ≥ 2 variable.
+    factored: Option<(usize, usize, usize)>,
+    /// `_use_weight_decay(variable)`.
+    decay: bool,
 }
 
 /// A running Keras optimizer over a fixed list of variables (flattened, in order).
 #[derive(Debug, Clone)]
 pub struct Optimizer<T: Real> {
     pub config: Config,
-    /// `optimizer.iterations`: the number of completed `apply` calls.
+    /// `optimizer._iterations`: the number of completed `apply` calls (with gradient
+    /// accumulation, micro-steps included; see [`Optimizer::update_iterations`]).
     pub iterations: u64,
     slots: Vec<Slots<T>>,
     /// Nadam's `_u_product` (float32 variable in Keras).
@@ -302,8 +463,16 @@ pub struct Optimizer<T: Real> {
 }
 
 impl<T: Real> Optimizer<T> {
-    /// Build the optimizer for variables of the given element counts (`optimizer.build`).
+    /// Build the optimizer for unnamed rank-1 variables of the given element counts. Adafactor
+    /// factors rank ≥ 2 variables and `exclude_from_weight_decay` matches names: use
+    /// [`Optimizer::build`] for those.
     pub fn new(config: Config, sizes: &[usize]) -> Optimizer<T> {
+        let vars: Vec<Variable> = sizes.iter().map(|&n| Variable::flat(n)).collect();
+        Optimizer::build(config, &vars)
+    }
+
+    /// `optimizer.build(variables)`.
+    pub fn build(config: Config, vars: &[Variable]) -> Optimizer<T> {
         let init = match config.kind {
             Kind::Adagrad {
                 initial_accumulator_value,
@@ -311,13 +480,29 @@ impl<T: Real> Optimizer<T> {
             } => T::of(initial_accumulator_value),
             _ => T::default(),
         };
-        let slots = sizes
+        let adafactor = matches!(config.kind, Kind::Adafactor { .. });
+        let accumulate = config.gradient_accumulation_steps.is_some();
+        let slots = vars
             .iter()
-            .map(|&n| Slots {
-                a: vec![init; n],
-                b: vec![T::default(); n],
-                c: vec![T::default(); n],
-                ema: vec![T::default(); n],
+            .map(|v| {
+                let n = v.numel();
+                let factored = if adafactor { v.factored() } else { None };
+                let (nb, nc) = match factored {
+                    Some((batch, rows, cols)) => (batch * rows, batch * cols),
+                    None => (n, n),
+                };
+                Slots {
+                    a: vec![init; n],
+                    b: vec![T::default(); nb],
+                    c: vec![T::default(); nc],
+                    ema: vec![T::default(); n],
+                    acc: vec![T::default(); if accumulate { n } else { 0 }],
+                    factored,
+                    decay: !config
+                        .exclude_from_weight_decay
+                        .as_ref()
+                        .is_some_and(|e| e.excludes(&v.name, config.backend)),
+                }
             })
             .collect();
         Optimizer {
@@ -328,7 +513,17 @@ impl<T: Real> Optimizer<T> {
         }
     }
 
-    /// The learning rate the next `apply` uses (`_get_current_learning_rate`).
+    /// The `iterations` property: `_iterations // gradient_accumulation_steps`, the number of
+    /// completed updates.
+    pub fn update_iterations(&self) -> u64 {
+        match self.config.gradient_accumulation_steps {
+            Some(k) => self.iterations / k,
+            None => self.iterations,
+        }
+    }
+
+    /// The learning rate the next `apply` uses (`_get_current_learning_rate`, evaluated at
+    /// the raw `_iterations`).
     pub fn current_learning_rate(&self) -> T {
         self.config.learning_rate.at(self.iterations)
     }
@@ -337,46 +532,51 @@ impl<T: Real> Optimizer<T> {
     pub fn apply(&mut self, grads: &mut [Vec<T>], vars: &mut [Vec<T>]) {
         assert_eq!(grads.len(), self.slots.len(), "keras apply: gradient count");
         assert_eq!(vars.len(), self.slots.len(), "keras apply: variable count");
+        for (g, s) in grads.iter().zip(&self.slots) {
+            assert_eq!(
+                g.len(),
+                s.a.len(),
+                "keras apply: gradient and variable sizes"
+            );
+        }
         let c = T::of;
-        let cfg = &self.config;
-        if let Some(s) = cfg.loss_scale_factor {
+        if let Some(s) = self.config.loss_scale_factor {
             for g in grads.iter_mut().flatten() {
                 *g = *g / c(s);
             }
         }
-        clip(cfg, grads);
-        let lr = self.current_learning_rate();
-        if let Some(wd) = cfg.weight_decay {
-            for th in vars.iter_mut().flatten() {
-                *th = *th - *th * c(wd) * lr;
+        let update = match self.config.gradient_accumulation_steps {
+            None => true,
+            Some(k) => {
+                let update = (self.iterations + 1).is_multiple_of(k);
+                for (g, s) in grads.iter_mut().zip(self.slots.iter_mut()) {
+                    for (x, a) in g.iter_mut().zip(s.acc.iter_mut()) {
+                        if update {
+                            // `(g + acc_g) / steps`, then the accumulator is reset.
+                            *x = (*x + *a) / c(k as f64);
+                            *a = T::default();
+                        } else {
+                            *a = *x + *a;
+                        }
+                    }
+                }
+                update
             }
+        };
+        if update {
+            self.update(grads, vars);
         }
-        let t = self.iterations + 1;
-        if let Kind::Nadam { beta_1, .. } = cfg.kind {
-            self.u_product =
-                self.u_product * c(beta_1) * (c(1.0) - c(0.5) * c(0.96).powf(c(t as f64)));
-        }
-        for ((g, th), s) in grads.iter().zip(vars.iter_mut()).zip(self.slots.iter_mut()) {
-            assert_eq!(
-                g.len(),
-                th.len(),
-                "keras apply: gradient and variable sizes"
-            );
-            update_step(&cfg.kind, t, lr, self.u_product, g, th, s);
-        }
+        let cfg = &self.config;
         if cfg.use_ema {
-            let mom = if self.iterations == 0 {
-                c(0.0)
-            } else {
-                c(cfg.ema_momentum)
-            };
+            let it = self.update_iterations();
+            let mom = if it == 0 { c(0.0) } else { c(cfg.ema_momentum) };
             for (th, s) in vars.iter_mut().zip(self.slots.iter_mut()) {
                 for (a, x) in s.ema.iter_mut().zip(th.iter()) {
                     *a = mom * *a + (c(1.0) - mom) * *x;
                 }
             }
             if let Some(freq) = cfg.ema_overwrite_frequency
-                && t.is_multiple_of(freq)
+                && (it + 1).is_multiple_of(freq)
             {
                 for (th, s) in vars.iter_mut().zip(self.slots.iter()) {
                     th.copy_from_slice(&s.ema);
@@ -384,6 +584,32 @@ impl<T: Real> Optimizer<T> {
             }
         }
         self.iterations += 1;
+    }
+
+    /// Clipping, weight decay and `_backend_update_step` (the update half of
+    /// `_backend_apply_gradients`).
+    fn update(&mut self, grads: &mut [Vec<T>], vars: &mut [Vec<T>]) {
+        let c = T::of;
+        let cfg = &self.config;
+        clip(cfg, grads);
+        let lr = self.current_learning_rate();
+        if let Some(wd) = cfg.weight_decay {
+            for (th, s) in vars.iter_mut().zip(&self.slots) {
+                if s.decay {
+                    for x in th.iter_mut() {
+                        *x = *x - *x * c(wd) * lr;
+                    }
+                }
+            }
+        }
+        let t = self.update_iterations() + 1;
+        if let Kind::Nadam { beta_1, .. } = cfg.kind {
+            self.u_product =
+                self.u_product * c(beta_1) * (c(1.0) - c(0.5) * c(0.96).powf(c(t as f64)));
+        }
+        for ((g, th), s) in grads.iter().zip(vars.iter_mut()).zip(self.slots.iter_mut()) {
+            update_step(&cfg.kind, t, lr, self.u_product, g, th, s);
+        }
     }
 
     /// The EMA averages (`_model_variables_moving_average`), when `use_ema`.
@@ -572,5 +798,84 @@ fn update_step<T: Real>(
                 s.a[i] = s.a[i] * b2 + gi * (one - b2);
             }
         }
+        Kind::Adafactor {
+            beta_2_decay,
+            epsilon_1,
+            epsilon_2,
+            clip_threshold,
+            ..
+        } => adafactor(
+            t,
+            lr,
+            (beta_2_decay, epsilon_1, epsilon_2, clip_threshold),
+            g,
+            th,
+            s,
+        ),
+    }
+}
+
+/// `ops.mean` over a strided slice.
+fn mean<T: Real>(x: impl Iterator<Item = T>, n: usize) -> T {
+    x.fold(T::default(), |a, v| a + v) / T::of(n as f64)
+}
+
+/// `Adafactor._rms`: √(mean(x²)).
+fn rms<T: Real>(x: &[T]) -> T {
+    mean(x.iter().map(|&v| v * v), x.len()).sqrt()
+}
+
+/// `Adafactor.update_step` (`keras/src/optimizers/adafactor.py`); slots: `a` = v, `b` = r
+/// (batch × rows), `c` = c (batch × cols).
+fn adafactor<T: Real>(
+    t: u64,
+    lr: T,
+    (beta_2_decay, epsilon_1, epsilon_2, clip_threshold): (f64, f64, f64, f64),
+    g: &[T],
+    th: &mut [T],
+    s: &mut Slots<T>,
+) {
+    let c = T::of;
+    let one = c(1.0);
+    let tt = c(t as f64);
+    let rho_t = lr.minimum(one / tt.sqrt());
+    let alpha_t = c(epsilon_2).maximum(rms(th)) * rho_t;
+    let regulated: Vec<T> = g.iter().map(|&x| x * x + c(epsilon_1)).collect();
+    let beta_2_t = one - tt.powf(c(beta_2_decay));
+    match s.factored {
+        Some((batch, rows, cols)) => {
+            for b in 0..batch {
+                let base = b * rows * cols;
+                for i in 0..rows {
+                    let row = &regulated[base + i * cols..base + (i + 1) * cols];
+                    let r = &mut s.b[b * rows + i];
+                    *r = beta_2_t * *r + (one - beta_2_t) * mean(row.iter().copied(), cols);
+                }
+                for j in 0..cols {
+                    let col = (0..rows).map(|i| regulated[base + i * cols + j]);
+                    let cv = &mut s.c[b * cols + j];
+                    *cv = beta_2_t * *cv + (one - beta_2_t) * mean(col, rows);
+                }
+                let r = &s.b[b * rows..(b + 1) * rows];
+                let r_mean = mean(r.iter().copied(), rows);
+                let c_b = &s.c[b * cols..(b + 1) * cols];
+                for (i, &ri) in r.iter().enumerate() {
+                    let row = &mut s.a[base + i * cols..base + (i + 1) * cols];
+                    for (v, &cj) in row.iter_mut().zip(c_b) {
+                        *v = (ri / r_mean) * cj;
+                    }
+                }
+            }
+        }
+        None => {
+            for (v, &gs) in s.a.iter_mut().zip(&regulated) {
+                *v = beta_2_t * *v + (one - beta_2_t) * gs;
+            }
+        }
+    }
+    let u: Vec<T> = g.iter().zip(&s.a).map(|(&x, &v)| x / v.sqrt()).collect();
+    let den = one.maximum(rms(&u) / c(clip_threshold));
+    for (x, &ui) in th.iter_mut().zip(&u) {
+        *x = *x - alpha_t * (ui / den);
     }
 }

@@ -2,8 +2,14 @@
 //! gradient sequence) through the emulators, and the error measure.
 //!
 //! The file format is not known here: callers hand over the metadata strings and the named
-//! float32 tensors (`init.<p>`, `grad.<t>.<p>`, `param.<t>.<p>`) of a trajectory file; see
-//! `models/trajectories/` for how the files are made.
+//! float32 tensors (`init.<p>`, `grad.<t>.<p>`, `param.<t>.<p>`, with their shapes) of a
+//! trajectory file; see `models/trajectories/README.md` for the metadata and how the files
+//! are made.
+//!
+//! Optional metadata beyond the original format: Keras `exclude_from_weight_decay`
+//! (`{"var_names", "var_list"}`), torch `param_groups` (`[{"params": [names], <overrides>}]`)
+//! and `scheduler` (`{"class_name", "config", "interval", "steps_per_epoch"}`). Files without
+//! them replay as before.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +20,8 @@ use crate::config::ConfigError;
 use crate::equiv::{self, NoEquivalent};
 use crate::keras;
 use crate::real::{Precision, Real};
-use crate::torch::{self, GradClip};
+use crate::torch::{self, GradClip, Scheduler, SchedulerConfig};
+use crate::variable::Variable;
 
 /// Pass threshold on the normalized error.
 pub const PASS_THRESHOLD: f64 = 1e-6;
@@ -34,6 +41,12 @@ pub enum ReplayError {
         expected: usize,
         got: usize,
     },
+    #[error("tensor `{name}` has shape {got:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -49,17 +62,43 @@ pub struct Trajectory {
     pub optimizer: Value,
     /// torch only: clipping applied over all parameters before every step.
     pub grad_clip: Option<GradClip>,
+    /// Keras only: the arguments of `optimizer.exclude_from_weight_decay`.
+    pub exclude_from_weight_decay: Option<keras::Exclusion>,
+    /// Keras only: the backend the file was made on (metadata `backend`, default
+    /// `tensorflow`).
+    pub keras_backend: keras::Backend,
+    /// torch only: parameter groups with per-group overrides (`None` = one group).
+    pub param_groups: Option<Vec<model_ir::ParamGroup>>,
+    /// torch only: the learning-rate scheduler and how often it was stepped.
+    pub scheduler: Option<SchedulerConfig>,
     pub param_order: Vec<String>,
+    /// Shape of each parameter (`[n]` when the caller had only flat data).
+    pub shapes: Vec<Vec<usize>>,
     pub init: Vec<Vec<f32>>,
     pub grads: Vec<Vec<Vec<f32>>>,
     pub params: Vec<Vec<Vec<f32>>>,
 }
 
 impl Trajectory {
-    /// Assemble from the file's string metadata and its tensors (flattened, float32).
+    /// Assemble from the file's string metadata and its tensors (flattened, float32), every
+    /// tensor taken as rank 1. Adafactor factors rank ≥ 2 parameters, so files that need
+    /// their shapes go through [`Trajectory::from_shaped_parts`].
     pub fn from_parts(
         meta: &BTreeMap<String, String>,
         tensors: &BTreeMap<String, Vec<f32>>,
+    ) -> Result<Trajectory, ReplayError> {
+        let shaped = tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), (vec![v.len()], v.clone())))
+            .collect();
+        Trajectory::from_shaped_parts(meta, &shaped)
+    }
+
+    /// Assemble from the file's string metadata and its tensors as (shape, row-major
+    /// float32 data).
+    pub fn from_shaped_parts(
+        meta: &BTreeMap<String, String>,
+        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     ) -> Result<Trajectory, ReplayError> {
         let get = |k: &'static str| meta.get(k).ok_or(ReplayError::MissingMetadata(k));
         let json = |k: &'static str, s: &str| {
@@ -99,37 +138,109 @@ impl Trajectory {
                 reason: "empty".into(),
             });
         }
-        let grad_clip = match meta.get("grad_clip") {
-            None => None,
-            Some(s) => Some(torch::parse_grad_clip(&json("grad_clip", s)?)?),
+        let only = |key: &'static str, fw: Framework| -> Result<Option<Value>, ReplayError> {
+            match meta.get(key) {
+                None => Ok(None),
+                Some(_) if fw != framework => Err(ReplayError::BadMetadata {
+                    key,
+                    reason: format!("only {} files carry it", fw.name()),
+                }),
+                Some(s) => json(key, s).map(Some),
+            }
         };
-        let tensor = |name: String, expected: Option<usize>| -> Result<Vec<f32>, ReplayError> {
-            let v = tensors
+        let grad_clip = only("grad_clip", Framework::Torch)?
+            .map(|v| torch::parse_grad_clip(&v))
+            .transpose()?;
+        let exclude_from_weight_decay = only("exclude_from_weight_decay", Framework::Keras)?
+            .map(|v| keras::Exclusion::parse(&v))
+            .transpose()?;
+        let keras_backend = match meta.get("backend") {
+            None => keras::Backend::TensorFlow,
+            Some(_) if framework != Framework::Keras => {
+                return Err(ReplayError::BadMetadata {
+                    key: "backend",
+                    reason: "only keras files carry it".into(),
+                });
+            }
+            Some(b) => keras::Backend::parse(b).ok_or_else(|| ReplayError::BadMetadata {
+                key: "backend",
+                reason: format!("`{b}` is not tensorflow, jax or torch"),
+            })?,
+        };
+        let param_groups = only("param_groups", Framework::Torch)?
+            .map(|v| torch::parse_param_groups(&v))
+            .transpose()?;
+        let scheduler = only("scheduler", Framework::Torch)?
+            .map(|v| SchedulerConfig::parse(&v))
+            .transpose()?;
+        if let Some(s) = &scheduler {
+            if s.steps_after(1).is_none() {
+                return Err(ReplayError::BadMetadata {
+                    key: "scheduler",
+                    reason: "interval \"epoch\" needs steps_per_epoch".into(),
+                });
+            }
+            if let torch::SchedulerKind::OneCycleLR(oc) = &s.kind {
+                let calls = (1..=steps as u64)
+                    .filter(|&t| s.steps_after(t) == Some(true))
+                    .count() as u64;
+                if calls > oc.total_steps {
+                    return Err(ReplayError::BadMetadata {
+                        key: "scheduler",
+                        reason: format!(
+                            "OneCycleLR: tried to step {calls} times; total_steps is {}",
+                            oc.total_steps
+                        ),
+                    });
+                }
+            }
+        }
+        let tensor = |name: String,
+                      expected: Option<&Vec<usize>>|
+         -> Result<(Vec<usize>, Vec<f32>), ReplayError> {
+            let (shape, v) = tensors
                 .get(&name)
                 .ok_or_else(|| ReplayError::MissingTensor(name.clone()))?;
-            if let Some(n) = expected
-                && v.len() != n
-            {
+            if let Some(want) = expected {
+                let n: usize = want.iter().product();
+                if v.len() != n {
+                    return Err(ReplayError::Size {
+                        name,
+                        expected: n,
+                        got: v.len(),
+                    });
+                }
+                if shape != want {
+                    return Err(ReplayError::Shape {
+                        name,
+                        expected: want.clone(),
+                        got: shape.clone(),
+                    });
+                }
+            } else if shape.iter().product::<usize>() != v.len() {
                 return Err(ReplayError::Size {
                     name,
-                    expected: n,
+                    expected: shape.iter().product(),
                     got: v.len(),
                 });
             }
-            Ok(v.clone())
+            Ok((shape.clone(), v.clone()))
         };
-        let init = param_order
-            .iter()
-            .map(|p| tensor(format!("init.{p}"), None))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut shapes = Vec::with_capacity(param_order.len());
+        let mut init = Vec::with_capacity(param_order.len());
+        for p in &param_order {
+            let (shape, v) = tensor(format!("init.{p}"), None)?;
+            shapes.push(shape);
+            init.push(v);
+        }
         let mut grads = Vec::with_capacity(steps);
         let mut params = Vec::with_capacity(steps);
         for t in 1..=steps {
             let mut g = Vec::new();
             let mut q = Vec::new();
-            for (p, i0) in param_order.iter().zip(&init) {
-                g.push(tensor(format!("grad.{t}.{p}"), Some(i0.len()))?);
-                q.push(tensor(format!("param.{t}.{p}"), Some(i0.len()))?);
+            for (p, shape) in param_order.iter().zip(&shapes) {
+                g.push(tensor(format!("grad.{t}.{p}"), Some(shape))?.1);
+                q.push(tensor(format!("param.{t}.{p}"), Some(shape))?.1);
             }
             grads.push(g);
             params.push(q);
@@ -139,11 +250,25 @@ impl Trajectory {
             framework_version,
             optimizer,
             grad_clip,
+            exclude_from_weight_decay,
+            keras_backend,
+            param_groups,
+            scheduler,
             param_order,
+            shapes,
             init,
             grads,
             params,
         })
+    }
+
+    /// The parameters as [`Variable`]s (name and shape).
+    pub fn variables(&self) -> Vec<Variable> {
+        self.param_order
+            .iter()
+            .zip(&self.shapes)
+            .map(|(n, s)| Variable::new(n.clone(), s))
+            .collect()
     }
 }
 
@@ -164,29 +289,59 @@ pub struct Outcome {
     pub passed: bool,
 }
 
+/// A torch scheduler driving the learning rate of a Keras emulator (`--as keras`): the
+/// scheduler runs on the torch group configs, and Keras gets group 0's `lr` as a constant
+/// before each step (what a port that copies the learning rate does; OneCycleLR's momentum
+/// cycling is not carried over).
+struct TorchLr {
+    scheduler: Scheduler,
+    config: SchedulerConfig,
+    groups: Vec<torch::Config>,
+}
+
 enum Emulator<T: Real> {
-    Keras(keras::Optimizer<T>),
+    Keras {
+        opt: keras::Optimizer<T>,
+        torch_lr: Option<TorchLr>,
+    },
     Torch {
-        opt: torch::Optimizer<T>,
+        opt: torch::ParamGroups<T>,
         clip: Option<GradClip>,
         per_param_clipnorm: Option<f64>,
         /// `--as torch` for a Keras file: the Keras learning rate per step.
-        lr: Option<keras::LearningRate>,
+        keras_lr: Option<keras::LearningRate>,
+        scheduler: Option<(Scheduler, SchedulerConfig)>,
     },
 }
 
 impl<T: Real> Emulator<T> {
-    fn step(&mut self, grads: &mut [Vec<T>], params: &mut [Vec<T>]) {
+    /// Optimizer step `t` (1-based), then the scheduler if the loop steps it after `t`.
+    fn step(&mut self, t: u64, grads: &mut [Vec<T>], params: &mut [Vec<T>]) {
         match self {
-            Emulator::Keras(o) => o.apply(grads, params),
+            Emulator::Keras { opt, torch_lr } => {
+                if let Some(d) = torch_lr {
+                    opt.config.learning_rate = keras::LearningRate::Constant(d.groups[0].lr);
+                }
+                opt.apply(grads, params);
+                if let Some(d) = torch_lr
+                    && d.config.steps_after(t) == Some(true)
+                {
+                    let mut cfgs: Vec<&mut torch::Config> = d.groups.iter_mut().collect();
+                    d.scheduler.step(&mut cfgs);
+                }
+            }
             Emulator::Torch {
                 opt,
                 clip,
                 per_param_clipnorm,
-                lr,
+                keras_lr,
+                scheduler,
             } => {
-                if let Some(lr) = lr {
-                    opt.config.lr = lr.at::<f64>(opt.step_count);
+                if let Some(lr) = keras_lr {
+                    let lr = lr.at::<f64>(t - 1);
+                    for c in opt.configs_mut() {
+                        c.lr = lr;
+                    }
                 }
                 if let Some(c) = per_param_clipnorm {
                     for g in grads.iter_mut() {
@@ -197,6 +352,11 @@ impl<T: Real> Emulator<T> {
                     torch::apply_grad_clip(c, grads);
                 }
                 opt.step(grads, params);
+                if let Some((s, cfg)) = scheduler
+                    && cfg.steps_after(t) == Some(true)
+                {
+                    s.step(&mut opt.configs_mut());
+                }
             }
         }
     }
@@ -219,46 +379,105 @@ fn replay_in<T: Real>(
     traj: &Trajectory,
     as_framework: Option<Framework>,
 ) -> Result<Outcome, ReplayError> {
-    let sizes: Vec<usize> = traj.init.iter().map(Vec::len).collect();
+    let vars = traj.variables();
     let target = as_framework.unwrap_or(traj.framework);
     let (class_name, mut emu) = match traj.framework {
         Framework::Keras => {
-            if traj.grad_clip.is_some() {
-                return Err(ReplayError::BadMetadata {
-                    key: "grad_clip",
-                    reason: "Keras clipping belongs in the optimizer config".into(),
-                });
-            }
-            let k = keras::Config::parse(&traj.optimizer)?;
+            let mut k = keras::Config::parse(&traj.optimizer)?;
+            k.exclude_from_weight_decay = traj.exclude_from_weight_decay.clone();
+            k.backend = traj.keras_backend;
             let name = k.kind.class_name().to_string();
             let emu = match target {
-                Framework::Keras => Emulator::Keras(keras::Optimizer::new(k, &sizes)),
+                Framework::Keras => Emulator::Keras {
+                    opt: keras::Optimizer::build(k, &vars),
+                    torch_lr: None,
+                },
                 Framework::Torch => {
                     let m = equiv::torch_by_name(&k)?;
+                    let groups = match &m.exclude_from_weight_decay {
+                        Some(e) => equiv::torch_groups_for_exclusion(
+                            &m.config,
+                            e,
+                            k.backend,
+                            &traj.param_order,
+                        ),
+                        None => vec![(m.config, (0..vars.len()).collect())],
+                    };
                     Emulator::Torch {
-                        opt: torch::Optimizer::new(m.config, &sizes),
+                        opt: torch::ParamGroups::build(groups, &vars),
                         clip: m.grad_clip,
                         per_param_clipnorm: m.per_param_clipnorm,
-                        lr: Some(k.learning_rate),
+                        keras_lr: Some(k.learning_rate),
+                        scheduler: None,
                     }
                 }
             };
             (name, emu)
         }
         Framework::Torch => {
-            let t = torch::Config::parse(&traj.optimizer)?;
-            let name = t.kind.class_name().to_string();
+            let groups = match &traj.param_groups {
+                Some(g) => torch::resolve_param_groups(&traj.optimizer, g, &traj.param_order)?,
+                None => vec![(
+                    torch::Config::parse(&traj.optimizer)?,
+                    (0..vars.len()).collect(),
+                )],
+            };
+            let name = groups
+                .first()
+                .map(|(c, _)| c.kind.class_name().to_string())
+                .unwrap_or_default();
             let emu = match target {
-                Framework::Torch => Emulator::Torch {
-                    opt: torch::Optimizer::new(t, &sizes),
-                    clip: traj.grad_clip,
-                    per_param_clipnorm: None,
-                    lr: None,
-                },
-                Framework::Keras => Emulator::Keras(keras::Optimizer::new(
-                    equiv::keras_by_name(&t, traj.grad_clip.as_ref())?,
-                    &sizes,
-                )),
+                Framework::Torch => {
+                    let mut opt = torch::ParamGroups::build(groups, &vars);
+                    let scheduler = match &traj.scheduler {
+                        Some(cfg) => Some((
+                            Scheduler::new(&cfg.kind, &mut opt.configs_mut())?,
+                            cfg.clone(),
+                        )),
+                        None => None,
+                    };
+                    Emulator::Torch {
+                        opt,
+                        clip: traj.grad_clip,
+                        per_param_clipnorm: None,
+                        keras_lr: None,
+                        scheduler,
+                    }
+                }
+                Framework::Keras => {
+                    if traj.param_groups.as_ref().is_some_and(|g| g.len() > 1) {
+                        return Err(NoEquivalent {
+                            target: "keras",
+                            catalogue: vec![],
+                            reason: "a Keras optimizer has one set of hyper-parameters, not \
+                                     parameter groups"
+                                .into(),
+                        }
+                        .into());
+                    }
+                    let base = &groups[0].0;
+                    let mut opt_cfg = equiv::keras_by_name(base, traj.grad_clip.as_ref())?;
+                    let torch_lr = match &traj.scheduler {
+                        Some(cfg) => {
+                            let mut g = vec![base.clone()];
+                            let mut refs: Vec<&mut torch::Config> = g.iter_mut().collect();
+                            let scheduler = Scheduler::new(&cfg.kind, &mut refs)?;
+                            Some(TorchLr {
+                                scheduler,
+                                config: cfg.clone(),
+                                groups: g,
+                            })
+                        }
+                        None => None,
+                    };
+                    if let Some(d) = &torch_lr {
+                        opt_cfg.learning_rate = keras::LearningRate::Constant(d.groups[0].lr);
+                    }
+                    Emulator::Keras {
+                        opt: keras::Optimizer::build(opt_cfg, &vars),
+                        torch_lr,
+                    }
+                }
             };
             (name, emu)
         }
@@ -273,7 +492,7 @@ fn replay_in<T: Real>(
     let mut worst_step = 0;
     for (t, (g, real)) in traj.grads.iter().zip(&traj.params).enumerate() {
         let mut g = conv(g);
-        emu.step(&mut g, &mut params);
+        emu.step(t as u64 + 1, &mut g, &mut params);
         let mut num = 0.0f64;
         let mut den = 0.0f64;
         for (e, r) in params.iter().flatten().zip(real.iter().flatten()) {

@@ -2,7 +2,9 @@
 //! non-capturable, non-fused) paths of `torch/optim/*.py` (torch 2.15), plus
 //! `clip_grad_norm_` / `clip_grad_value_` from `torch/nn/utils/clip_grad.py`.
 //!
-//! One [`Optimizer::step`] is one `opt.step()` with every parameter in one group. Order
+//! One [`Optimizer::step`] is one `opt.step()` for one parameter group; [`ParamGroups`] holds
+//! several groups with per-group hyper-parameters (`torch/optim/optimizer.py`,
+//! `add_param_group`), and [`lr_scheduler`] the schedulers that change them. Order
 //! inside a step (catalogue, emulator note 3): `step += 1`; `maximize` negates g; coupled
 //! weight decay g ← g + λθ **or** decoupled θ ← θ·(1 − ηλ); moment updates; parameter
 //! update. Python-float scalars (`beta1 ** step`, `lr / bias_correction1`, ...) are computed
@@ -10,11 +12,15 @@
 //! CPU kernels: `lerp_` (w < 0.5: a + w·(b − a)), `addcmul_` (a + (v·b)·c),
 //! `addcdiv_` (a + (v·b)/c), `add_(x, alpha)` (a + α·x).
 
-use serde_json::Value;
+pub mod lr_scheduler;
+
+use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Fields, split};
 use crate::real::Real;
+use crate::variable::Variable;
 
+pub use lr_scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
 pub use model_ir::GradClip;
 
 /// The per-class part of a torch optimizer. Defaults are torch 2.15's `opt.defaults`.
@@ -88,6 +94,20 @@ pub enum Kind {
         eps: f64,
         decoupled_weight_decay: bool,
     },
+    /// `torch/optim/_adafactor.py` `_single_tensor_adafactor` (exported as
+    /// `torch.optim.Adafactor`): β̂ = t^τ (τ = `beta2_decay`, the lerp weight);
+    /// ρ_t = min(η, 1/√t); α = max(ε₂, ‖θ‖₂/√n)·ρ_t with θ **before** weight decay;
+    /// θ ← θ(1 − ηλ). Rank ≥ 2 (the last two axes factored, leading axes batched):
+    /// R.lerp_(‖g_row‖²/cols, β̂), C.lerp_(‖g_col‖²/rows, β̂), V = R·C/max(mean(R), ε₁);
+    /// otherwise V.lerp_(g², β̂). U = g/√max(V, ε₁²); θ ← θ − α/max(1, ‖U‖₂/(√n·d))·U.
+    /// ε₁ = `None` means `finfo(float32).eps` (the trajectories are float32, so also in f64
+    /// mode). Defaults η=1e-2, τ=−0.8, ε=(None, 1e-3), d=1.0, λ=0 (catalogue 62: Keras puts
+    /// ε₁ inside the factored moments and computes α after weight decay).
+    Adafactor {
+        beta2_decay: f64,
+        eps: (Option<f64>, f64),
+        d: f64,
+    },
 }
 
 impl Kind {
@@ -103,6 +123,37 @@ impl Kind {
             Kind::Adamax { .. } => "Adamax",
             Kind::NAdam { .. } => "NAdam",
             Kind::RAdam { .. } => "RAdam",
+            Kind::Adafactor { .. } => "Adafactor",
+        }
+    }
+
+    /// `"betas" in optimizer.defaults` (what `OneCycleLR` cycles with `cycle_momentum`).
+    pub fn has_betas(&self) -> bool {
+        matches!(
+            self,
+            Kind::Adam { .. }
+                | Kind::AdamW { .. }
+                | Kind::Adamax { .. }
+                | Kind::NAdam { .. }
+                | Kind::RAdam { .. }
+        )
+    }
+
+    /// `"momentum" in optimizer.defaults`.
+    pub fn has_momentum(&self) -> bool {
+        matches!(self, Kind::Sgd { .. } | Kind::RmsProp { .. })
+    }
+
+    /// `group["betas"][0]` or `group["momentum"]`, whichever the class has.
+    pub(crate) fn momentum_mut(&mut self) -> Option<&mut f64> {
+        match self {
+            Kind::Adam { betas, .. }
+            | Kind::AdamW { betas, .. }
+            | Kind::Adamax { betas, .. }
+            | Kind::NAdam { betas, .. }
+            | Kind::RAdam { betas, .. } => Some(&mut betas.0),
+            Kind::Sgd { momentum, .. } | Kind::RmsProp { momentum, .. } => Some(momentum),
+            _ => None,
         }
     }
 }
@@ -118,7 +169,8 @@ pub struct Config {
 }
 
 /// Class names [`Config::parse`] accepts.
-pub const SUPPORTED: &str = "SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam";
+pub const SUPPORTED: &str =
+    "SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam, Adafactor";
 
 impl Config {
     /// torch's constructor defaults for `class_name`.
@@ -235,6 +287,26 @@ impl Config {
                 1e-3,
                 0.0,
             ),
+            "Adafactor" => {
+                let eps = match f.raw("eps") {
+                    None => (None, 1e-3),
+                    Some(v) => match v.as_array().map(Vec::as_slice) {
+                        Some([e1, e2]) if (e1.is_null() || e1.is_number()) && e2.is_number() => {
+                            (e1.as_f64(), e2.as_f64().unwrap_or(1e-3))
+                        }
+                        _ => return Err(f.bad("eps", "a list [eps1 or null, eps2]", v)),
+                    },
+                };
+                (
+                    Kind::Adafactor {
+                        beta2_decay: f.f64_or("beta2_decay", -0.8)?,
+                        eps,
+                        d: f.f64_or("d", 1.0)?,
+                    },
+                    1e-2,
+                    0.0,
+                )
+            }
             other => {
                 return Err(ConfigError::UnknownClass {
                     framework: "torch",
@@ -361,9 +433,12 @@ struct State<T> {
     started: bool,
     /// NAdam `mu_product` (a `_get_scalar_dtype()` tensor: float32 by default).
     mu_product: T,
+    /// Adafactor's (batch, rows, cols) for a rank ≥ 2 parameter.
+    factored: Option<(usize, usize, usize)>,
 }
 
-/// A running torch optimizer over a fixed list of parameters (flattened, in order).
+/// A running torch optimizer over a fixed list of parameters (flattened, in order), all in
+/// one parameter group.
 #[derive(Debug, Clone)]
 pub struct Optimizer<T: Real> {
     pub config: Config,
@@ -373,8 +448,15 @@ pub struct Optimizer<T: Real> {
 }
 
 impl<T: Real> Optimizer<T> {
-    /// Create the optimizer for parameters of the given element counts.
+    /// Create the optimizer for rank-1 parameters of the given element counts. Adafactor
+    /// factors rank ≥ 2 parameters: use [`Optimizer::build`] for those.
     pub fn new(config: Config, sizes: &[usize]) -> Optimizer<T> {
+        let vars: Vec<Variable> = sizes.iter().map(|&n| Variable::flat(n)).collect();
+        Optimizer::build(config, &vars)
+    }
+
+    /// Create the optimizer for parameters of the given shapes.
+    pub fn build(config: Config, params: &[Variable]) -> Optimizer<T> {
         let init = match config.kind {
             Kind::Adagrad {
                 initial_accumulator_value,
@@ -382,14 +464,24 @@ impl<T: Real> Optimizer<T> {
             } => T::of(initial_accumulator_value),
             _ => T::default(),
         };
-        let state = sizes
+        let adafactor = matches!(config.kind, Kind::Adafactor { .. });
+        let state = params
             .iter()
-            .map(|&n| State {
-                a: vec![init; n],
-                b: vec![T::default(); n],
-                c: vec![T::default(); n],
-                started: false,
-                mu_product: T::of(1.0),
+            .map(|v| {
+                let n = v.numel();
+                let factored = if adafactor { v.factored() } else { None };
+                let (nb, nc) = match factored {
+                    Some((batch, rows, cols)) => (batch * rows, batch * cols),
+                    None => (n, n),
+                };
+                State {
+                    a: vec![init; n],
+                    b: vec![T::default(); nb],
+                    c: vec![T::default(); nc],
+                    started: false,
+                    mu_product: T::of(1.0),
+                    factored,
+                }
             })
             .collect();
         Optimizer {
@@ -415,9 +507,167 @@ impl<T: Real> Optimizer<T> {
             .zip(self.state.iter_mut())
         {
             assert_eq!(g.len(), p.len(), "torch step: gradient and parameter sizes");
+            assert_eq!(p.len(), s.a.len(), "torch step: parameter size changed");
             single_tensor_step(&self.config, t, g, p, s);
         }
     }
+}
+
+/// One parameter group: the indices of its parameters in the full list, and its optimizer.
+#[derive(Debug, Clone)]
+pub struct Group<T: Real> {
+    pub params: Vec<usize>,
+    pub opt: Optimizer<T>,
+}
+
+/// `torch.optim.X([{"params": [...], **overrides}, ...], **defaults)`: one `step()` steps
+/// every group in order with its own hyper-parameters. Parameters in no group are not
+/// updated (as in torch).
+#[derive(Debug, Clone)]
+pub struct ParamGroups<T: Real> {
+    pub groups: Vec<Group<T>>,
+    n_params: usize,
+}
+
+impl<T: Real> ParamGroups<T> {
+    /// Every parameter in one group (`torch.optim.X(params, **defaults)`).
+    pub fn single(config: Config, params: &[Variable]) -> ParamGroups<T> {
+        ParamGroups::build(vec![(config, (0..params.len()).collect())], params)
+    }
+
+    /// Groups of `(config, parameter indices)`, e.g. from [`resolve_param_groups`].
+    ///
+    /// Panics if an index is out of range or in two groups ([`resolve_param_groups`] checks).
+    pub fn build(groups: Vec<(Config, Vec<usize>)>, params: &[Variable]) -> ParamGroups<T> {
+        let mut seen = vec![false; params.len()];
+        let groups = groups
+            .into_iter()
+            .map(|(config, members)| {
+                for &i in &members {
+                    assert!(i < params.len(), "param group index {i} out of range");
+                    assert!(!seen[i], "parameter {i} appears in more than one group");
+                    seen[i] = true;
+                }
+                let vars: Vec<Variable> = members.iter().map(|&i| params[i].clone()).collect();
+                Group {
+                    params: members,
+                    opt: Optimizer::build(config, &vars),
+                }
+            })
+            .collect();
+        ParamGroups {
+            groups,
+            n_params: params.len(),
+        }
+    }
+
+    /// One `opt.step()` over all groups. `grads` is consumed as scratch space.
+    pub fn step(&mut self, grads: &mut [Vec<T>], params: &mut [Vec<T>]) {
+        assert_eq!(grads.len(), self.n_params, "torch step: gradient count");
+        assert_eq!(params.len(), self.n_params, "torch step: parameter count");
+        for group in &mut self.groups {
+            let mut g: Vec<Vec<T>> = group
+                .params
+                .iter()
+                .map(|&i| std::mem::take(&mut grads[i]))
+                .collect();
+            let mut p: Vec<Vec<T>> = group
+                .params
+                .iter()
+                .map(|&i| std::mem::take(&mut params[i]))
+                .collect();
+            group.opt.step(&mut g, &mut p);
+            for ((&i, gi), pi) in group.params.iter().zip(g).zip(p) {
+                grads[i] = gi;
+                params[i] = pi;
+            }
+        }
+    }
+
+    /// Each group's hyper-parameters, in group order (what a scheduler changes).
+    pub fn configs_mut(&mut self) -> Vec<&mut Config> {
+        self.groups.iter_mut().map(|g| &mut g.opt.config).collect()
+    }
+}
+
+/// Resolve `train.json` / trajectory parameter groups (`[{"params": [names], <overrides>}]`)
+/// against the parameter names: each group's config is the optimizer's `defaults` with the
+/// group's overrides on top, parsed with torch's defaults for anything still missing.
+/// `name` / `param_names` labels are ignored; unknown names and a parameter listed twice are
+/// errors, as in torch.
+pub fn resolve_param_groups(
+    optimizer: &Value,
+    groups: &[model_ir::ParamGroup],
+    names: &[String],
+) -> Result<Vec<(Config, Vec<usize>)>, ConfigError> {
+    let (class, defaults) = split("torch", "defaults", optimizer)?;
+    let bad = |field: String, expected: &'static str, got: String| ConfigError::BadValue {
+        framework: "torch",
+        class: "param_groups".into(),
+        field,
+        expected,
+        got,
+    };
+    let mut seen = vec![false; names.len()];
+    let mut out = Vec::with_capacity(groups.len());
+    for (gi, g) in groups.iter().enumerate() {
+        let mut merged: Map<String, Value> = defaults.clone();
+        for (k, v) in &g.overrides {
+            if !matches!(k.as_str(), "name" | "param_names") {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        let config = Config::parse(&serde_json::json!({"class_name": class, "defaults": merged}))?;
+        let mut members = Vec::with_capacity(g.params.len());
+        for p in &g.params {
+            let i = names.iter().position(|n| n == p).ok_or_else(|| {
+                bad(
+                    format!("param_groups[{gi}].params"),
+                    "names from the parameter list",
+                    format!("{p:?}"),
+                )
+            })?;
+            if seen[i] {
+                return Err(bad(
+                    format!("param_groups[{gi}].params"),
+                    "parameters that appear in only one group",
+                    format!("{p:?} again"),
+                ));
+            }
+            seen[i] = true;
+            members.push(i);
+        }
+        out.push((config, members));
+    }
+    Ok(out)
+}
+
+/// Parse `[{"params": [names], <overrides>}, ...]` (the `train.json` form) into
+/// [`model_ir::ParamGroup`]s.
+pub fn parse_param_groups(v: &Value) -> Result<Vec<model_ir::ParamGroup>, ConfigError> {
+    let shape = ConfigError::Shape {
+        framework: "torch",
+        body: "param_groups",
+    };
+    let groups = v.as_array().ok_or(shape.clone())?;
+    groups
+        .iter()
+        .map(|g| {
+            let obj = g.as_object().ok_or(shape.clone())?;
+            let params = obj
+                .get("params")
+                .and_then(Value::as_array)
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or(shape.clone())?;
+            let mut overrides = obj.clone();
+            overrides.remove("params");
+            Ok(model_ir::ParamGroup { params, overrides })
+        })
+        .collect()
 }
 
 /// Coupled (g ← g + λθ) or decoupled (θ ← θ·(1 − ηλ)) weight decay.
@@ -609,6 +859,83 @@ fn single_tensor_step<T: Real>(cfg: &Config, t: u64, g: &mut [T], p: &mut [T], s
                 p[i] = p[i] + c(-1.0) * upd;
             }
         }
+        Kind::Adafactor {
+            beta2_decay,
+            eps: (eps1, eps2),
+            d,
+        } => adafactor(cfg, t, (beta2_decay, eps1, eps2, d), g, p, s),
+    }
+}
+
+/// `_single_tensor_adafactor`; state: `a` = variance (rank < 2), `b` = row_var
+/// (batch × rows), `c` = col_var (batch × cols). `g` is already negated for `maximize`.
+fn adafactor<T: Real>(
+    cfg: &Config,
+    t: u64,
+    (beta2_decay, eps1, eps2, d): (f64, Option<f64>, f64, f64),
+    g: &[T],
+    p: &mut [T],
+    s: &mut State<T>,
+) {
+    let c = T::of;
+    let lr = cfg.lr;
+    let eps1 = eps1.unwrap_or(f64::from(f32::EPSILON));
+    let step = t as f64;
+    let one_minus_beta2_t = step.powf(beta2_decay);
+    let rho_t = lr.min(1.0 / step.powf(0.5));
+    let numel_sqrt = (p.len() as f64).powf(0.5);
+    let alpha = eps2.max(vector_norm(p.iter().copied(), 2.0).to_f64() / numel_sqrt) * rho_t;
+    if cfg.weight_decay.abs() > 0.0 {
+        let f = c(1.0 - lr * cfg.weight_decay);
+        for x in p.iter_mut() {
+            *x = *x * f;
+        }
+    }
+    let var_estimate: Vec<T> = match s.factored {
+        Some((batch, rows, cols)) => {
+            let mut v = vec![T::default(); p.len()];
+            for b in 0..batch {
+                let base = b * rows * cols;
+                for i in 0..rows {
+                    let row = &g[base + i * cols..base + (i + 1) * cols];
+                    let norm = vector_norm(row.iter().copied(), 2.0);
+                    let r = &mut s.b[b * rows + i];
+                    *r = lerp(*r, norm * norm / c(cols as f64), one_minus_beta2_t);
+                }
+                for j in 0..cols {
+                    let norm = vector_norm((0..rows).map(|i| g[base + i * cols + j]), 2.0);
+                    let cv = &mut s.c[b * cols + j];
+                    *cv = lerp(*cv, norm * norm / c(rows as f64), one_minus_beta2_t);
+                }
+                let r = &s.b[b * rows..(b + 1) * rows];
+                let r_mean =
+                    (r.iter().fold(T::default(), |a, &x| a + x) / c(rows as f64)).maximum(c(eps1));
+                let c_b = &s.c[b * cols..(b + 1) * cols];
+                for (i, &ri) in r.iter().enumerate() {
+                    let row = &mut v[base + i * cols..base + (i + 1) * cols];
+                    for (x, &cj) in row.iter_mut().zip(c_b) {
+                        *x = ri * cj / r_mean;
+                    }
+                }
+            }
+            v
+        }
+        None => {
+            for (v, &gi) in s.a.iter_mut().zip(g) {
+                *v = lerp(*v, gi * gi, one_minus_beta2_t);
+            }
+            s.a.clone()
+        }
+    };
+    let update: Vec<T> = var_estimate
+        .iter()
+        .zip(g)
+        .map(|(&v, &gi)| c(1.0) / v.maximum(c(eps1 * eps1)).sqrt() * gi)
+        .collect();
+    let denom = 1.0f64.max(vector_norm(update.iter().copied(), 2.0).to_f64() / (numel_sqrt * d));
+    let a = c(-alpha / denom);
+    for (x, &u) in p.iter_mut().zip(&update) {
+        *x = *x + a * u;
     }
 }
 

@@ -41,6 +41,9 @@ fn keras_base(kind: K, lr: f64) -> keras::Config {
         ema_momentum: 0.99,
         ema_overwrite_frequency: None,
         loss_scale_factor: None,
+        gradient_accumulation_steps: None,
+        exclude_from_weight_decay: None,
+        backend: keras::Backend::TensorFlow,
     }
 }
 
@@ -123,7 +126,7 @@ fn keras_errors() {
     check_keras(
         json!({"class_name": "Ftrl", "config": {}}),
         Err(
-            "keras optimizer class `Ftrl` is not supported (supported: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion)",
+            "keras optimizer class `Ftrl` is not supported (supported: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Adafactor)",
         ),
     );
     check_keras(
@@ -135,10 +138,8 @@ fn keras_errors() {
         Err("keras optimizer: expected a JSON object with `class_name` and `config`"),
     );
     check_keras(
-        json!({"class_name": "SGD", "config": {"gradient_accumulation_steps": 4}}),
-        Err(
-            "keras SGD: `gradient_accumulation_steps` = 4 is not emulated (gradient accumulation is not emulated)",
-        ),
+        json!({"class_name": "SGD", "config": {"gradient_accumulation_steps": 1}}),
+        Err("keras SGD: field `gradient_accumulation_steps` must be an integer >= 2, got 1"),
     );
     check_keras(
         json!({"class_name": "SGD", "config": {"learning_rate": {"class_name": "OneCycle", "config": {}}}}),
@@ -213,7 +214,7 @@ fn torch_defaults_and_errors() {
     check_torch(
         json!({"class_name": "LBFGS", "defaults": {}}),
         Err(
-            "torch optimizer class `LBFGS` is not supported (supported: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam)",
+            "torch optimizer class `LBFGS` is not supported (supported: SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam, Adafactor)",
         ),
     );
     check_torch(
@@ -302,4 +303,64 @@ fn schedules() {
     };
     check_schedule(&sgdr, 4, 0.5); // restart 1 begins at step 4 with peak 0.5
     check_schedule(&sgdr, 8, 0.25); // halfway through the 8-step second period
+}
+
+#[test]
+fn adafactor_defaults() {
+    let mut want = keras_base(
+        K::Adafactor {
+            beta_2_decay: -0.8,
+            epsilon_1: 1e-30,
+            epsilon_2: 1e-3,
+            clip_threshold: 1.0,
+            relative_step: true,
+        },
+        1e-3,
+    );
+    check_keras(
+        json!({"class_name": "Adafactor", "config": {"gradient_accumulation_steps": null}}),
+        Ok(want.clone()),
+    );
+    want.gradient_accumulation_steps = Some(3);
+    check_keras(
+        json!({"class_name": "Adafactor", "config": {"gradient_accumulation_steps": 3}}),
+        Ok(want),
+    );
+    check_torch(
+        json!({"class_name": "Adafactor", "defaults": {"lr": 0.01, "beta2_decay": -0.8, "eps": [null, 0.001], "d": 1.0, "weight_decay": 0.0, "foreach": false, "maximize": false}}),
+        Ok(torch::Config {
+            kind: T::Adafactor {
+                beta2_decay: -0.8,
+                eps: (None, 1e-3),
+                d: 1.0,
+            },
+            lr: 1e-2,
+            weight_decay: 0.0,
+            maximize: false,
+        }),
+    );
+    check_torch(
+        json!({"class_name": "Adafactor", "defaults": {"eps": [1e-3]}}),
+        Err("torch Adafactor: field `eps` must be a list [eps1 or null, eps2], got [0.001]"),
+    );
+}
+
+#[test]
+fn exclusion_parse() {
+    let parse = |v: serde_json::Value| keras::Exclusion::parse(&v).map_err(|e| e.to_string());
+    assert_eq!(
+        parse(json!({"var_names": ["bias", "norm"], "var_list": ["dense/kernel"]})),
+        Ok(keras::Exclusion {
+            var_names: vec!["bias".into(), "norm".into()],
+            var_list: vec!["dense/kernel".into()],
+        })
+    );
+    assert_eq!(
+        parse(json!({"var_name": ["bias"]})),
+        Err("keras exclude_from_weight_decay: unknown field `var_name`".to_string())
+    );
+    assert_eq!(
+        parse(json!({"var_names": "bias"})),
+        Err("keras exclude_from_weight_decay: field `var_names` must be a list of strings, got \"bias\"".to_string())
+    );
 }

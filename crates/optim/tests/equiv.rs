@@ -3,25 +3,54 @@
 
 mod common;
 
-use optim::equiv::{keras_to_torch, torch_to_keras};
+use optim::Variable;
+use optim::equiv::{
+    keras_to_torch, torch_groups_for_exclusion, torch_to_keras, torch_to_keras_scheduled,
+};
 use optim::keras;
-use optim::torch::{self, GradClip};
+use optim::torch::{self, GradClip, Scheduler, SchedulerConfig};
 use serde_json::{Value, json};
 
-fn grads() -> (Vec<Vec<f64>>, Vec<Vec<Vec<f64>>>) {
-    let t = common::load_named("keras_adam_default");
+/// The inputs the mappings are checked on: `keras_adam_default`'s (w 4×3, b 5), or with
+/// `ADAFACTOR` set `keras_adafactor_default`'s (plus the rank-3 k, so factoring is used).
+struct Inputs {
+    vars: Vec<Variable>,
+    init: Vec<Vec<f64>>,
+    grads: Vec<Vec<Vec<f64>>>,
+}
+
+fn inputs(adafactor: bool) -> Inputs {
+    let t = common::load_named(if adafactor {
+        "keras_adafactor_default"
+    } else {
+        "keras_adam_default"
+    });
     let c = |v: &Vec<Vec<f32>>| {
         v.iter()
             .map(|x| x.iter().map(|&y| f64::from(y)).collect())
             .collect::<Vec<Vec<f64>>>()
     };
-    (c(&t.init), t.grads.iter().map(c).collect())
+    Inputs {
+        vars: t.variables(),
+        init: c(&t.init),
+        grads: t.grads.iter().map(c).collect(),
+    }
+}
+
+fn is_adafactor_k(cfg: &keras::Config) -> bool {
+    matches!(cfg.kind, keras::Kind::Adafactor { .. })
+}
+
+fn is_adafactor_t(cfg: &torch::Config) -> bool {
+    matches!(cfg.kind, torch::Kind::Adafactor { .. })
 }
 
 fn run_keras(cfg: keras::Config) -> Vec<Vec<Vec<f64>>> {
-    let (mut p, gs) = grads();
-    let mut o = keras::Optimizer::<f64>::new(cfg, &p.iter().map(Vec::len).collect::<Vec<_>>());
-    gs.into_iter()
+    let inp = inputs(is_adafactor_k(&cfg));
+    let mut p = inp.init;
+    let mut o = keras::Optimizer::<f64>::build(cfg, &inp.vars);
+    inp.grads
+        .into_iter()
         .map(|mut g| {
             o.apply(&mut g, &mut p);
             p.clone()
@@ -30,14 +59,38 @@ fn run_keras(cfg: keras::Config) -> Vec<Vec<Vec<f64>>> {
 }
 
 fn run_torch(cfg: torch::Config, clip: Option<GradClip>) -> Vec<Vec<Vec<f64>>> {
-    let (mut p, gs) = grads();
-    let mut o = torch::Optimizer::<f64>::new(cfg, &p.iter().map(Vec::len).collect::<Vec<_>>());
-    gs.into_iter()
-        .map(|mut g| {
+    let n = inputs(is_adafactor_t(&cfg)).vars.len();
+    run_torch_groups(vec![(cfg, (0..n).collect())], clip, None)
+}
+
+/// Torch with parameter groups and an optional scheduler (stepped as its config says).
+fn run_torch_groups(
+    groups: Vec<(torch::Config, Vec<usize>)>,
+    clip: Option<GradClip>,
+    sched: Option<&SchedulerConfig>,
+) -> Vec<Vec<Vec<f64>>> {
+    let inp = inputs(is_adafactor_t(&groups[0].0));
+    let mut p = inp.init;
+    let mut o = torch::ParamGroups::<f64>::build(groups, &inp.vars);
+    let mut s = sched.map(|c| {
+        (
+            Scheduler::new(&c.kind, &mut o.configs_mut()).unwrap_or_else(|e| panic!("{e}")),
+            c,
+        )
+    });
+    inp.grads
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut g)| {
             if let Some(c) = &clip {
                 torch::apply_grad_clip(c, &mut g);
             }
             o.step(&mut g, &mut p);
+            if let Some((s, c)) = &mut s
+                && c.steps_after(i as u64 + 1) == Some(true)
+            {
+                s.step(&mut o.configs_mut());
+            }
             p.clone()
         })
         .collect()
@@ -68,13 +121,27 @@ fn distance(a: &[Vec<Vec<f64>>], b: &[Vec<Vec<f64>>]) -> f64 {
 #[track_caller]
 fn check_k2t(keras_cfg: Value, code: &str) {
     let k = keras::Config::parse(&keras_cfg).unwrap_or_else(|e| panic!("{e}"));
+    check_k2t_config(k, code);
+}
+
+#[track_caller]
+fn check_k2t_config(k: keras::Config, code: &str) {
     let t = keras_to_torch(&k).unwrap_or_else(|e| panic!("{e}"));
-    let full = match &t.clip_code {
-        Some(c) => format!("{}; {c}", t.code),
-        None => t.code.clone(),
-    };
+    let mut full = t.code.clone();
+    for extra in [&t.clip_code, &t.scheduler_code].into_iter().flatten() {
+        full = format!("{full}; {extra}");
+    }
     assert_eq!(full, code);
-    let d = distance(&run_torch(t.config, t.grad_clip), &run_keras(k));
+    let inp = inputs(is_adafactor_k(&k));
+    let names: Vec<String> = inp.vars.iter().map(|v| v.name.clone()).collect();
+    let groups = match &t.exclude_from_weight_decay {
+        Some(e) => torch_groups_for_exclusion(&t.config, e, k.backend, &names),
+        None => vec![(t.config.clone(), (0..names.len()).collect())],
+    };
+    let d = distance(
+        &run_torch_groups(groups, t.grad_clip, t.scheduler.as_ref()),
+        &run_keras(k),
+    );
     assert!(d <= 1e-6, "{code}: {d:.3e}");
 }
 
@@ -96,6 +163,34 @@ fn check_t2k(torch_cfg: Value, clip: Option<GradClip>, code: &str) {
     assert_eq!(k.code, code);
     let d = distance(&run_keras(k.config), &run_torch(t, clip));
     assert!(d <= 1e-6, "{code}: {d:.3e}");
+}
+
+/// torch optimizer + scheduler (`{"class_name", "config", "interval", "steps_per_epoch"}`)
+/// → Keras with a schedule.
+#[track_caller]
+fn check_t2k_sched(torch_cfg: Value, sched: Value, code: &str) {
+    let t = torch::Config::parse(&torch_cfg).unwrap_or_else(|e| panic!("{e}"));
+    let s = SchedulerConfig::parse(&sched).unwrap_or_else(|e| panic!("{e}"));
+    let k = torch_to_keras_scheduled(&t, None, Some(&s)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(k.code, code);
+    let n = inputs(is_adafactor_t(&t)).vars.len();
+    let d = distance(
+        &run_keras(k.config),
+        &run_torch_groups(vec![(t, (0..n).collect())], None, Some(&s)),
+    );
+    assert!(d <= 1e-6, "{code}: {d:.3e}");
+}
+
+#[track_caller]
+fn check_t2k_sched_none(torch_cfg: Value, sched: Value, message: &str) {
+    let t = torch::Config::parse(&torch_cfg).unwrap_or_else(|e| panic!("{e}"));
+    let s = SchedulerConfig::parse(&sched).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        torch_to_keras_scheduled(&t, None, Some(&s))
+            .map(|k| k.code)
+            .map_err(|e| e.to_string()),
+        Err(message.to_string())
+    );
 }
 
 #[track_caller]
@@ -276,6 +371,10 @@ fn check_real_pair(keras_stem: &str, torch_stem: &str) {
     let k = keras::Config::parse(&a.optimizer).unwrap_or_else(|e| panic!("{e}"));
     let mapped = keras_to_torch(&k).unwrap_or_else(|e| panic!("{e}"));
     let t = torch::Config::parse(&b.optimizer).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        mapped.scheduler, b.scheduler,
+        "{torch_stem} does not have the mapped scheduler"
+    );
     // Keras serializes its float32 learning-rate variable (0.0010000000474974513).
     assert_eq!(
         mapped.config.kind, t.kind,
@@ -306,4 +405,305 @@ fn check_real_pair(keras_stem: &str, torch_stem: &str) {
 fn real_frameworks_agree_on_mapped_pairs() {
     check_real_pair("keras_adadelta_default", "torch_adadelta_keras_mapped");
     check_real_pair("keras_nadam_default", "torch_nadam_keras_mapped");
+    // Adafactor(epsilon_1=0) ↔ Adafactor(eps=(0.0, 1e-3)), with the rank-3 parameter.
+    check_real_pair("keras_adafactor_eps0", "torch_adafactor_keras_mapped");
+    // ExponentialDecay(staircase=True) per batch ↔ StepLR stepped after every step.
+    check_real_pair(
+        "keras_sgd_expdecay_staircase",
+        "torch_sgd_steplr_keras_mapped",
+    );
+}
+
+fn sched(class: &str, config: Value, interval: &str, steps_per_epoch: Option<u64>) -> Value {
+    json!({"class_name": class, "config": config, "interval": interval, "steps_per_epoch": steps_per_epoch})
+}
+
+fn keras_with_schedule(class: &str, config: Value, schedule: &str, sconfig: Value) -> Value {
+    let mut c = config;
+    c["learning_rate"] = json!({"class_name": schedule, "config": sconfig});
+    k(class, c)
+}
+
+#[test]
+fn adafactor() {
+    check_k2t(
+        k("Adafactor", json!({"epsilon_1": 0.0})),
+        "torch.optim.Adafactor(params, lr=0.001, eps=(0.0, 0.001))",
+    );
+    check_k2t(
+        k(
+            "Adafactor",
+            json!({"epsilon_1": 0.0, "learning_rate": 0.05, "beta_2_decay": -0.5, "clip_threshold": 2.0, "epsilon_2": 0.01}),
+        ),
+        "torch.optim.Adafactor(params, lr=0.05, eps=(0.0, 0.01), beta2_decay=-0.5, d=2.0)",
+    );
+    check_k2t_none(
+        k("Adafactor", json!({})),
+        "no torch equivalent: Keras Adafactor adds epsilon_1 1e-30 to g² before factoring; torch clamps the factored estimate at eps1 instead (same only with epsilon_1=0) (catalogue #62)",
+    );
+    check_k2t_none(
+        k("Adafactor", json!({"epsilon_1": 0.0, "weight_decay": 0.1})),
+        "no torch equivalent: Keras Adafactor scales its step by RMS(θ) after the base optimizer's weight decay, torch by RMS(θ) before its own (catalogue #2, #62)",
+    );
+    check_t2k(
+        t(
+            "Adafactor",
+            json!({"lr": 0.01, "eps": [0.0, 0.001], "d": 1.5}),
+        ),
+        None,
+        "keras.optimizers.Adafactor(learning_rate=0.01, epsilon_1=0.0, clip_threshold=1.5)",
+    );
+    check_t2k_none(
+        t("Adafactor", json!({})),
+        "no keras equivalent: torch Adafactor clamps the factored estimate at eps1 (None: finfo(float32).eps); Keras adds epsilon_1 to g² before factoring (same only with eps1=0) (catalogue #62)",
+    );
+}
+
+#[test]
+fn keras_schedules_to_torch_schedulers() {
+    check_k2t(
+        keras_with_schedule(
+            "SGD",
+            json!({}),
+            "ExponentialDecay",
+            json!({"initial_learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5, "staircase": true}),
+        ),
+        "torch.optim.SGD(params, lr=0.05); torch.optim.lr_scheduler.StepLR(optimizer, step_size=10, gamma=0.5)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Adam",
+            json!({"epsilon": 0.0}),
+            "ExponentialDecay",
+            json!({"initial_learning_rate": 0.01, "decay_steps": 1, "decay_rate": 0.95}),
+        ),
+        "torch.optim.Adam(params, lr=0.01, eps=0.0); torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Adam",
+            json!({"epsilon": 0.0}),
+            "ExponentialDecay",
+            json!({"initial_learning_rate": 0.01, "decay_steps": 4, "decay_rate": 0.5}),
+        ),
+        "torch.optim.Adam(params, lr=0.01, eps=0.0); torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8408964152537145)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Adagrad",
+            json!({"epsilon": 0.0}),
+            "PiecewiseConstantDecay",
+            json!({"boundaries": [10, 30], "values": [0.1, 0.05, 0.025]}),
+        ),
+        "torch.optim.Adagrad(params, lr=0.1, initial_accumulator_value=0.1, eps=0.0); torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[11, 31], gamma=0.5)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Adadelta",
+            json!({}),
+            "PolynomialDecay",
+            json!({"initial_learning_rate": 0.5, "decay_steps": 20, "end_learning_rate": 0.125}),
+        ),
+        "torch.optim.Adadelta(params, lr=0.5, rho=0.95, eps=1e-07); torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.25, total_iters=20)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Adadelta",
+            json!({}),
+            "PolynomialDecay",
+            json!({"initial_learning_rate": 0.01, "decay_steps": 10, "end_learning_rate": 0.04}),
+        ),
+        "torch.optim.Adadelta(params, lr=0.04, rho=0.95, eps=1e-07); torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.25, end_factor=1.0, total_iters=10)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t(
+        keras_with_schedule(
+            "Nadam",
+            json!({}),
+            "CosineDecayRestarts",
+            json!({"initial_learning_rate": 0.01, "first_decay_steps": 8, "alpha": 0.5}),
+        ),
+        "torch.optim.NAdam(params, lr=0.01, eps=1e-07, momentum_decay=1.0); torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=8, T_mult=2, eta_min=0.005)  # scheduler.step() after every optimizer.step()",
+    );
+    check_k2t_none(
+        keras_with_schedule(
+            "SGD",
+            json!({}),
+            "CosineDecay",
+            json!({"initial_learning_rate": 0.1, "decay_steps": 40, "alpha": 0.1}),
+        ),
+        "no torch equivalent: CosineAnnealingLR(T_max=40.0, eta_min=0.1·lr) stepped per batch agrees only for the first 41.0 updates: past T_max it rises again while Keras holds alpha·lr (catalogue #15)",
+    );
+    check_k2t_none(
+        keras_with_schedule(
+            "SGD",
+            json!({}),
+            "InverseTimeDecay",
+            json!({"initial_learning_rate": 0.1, "decay_steps": 4, "decay_rate": 0.5}),
+        ),
+        "no torch equivalent: torch has no inverse-time scheduler; use LambdaLR(lambda s: 1/(1 + rate·s/decay_steps)) stepped after every optimizer.step() (catalogue #14)",
+    );
+    check_k2t_none(
+        keras_with_schedule(
+            "SGD",
+            json!({"momentum": 0.9}),
+            "ExponentialDecay",
+            json!({"initial_learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5, "staircase": true}),
+        ),
+        "no torch equivalent: with momentum, Keras folds the learning rate into the buffer and torch applies it outside, which agree only while the learning rate is constant (catalogue #4, #14)",
+    );
+    check_k2t_none(
+        keras_with_schedule(
+            "SGD",
+            json!({}),
+            "PiecewiseConstantDecay",
+            json!({"boundaries": [10, 30], "values": [0.1, 0.05, 0.01]}),
+        ),
+        "no torch equivalent: the values are not a constant ratio apart; MultiStepLR multiplies by one gamma (torch needs a LambdaLR stepped after every optimizer.step()) (catalogue #14)",
+    );
+    check_k2t_none(
+        k("SGD", json!({"gradient_accumulation_steps": 4})),
+        "no torch equivalent: gradient_accumulation_steps=4 averages the gradients inside the optimizer and counts schedule steps per micro-batch; torch accumulates in the training loop (catalogue #14)",
+    );
+}
+
+#[test]
+fn torch_schedulers_to_keras_schedules() {
+    check_t2k_sched(
+        t("SGD", json!({"lr": 0.05})),
+        sched(
+            "StepLR",
+            json!({"step_size": 10, "gamma": 0.5}),
+            "step",
+            None,
+        ),
+        "keras.optimizers.SGD(learning_rate=keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=10.0, decay_rate=0.5, staircase=True))",
+    );
+    check_t2k_sched(
+        t("SGD", json!({"lr": 0.05})),
+        sched(
+            "StepLR",
+            json!({"step_size": 2, "gamma": 0.5}),
+            "epoch",
+            Some(6),
+        ),
+        "keras.optimizers.SGD(learning_rate=keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=12.0, decay_rate=0.5, staircase=True))",
+    );
+    check_t2k_sched(
+        t("Adadelta", json!({"lr": 0.5})),
+        sched("ExponentialLR", json!({"gamma": 0.9}), "epoch", Some(7)),
+        "keras.optimizers.Adadelta(learning_rate=keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=7.0, decay_rate=0.9, staircase=True), rho=0.9, epsilon=1e-06)",
+    );
+    check_t2k_sched(
+        t("Adadelta", json!({"lr": 0.5})),
+        sched("ExponentialLR", json!({"gamma": 0.9}), "step", None),
+        "keras.optimizers.Adadelta(learning_rate=keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=1.0, decay_rate=0.9), rho=0.9, epsilon=1e-06)",
+    );
+    check_t2k_sched(
+        t("SGD", json!({"lr": 0.1})),
+        sched(
+            "MultiStepLR",
+            json!({"milestones": [3, 5, 5], "gamma": 0.5}),
+            "epoch",
+            Some(4),
+        ),
+        "keras.optimizers.SGD(learning_rate=keras.optimizers.schedules.PiecewiseConstantDecay(boundaries=[11, 19], values=[0.1, 0.05, 0.0125]))",
+    );
+    check_t2k_sched(
+        t(
+            "NAdam",
+            json!({"lr": 0.01, "eps": 1e-7, "momentum_decay": 1.0}),
+        ),
+        sched(
+            "LinearLR",
+            json!({"start_factor": 0.25, "total_iters": 12}),
+            "step",
+            None,
+        ),
+        "keras.optimizers.Nadam(learning_rate=keras.optimizers.schedules.PolynomialDecay(0.0025, decay_steps=12.0, end_learning_rate=0.01))",
+    );
+    check_t2k_sched(
+        t("Adafactor", json!({"lr": 0.01, "eps": [0.0, 0.001]})),
+        sched(
+            "CosineAnnealingWarmRestarts",
+            json!({"T_0": 5, "T_mult": 2, "eta_min": 0.0025}),
+            "step",
+            None,
+        ),
+        "keras.optimizers.Adafactor(learning_rate=keras.optimizers.schedules.CosineDecayRestarts(0.01, first_decay_steps=5.0, alpha=0.25), epsilon_1=0.0)",
+    );
+    check_t2k_sched_none(
+        t("Adam", json!({"eps": 0.0})),
+        sched("CosineAnnealingLR", json!({"T_max": 10}), "step", None),
+        "no keras equivalent: CosineAnnealingLR is periodic past T_max=10.0 and Keras CosineDecay holds its floor (catalogue #15)",
+    );
+    check_t2k_sched_none(
+        t("Adam", json!({"eps": 0.0})),
+        sched("LinearLR", json!({}), "epoch", Some(3)),
+        "no keras equivalent: LinearLR stepped once per epoch is a staircase in batches; Keras's schedule of that name is continuous (catalogue #14)",
+    );
+    check_t2k_sched_none(
+        t("Adam", json!({"eps": 0.0})),
+        sched("StepLR", json!({"step_size": 3}), "epoch", None),
+        "no keras equivalent: the scheduler steps once per epoch; without steps_per_epoch there is no per-batch Keras schedule (catalogue #14)",
+    );
+    check_t2k_sched_none(
+        t("SGD", json!({"lr": 0.1, "momentum": 0.9})),
+        sched(
+            "OneCycleLR",
+            json!({"max_lr": 0.1, "total_steps": 60}),
+            "step",
+            None,
+        ),
+        "no keras equivalent: Keras has no one-cycle schedule and does not cycle momentum (catalogue #14)",
+    );
+    check_t2k_sched_none(
+        t("SGD", json!({"lr": 0.1, "momentum": 0.9})),
+        sched("StepLR", json!({"step_size": 3}), "step", None),
+        "no keras equivalent: with momentum, Keras folds the learning rate into the buffer and torch applies it outside, which agree only while the learning rate is constant (catalogue #4, #14)",
+    );
+}
+
+/// `exclude_from_weight_decay` maps to a torch parameter group with `weight_decay=0`, with the
+/// patterns matched against the names the Keras backend uses.
+#[test]
+fn exclusion_maps_to_a_no_decay_group() {
+    let mut k = keras::Config::parse(&k(
+        "AdamW",
+        json!({"epsilon": 0.0, "weight_decay": 0.1, "learning_rate": 0.01}),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    k.exclude_from_weight_decay = Some(keras::Exclusion {
+        var_names: vec!["^b(:0)?$".into()],
+        var_list: vec![],
+    });
+    check_k2t_config(
+        k.clone(),
+        "torch.optim.AdamW(params, lr=0.01, eps=0.0, weight_decay=0.1)  # with the parameters exclude_from_weight_decay(var_names=[\"^b(:0)?$\"]) matches in a group with weight_decay=0.0",
+    );
+    let names = vec!["w".to_string(), "b".to_string()];
+    let t = keras_to_torch(&k).unwrap_or_else(|e| panic!("{e}"));
+    let groups = |backend| {
+        torch_groups_for_exclusion(
+            &t.config,
+            &k.exclude_from_weight_decay.clone().unwrap_or_default(),
+            backend,
+            &names,
+        )
+        .into_iter()
+        .map(|(c, m)| (c.weight_decay, m))
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        groups(keras::Backend::TensorFlow),
+        vec![(0.1, vec![0]), (0.0, vec![1])]
+    );
+    // "^b$" finds nothing in TensorFlow's "b:0", but matches "b" on jax and torch.
+    let short = keras::Exclusion {
+        var_names: vec!["^b$".into()],
+        var_list: vec![],
+    };
+    assert!(!short.excludes("b", keras::Backend::TensorFlow));
+    assert!(short.excludes("b", keras::Backend::Jax));
+    assert!(short.excludes("dense/b", keras::Backend::Torch));
+    assert!(!short.excludes("dense/b", keras::Backend::TensorFlow));
 }

@@ -98,3 +98,129 @@ fn malformed() {
         Err("tensor `grad.1.w` has 2 elements, expected 1"),
     );
 }
+
+fn sgd_tensors() -> BTreeMap<String, Vec<f32>> {
+    tensors(&[
+        ("init.w", vec![1.0]),
+        ("grad.1.w", vec![2.0]),
+        ("param.1.w", vec![0.8]),
+    ])
+}
+
+#[test]
+fn malformed_training_loop_metadata() {
+    let t = sgd_tensors();
+    let with = |k: &str, v: &str| {
+        let mut m = good_meta();
+        m.insert(k.into(), v.into());
+        m
+    };
+    check(
+        with("exclude_from_weight_decay", r#"{"var_names": ["bias"]}"#),
+        t.clone(),
+        Err("metadata `exclude_from_weight_decay`: only keras files carry it"),
+    );
+    check(
+        with("backend", "jax"),
+        t.clone(),
+        Err("metadata `backend`: only keras files carry it"),
+    );
+    check(
+        with(
+            "scheduler",
+            r#"{"class_name": "StepLR", "config": {"step_size": 2}, "interval": "epoch"}"#,
+        ),
+        t.clone(),
+        Err("metadata `scheduler`: interval \"epoch\" needs steps_per_epoch"),
+    );
+    check(
+        with(
+            "scheduler",
+            r#"{"class_name": "OneCycleLR", "config": {"max_lr": 0.1, "total_steps": 1}, "interval": "step"}"#,
+        ),
+        t.clone(),
+        // One scheduler step after the one optimizer step is allowed (last_epoch =
+        // total_steps). With total_steps = 1 the first phase ends at step −0.7, so step 0 is
+        // already at min_lr = 0.1/25/1e4: θ = 1 − 4e-7·2, far from the file's 0.8.
+        Ok(0.249_998_98),
+    );
+    check(
+        with("param_groups", r#"[{"params": ["v"], "lr": 0.5}]"#),
+        t.clone(),
+        Err(
+            "torch param_groups: field `param_groups[0].params` must be names from the parameter list, got \"v\"",
+        ),
+    );
+    check(
+        with(
+            "param_groups",
+            r#"[{"params": ["w"]}, {"params": ["w"], "lr": 0.5}]"#,
+        ),
+        t.clone(),
+        Err(
+            "torch param_groups: field `param_groups[1].params` must be parameters that appear in only one group, got \"w\" again",
+        ),
+    );
+    check(
+        with(
+            "param_groups",
+            r#"[{"params": ["w"], "betas": [0.9, 0.99]}]"#,
+        ),
+        t.clone(),
+        Err("torch SGD: unknown field `betas`"),
+    );
+    // lr 0.5 for the group: θ = 1 − 0.5·2 = 0 ≠ 0.8.
+    check(
+        with(
+            "param_groups",
+            r#"[{"params": ["w"], "lr": 0.5, "name": "all"}]"#,
+        ),
+        t.clone(),
+        Ok(1.0),
+    );
+    let mut keras = good_meta();
+    keras.insert("framework".into(), "keras".into());
+    keras.insert(
+        "optimizer".into(),
+        r#"{"class_name": "SGD", "config": {"learning_rate": 0.1, "weight_decay": 0.5}}"#.into(),
+    );
+    keras.insert(
+        "exclude_from_weight_decay".into(),
+        r#"{"var_names": ["(?i)w"]}"#.into(),
+    );
+    check(
+        keras.clone(),
+        t.clone(),
+        Err(
+            "keras exclude_from_weight_decay: field `var_names` must be Python regular expressions this emulator supports, got \"(?i)w\" (group extensions (?...) other than (?:...) are not emulated)",
+        ),
+    );
+    // Excluded: θ = 1 − 0.1·2 = 0.8, no decay.
+    keras.insert(
+        "exclude_from_weight_decay".into(),
+        r#"{"var_names": ["^w:0$"]}"#.into(),
+    );
+    check(keras, t, Ok(0.0));
+}
+
+#[test]
+fn shapes_are_checked() {
+    let shaped =
+        |pairs: &[(&str, Vec<usize>, Vec<f32>)]| -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+            pairs
+                .iter()
+                .map(|(k, s, v)| (k.to_string(), (s.clone(), v.clone())))
+                .collect()
+        };
+    let t = shaped(&[
+        ("init.w", vec![2, 1], vec![1.0, 1.0]),
+        ("grad.1.w", vec![1, 2], vec![2.0, 2.0]),
+        ("param.1.w", vec![2, 1], vec![0.8, 0.8]),
+    ]);
+    assert_eq!(
+        Trajectory::from_shaped_parts(&good_meta(), &t)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err("tensor `grad.1.w` has shape [1, 2], expected [2, 1]".to_string())
+    );
+}

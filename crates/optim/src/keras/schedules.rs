@@ -20,7 +20,7 @@ pub enum Schedule {
         decay_rate: f64,
         staircase: bool,
     },
-    /// η = values[i] for boundaries[i−1] < step ≤ boundaries[i].
+    /// η = `values[i]` for `boundaries[i−1] < step ≤ boundaries[i]`.
     PiecewiseConstantDecay {
         boundaries: Vec<f64>,
         values: Vec<f64>,

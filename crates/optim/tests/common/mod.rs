@@ -10,8 +10,8 @@ use optim::replay::Trajectory;
 
 /// String metadata of a safetensors file.
 pub type Metadata = BTreeMap<String, String>;
-/// Named F32 tensors, flattened.
-pub type Tensors = BTreeMap<String, Vec<f32>>;
+/// Named F32 tensors: (shape, row-major data).
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 pub fn trajectories_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/trajectories")
@@ -59,11 +59,20 @@ pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
             off[1].as_u64().ok_or("offset")? as usize,
         );
         let raw = data.get(a..b).ok_or("offsets out of range")?;
+        let shape = v["shape"]
+            .as_array()
+            .ok_or("shape")?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize).ok_or("shape"))
+            .collect::<Result<Vec<_>, _>>()?;
         tensors.insert(
             k.clone(),
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            (
+                shape,
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
         );
     }
     Ok((meta, tensors))
@@ -72,7 +81,8 @@ pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
 pub fn load(path: &Path) -> Trajectory {
     let (meta, tensors) =
         read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Trajectory::from_parts(&meta, &tensors).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    Trajectory::from_shaped_parts(&meta, &tensors)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn load_named(stem: &str) -> Trajectory {
