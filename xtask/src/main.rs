@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod codegen;
+mod compare;
 mod fixtures;
 mod inspect;
 mod replay;
@@ -23,6 +24,11 @@ USAGE:
     cargo xtask <COMMAND> [ARGS]
 
 COMMANDS:
+    compare [KERAS_BUNDLE TORCH_BUNDLE] [--out DIR] [--json FILE] [--steps N] [--seeds K]
+                              name what differs between a Keras model and its PyTorch port,
+                              with evidence and fixes (default: the bundled seed example;
+                              --out writes report.md, report.html, report.json)
+    compare --all             every case under models/cases/ against its expected.json
     inspect [PATH] [--json]   print the canonical layer table of a bundle directory or a
                               .keras / .onnx / .safetensors file (default: the bundled
                               seed example, both sides)
@@ -110,6 +116,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             fixtures::run(only.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        "compare" => compare::run(rest),
         "replay" => replay::run(rest),
         "codegen" => {
             let check = match rest {

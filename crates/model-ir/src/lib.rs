@@ -28,6 +28,7 @@ pub use op::{
 pub use tensor::{DType, Tensor};
 pub use training::{
     GradClip, LossSpec, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval, TrainingConfig,
+    WeightRegularizer,
 };
 
 /// A structural problem in a model graph.

@@ -33,6 +33,19 @@ pub struct TrainingConfig {
     pub backend: Option<String>,
     /// Framework version the bundle was exported with.
     pub framework_version: Option<String>,
+    /// Keras weight regularizers (`kernel_regularizer`, `bias_regularizer`, ...) by parameter
+    /// name: penalties added to the training loss. Empty for PyTorch, whose weight decay lives
+    /// in the optimizer.
+    pub regularizers: BTreeMap<String, WeightRegularizer>,
+}
+
+/// A Keras weight regularizer: `l1·Σ|w| + l2·Σw²` added, unscaled, to the training loss
+/// (`keras/src/regularizers/regularizers.py`; `L2()` and `"l2"` mean `l2 = 0.01`, catalogue
+/// `l2-regularizer-factor-two`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WeightRegularizer {
+    pub l1: f64,
+    pub l2: f64,
 }
 
 /// An optimizer in its framework's serialization.
@@ -111,6 +124,7 @@ impl TrainingConfig {
                 class_weight: None,
                 backend: Some("tensorflow".into()),
                 framework_version: None,
+                regularizers: BTreeMap::new(),
             },
             Framework::Torch => TrainingConfig {
                 framework,
@@ -127,6 +141,7 @@ impl TrainingConfig {
                 class_weight: None,
                 backend: None,
                 framework_version: None,
+                regularizers: BTreeMap::new(),
             },
         }
     }

@@ -1,0 +1,169 @@
+//! Collecting findings from the detectors: one finding per id, evidence merged, ordered by
+//! severity, then by an estimate of the difference's size, then by catalogue order.
+
+use std::collections::BTreeMap;
+
+use report::{Evidence, Finding, Fix, Severity};
+
+use crate::catalogue;
+
+/// A finding under construction.
+#[derive(Debug, Clone)]
+struct Draft {
+    severity: Severity,
+    /// Unitless size estimate used to order findings of equal severity (larger first).
+    magnitude: f64,
+    evidence: Vec<Evidence>,
+    torch: Vec<String>,
+    keras: Vec<String>,
+}
+
+/// What the detectors found so far, keyed by id.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    drafts: BTreeMap<String, Draft>,
+}
+
+/// One observation: `what`, the Keras value, the torch value, and the layer(s).
+pub(crate) fn ev(
+    what: impl Into<String>,
+    keras: impl Into<String>,
+    torch: impl Into<String>,
+    layer: Option<String>,
+) -> Evidence {
+    Evidence {
+        what: what.into(),
+        keras: keras.into(),
+        torch: torch.into(),
+        layer,
+    }
+}
+
+/// `keras ↔ torch` layer label.
+pub(crate) fn pair_label(keras: &str, torch: &str) -> Option<String> {
+    Some(if keras == torch {
+        keras.to_string()
+    } else {
+        format!("{keras} ↔ {torch}")
+    })
+}
+
+impl Findings {
+    /// Adds (or merges into) the finding `id`: the higher severity and magnitude win,
+    /// evidence and fixes are appended without duplicates.
+    pub(crate) fn add(
+        &mut self,
+        id: &str,
+        severity: Severity,
+        magnitude: f64,
+        evidence: Vec<Evidence>,
+        torch_fix: impl Into<String>,
+        keras_fix: impl Into<String>,
+    ) {
+        debug_assert!(catalogue::entry(id).is_some(), "unknown id {id}");
+        let d = self.drafts.entry(id.to_string()).or_insert_with(|| Draft {
+            severity,
+            magnitude,
+            evidence: Vec::new(),
+            torch: Vec::new(),
+            keras: Vec::new(),
+        });
+        d.severity = d.severity.min(severity);
+        d.magnitude = d.magnitude.max(magnitude);
+        for e in evidence {
+            if !d.evidence.contains(&e) {
+                d.evidence.push(e);
+            }
+        }
+        for (list, fix) in [
+            (&mut d.torch, torch_fix.into()),
+            (&mut d.keras, keras_fix.into()),
+        ] {
+            add_fix(list, fix);
+        }
+    }
+
+    /// Whether `id` was found.
+    pub(crate) fn has(&self, id: &str) -> bool {
+        self.drafts.contains_key(id)
+    }
+
+    /// The findings, most serious first.
+    pub(crate) fn into_findings(self) -> Vec<Finding> {
+        let mut v: Vec<(String, Draft)> = self.drafts.into_iter().collect();
+        v.sort_by(|(ia, a), (ib, b)| {
+            a.severity
+                .cmp(&b.severity)
+                .then(b.magnitude.total_cmp(&a.magnitude))
+                .then(catalogue::order(ia).cmp(&catalogue::order(ib)))
+        });
+        v.into_iter()
+            .map(|(id, d)| Finding {
+                title: catalogue::title(&id),
+                id,
+                severity: d.severity,
+                impact: None,
+                evidence: d.evidence,
+                fix: Fix {
+                    torch: join_fixes(d.torch),
+                    keras: join_fixes(d.keras),
+                },
+            })
+            .collect()
+    }
+}
+
+const NOTHING: &str = "nothing to change on this side";
+
+/// Adds a fix unless it is already there; "nothing to change" gives way to any real fix, and
+/// of two fixes with the same code (before a `#` comment) the one with the comment stays.
+fn add_fix(list: &mut Vec<String>, fix: String) {
+    let code = |f: &str| f.split("  #").next().unwrap_or(f).trim().to_string();
+    let is_nothing = |f: &str| f.trim_start_matches("# ").starts_with(NOTHING);
+    if fix.is_empty() || list.contains(&fix) {
+        return;
+    }
+    if is_nothing(&fix) {
+        if list.is_empty() {
+            list.push(fix);
+        }
+        return;
+    }
+    list.retain(|f| !is_nothing(f));
+    if let Some(i) = list.iter().position(|f| code(f) == code(&fix)) {
+        if fix.len() > list[i].len() {
+            list[i] = fix;
+        }
+        return;
+    }
+    list.push(fix);
+}
+
+fn join_fixes(v: Vec<String>) -> String {
+    if v.is_empty() {
+        format!("# {NOTHING}")
+    } else {
+        v.iter()
+            .flat_map(|f| f.lines())
+            .map(as_code_line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Fixes are code: a line of prose becomes a Python comment. A line is code when it starts
+/// with a comment or `for`/`if`, its first word contains `(`, `=`, `.` or `[`, or it assigns
+/// (` = ` before any comment).
+fn as_code_line(line: &str) -> String {
+    let first = line.split_whitespace().next().unwrap_or("");
+    let code = line.starts_with('#')
+        || line.starts_with("for ")
+        || line.starts_with("if ")
+        || first.contains(['(', '=', '.', '['])
+        || line.split("  #").next().unwrap_or(line).contains(" = ");
+    if code {
+        line.to_string()
+    } else {
+        format!("# {line}")
+    }
+}

@@ -1,0 +1,262 @@
+//! Compares a Keras model with its PyTorch port and names every difference by its catalogue
+//! id, with evidence from both sides and the fix for each.
+//!
+//! [`diagnose`] runs, in order:
+//! 1. **align** ([`align`]): pair the layers with parameters by graph order, kind and
+//!    parameter shapes modulo layouts; list what has no counterpart;
+//! 2. **weights** ([`weights`]): decide whether the torch initial weights are the Keras
+//!    weights under the correct mapping, under a known wrong one, or independent draws whose
+//!    distributions are compared with each framework's default initializers;
+//! 3. **conventions** decidable from the two configurations: layers ([`layers`]) and
+//!    training ([`training`]: optimizer via `optim::equiv`, clipping, schedules, loss,
+//!    regularizers, batch size and shuffling);
+//! 4. **inputs** ([`inputs`]): what each side feeds its model.
+//!
+//! Findings are ordered by severity (impact is left to the engine-based stages: forward
+//! parity, training, ablation and noise floor, which need the `engine` crate). The ids the
+//! analysis cannot decide from two bundles are in [`catalogue::UNDECIDABLE`].
+//!
+//! This is the only crate that knows the catalogue ([`catalogue`]).
+
+mod align;
+pub mod catalogue;
+mod findings;
+mod graph;
+mod inputs;
+mod layers;
+mod stats;
+#[cfg(test)]
+mod testkit;
+mod training;
+mod weights;
+
+use anyhow::bail;
+use model_import::Bundle;
+use model_ir::{Framework, Model, TrainingConfig};
+use report::{
+    Alignment, Diagnosis, LayerPair, ModelSummary, NotChecked, ParamPair, Settings, Severity,
+};
+
+pub use report;
+
+/// What to run. The training settings are recorded for the engine-based stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Training steps per run (the training and ablation stages).
+    pub steps: Option<usize>,
+    /// Seeds for the noise floor.
+    pub seeds: Option<usize>,
+}
+
+fn optimizer_text(t: &TrainingConfig) -> Option<String> {
+    let spec = t.optimizer.as_ref()?;
+    Some(match t.framework {
+        Framework::Keras => optim::keras::Config::from_spec(spec)
+            .map(|c| optim::equiv::render_keras(&c))
+            .unwrap_or_else(|_| spec.class_name.clone()),
+        Framework::Torch => optim::torch::Config::from_spec(spec)
+            .map(|c| optim::equiv::render_torch(&c))
+            .unwrap_or_else(|_| spec.class_name.clone()),
+    })
+}
+
+fn loss_text(t: &TrainingConfig) -> Option<String> {
+    let l = t.loss.as_ref()?;
+    let args: Vec<String> = l
+        .config
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| {
+            !v.is_null()
+                && !matches!(
+                    (k.as_str(), v.to_string().as_str()),
+                    ("name" | "dtype", _)
+                        | ("reduction", "\"mean\"")
+                        | ("reduction", "\"sum_over_batch_size\"")
+                        | ("ignore_index", "-100")
+                        | ("label_smoothing", "0.0" | "0")
+                        | ("from_logits", "false")
+                        | ("axis", "-1")
+                )
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Some(if args.is_empty() {
+        l.class_name.clone()
+    } else {
+        format!("{}({})", l.class_name, args.join(", "))
+    })
+}
+
+fn summary(b: &Bundle) -> ModelSummary {
+    let m = &b.model;
+    let inputs = b.inputs.as_ref().map(|f| {
+        f.tensors
+            .iter()
+            .map(|(k, t)| {
+                let s: Vec<String> = t.shape().iter().map(usize::to_string).collect();
+                format!("{k} [{}] {}", s.join(","), t.dtype())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    ModelSummary {
+        framework: m.framework.name().into(),
+        source: b.dir.display().to_string(),
+        name: m.name.clone(),
+        producer: m.producer.clone(),
+        layers: m.nodes.len(),
+        trainable: m.trainable_count(),
+        optimizer: m.training.as_ref().and_then(optimizer_text),
+        loss: m.training.as_ref().and_then(loss_text),
+        inputs,
+    }
+}
+
+fn verdict(findings: &[report::Finding]) -> String {
+    let serious: Vec<&report::Finding> = findings
+        .iter()
+        .filter(|f| f.severity < Severity::Info)
+        .collect();
+    let infos = findings.len() - serious.len();
+    let notes = if infos == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {infos} informational note{} besides",
+            if infos == 1 { "" } else { "s" }
+        )
+    };
+    let Some(top) = serious.first() else {
+        let notes = if infos == 0 {
+            String::new()
+        } else {
+            format!(
+                " ({infos} informational note{})",
+                if infos == 1 { "" } else { "s" }
+            )
+        };
+        return format!(
+            "No difference that changes training or inference was found{notes}; the port looks faithful as far as the bundles show."
+        );
+    };
+    let count = |s: Severity| serious.iter().filter(|f| f.severity == s).count();
+    let mut parts = Vec::new();
+    for s in [Severity::High, Severity::Medium, Severity::Low] {
+        let n = count(s);
+        if n > 0 {
+            parts.push(format!("{n} {s}"));
+        }
+    }
+    format!(
+        "The port differs from the Keras model in {} way{} ({}{notes}); the most serious is `{}`: {}.",
+        serious.len(),
+        if serious.len() == 1 { "" } else { "s" },
+        parts.join(", "),
+        top.id,
+        top.title
+    )
+}
+
+fn check_sides(keras: &Model, torch: &Model) -> anyhow::Result<()> {
+    if keras.framework != Framework::Keras {
+        bail!(
+            "the first bundle must be the Keras side, but it holds a {} model",
+            keras.framework
+        );
+    }
+    if torch.framework != Framework::Torch {
+        bail!(
+            "the second bundle must be the PyTorch side, but it holds a {} model",
+            torch.framework
+        );
+    }
+    Ok(())
+}
+
+/// Compares a Keras bundle with the bundle of its PyTorch port.
+///
+/// Errors only on unusable input (the sides swapped); everything the analysis cannot decide
+/// is listed in [`Diagnosis::not_checked`].
+pub fn diagnose(keras: &Bundle, torch: &Bundle, opts: &Options) -> anyhow::Result<Diagnosis> {
+    check_sides(&keras.model, &torch.model)?;
+    let mut out = findings::Findings::default();
+    let mut not_checked = Vec::new();
+
+    let kshapes = graph::infer_shapes(&keras.model);
+    let tshapes = graph::infer_shapes(&torch.model);
+    let aligned = align::align(&keras.model, &torch.model);
+    let w = weights::check(&keras.model, &torch.model, &aligned, &kshapes, &mut out);
+    let ctx = layers::Ctx {
+        keras: &keras.model,
+        torch: &torch.model,
+        kshapes: &kshapes,
+        tshapes: &tshapes,
+    };
+    layers::check(&ctx, &aligned, &mut out);
+    training::check(keras, torch, &aligned, &mut out, &mut not_checked);
+    inputs::check(keras, torch, &mut out, &mut not_checked);
+
+    let alignment = Alignment {
+        pairs: aligned
+            .pairs
+            .iter()
+            .zip(&w.layers)
+            .map(|(p, (weights, maps))| LayerPair {
+                keras: p.keras.name.clone(),
+                torch: p.torch.name.clone(),
+                kind: p.keras.op.kind().into(),
+                params: p
+                    .params
+                    .iter()
+                    .zip(maps)
+                    .map(|(m, map)| ParamPair {
+                        keras: m.keras.name.clone(),
+                        torch: m
+                            .torch
+                            .iter()
+                            .map(|q| q.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        mapping: map.clone(),
+                    })
+                    .collect(),
+                weights: weights.clone(),
+            })
+            .collect(),
+        keras_only: aligned.keras_only.iter().map(|n| n.name.clone()).collect(),
+        torch_only: aligned.torch_only.iter().map(|n| n.name.clone()).collect(),
+    };
+
+    for stage in ["forward parity", "training", "ablation", "noise floor"] {
+        not_checked.push(NotChecked {
+            what: stage.into(),
+            reason: "needs the reference engine (not built yet); findings are ranked by severity, not by measured impact".into(),
+        });
+    }
+    for (id, why) in catalogue::UNDECIDABLE {
+        not_checked.push(NotChecked {
+            what: id.into(),
+            reason: why.into(),
+        });
+    }
+
+    let mut findings = out.into_findings();
+    report::rank_findings(&mut findings);
+    Ok(Diagnosis {
+        verdict: verdict(&findings),
+        keras: summary(keras),
+        torch: summary(torch),
+        alignment,
+        findings,
+        forward: None,
+        training: None,
+        noise_floor: None,
+        not_checked,
+        settings: Settings {
+            steps: opts.steps,
+            seeds: opts.seeds,
+        },
+    })
+}

@@ -1,0 +1,9 @@
+# The Keras model of this case and the differences planted into its torch port (read by ../_lib/casekit_*.py).
+CASE = {
+    'summary': 'Faithful port, no difference: CNN with BatchNorm and Dropout on 8×8 digits, SGD with momentum; BN momentum/eps mapped, flatten permuted, HWIO→OIHW.',
+    'arch': 'cnn',
+    'opts': {'bn': True, 'dropout': 0.25},
+    'optimizer': ('SGD', {'learning_rate': 0.05, 'momentum': 0.9}),
+    'loss': 'sparse',
+    'top': None,
+}

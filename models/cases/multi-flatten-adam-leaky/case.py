@@ -1,0 +1,9 @@
+# The Keras model of this case and the differences planted into its torch port (read by ../_lib/casekit_*.py).
+CASE = {
+    'summary': 'Three differences in a CNN with LeakyReLU and Adam: flatten order not permuted, torch Adam defaults (ε), LeakyReLU slope default.',
+    'arch': 'cnn',
+    'opts': {'activation': 'leaky_relu'},
+    'optimizer': ('Adam', {}),
+    'loss': 'categorical',
+    'plants': ['flatten-order', 'adam-epsilon-hat', 'leaky-relu-slope'],
+}

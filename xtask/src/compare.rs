@@ -1,0 +1,398 @@
+//! `cargo xtask compare`: diagnose a Keras bundle against its PyTorch port.
+//!
+//! - no arguments: the bundled seed example (`models/seed-mlp/{keras,torch}`), terminal summary;
+//! - `KERAS_BUNDLE TORCH_BUNDLE [--out DIR] [--json FILE] [--steps N] [--seeds K]`: the
+//!   terminal summary, plus `report.md`, `report.html` and `report.json` in `--out` and the
+//!   JSON in `--json` (`-` for stdout); `--steps`/`--seeds` are recorded for the training stage;
+//! - `--all`: every case under `models/cases/*/` against its `expected.json`, one line per
+//!   case, then `compare: N passed, N failed`; non-zero exit on a failure.
+//!
+//! Exit 0 when the analysis ran, whatever it found; bad input is an error (one line).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, format_err};
+use diagnose::report::{self, Diagnosis, Severity};
+use diagnose::{Options, diagnose};
+
+const USAGE: &str = "usage: cargo xtask compare [KERAS_BUNDLE TORCH_BUNDLE] [--out DIR] [--json FILE] [--steps N] [--seeds K] | --all";
+
+/// Parsed command line.
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    all: bool,
+    bundles: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    json: Option<PathBuf>,
+    steps: Option<usize>,
+    seeds: Option<usize>,
+}
+
+fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
+    let mut a = Args::default();
+    let mut it = rest.iter();
+    let count = |flag: &str, v: Option<&String>| -> anyhow::Result<usize> {
+        let v = v.ok_or_else(|| format_err!("compare: {flag} needs a number"))?;
+        match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("compare: {flag} `{v}`: expected a positive integer"),
+        }
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--all" => a.all = true,
+            "--out" => {
+                a.out =
+                    Some(PathBuf::from(it.next().ok_or_else(|| {
+                        format_err!("compare: --out needs a directory")
+                    })?));
+            }
+            "--json" => {
+                a.json =
+                    Some(PathBuf::from(it.next().ok_or_else(|| {
+                        format_err!("compare: --json needs a file")
+                    })?));
+            }
+            "--steps" => a.steps = Some(count("--steps", it.next())?),
+            "--seeds" => a.seeds = Some(count("--seeds", it.next())?),
+            s if s.starts_with('-') && s != "-" => bail!("compare: unknown flag `{s}` ({USAGE})"),
+            s => a.bundles.push(PathBuf::from(s)),
+        }
+    }
+    if a.all && !a.bundles.is_empty() {
+        bail!("compare: --all takes no bundles ({USAGE})");
+    }
+    if !a.all && !matches!(a.bundles.len(), 0 | 2) {
+        bail!("compare: expected two bundles, Keras then PyTorch ({USAGE})");
+    }
+    Ok(a)
+}
+
+/// Runs `f`; when it takes more than a second, says so on stderr (and how long it took).
+fn with_progress<T: Send>(label: &str, f: impl FnOnce() -> T + Send) -> T {
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let watcher = s.spawn(move || {
+            if rx.recv_timeout(Duration::from_secs(1)).is_err() {
+                eprintln!("compare: {label} ...");
+                let _ = rx.recv();
+                eprintln!(
+                    "compare: {label} done in {:.1} s",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        });
+        let out = f();
+        let _ = tx.send(());
+        let _ = watcher.join();
+        out
+    })
+}
+
+fn load(path: &Path) -> anyhow::Result<model_import::Bundle> {
+    if !path.is_dir() {
+        bail!("{}: not a bundle directory", path.display());
+    }
+    Ok(model_import::load_bundle(path)?)
+}
+
+/// Loads both bundles and diagnoses them; `labels` replace the bundle paths in the report.
+fn run_pair(
+    keras: &Path,
+    torch: &Path,
+    labels: (&str, &str),
+    opts: &Options,
+) -> anyhow::Result<Diagnosis> {
+    let (k, t) = with_progress("loading the bundles", || (load(keras), load(torch)));
+    let (k, t) = (k?, t?);
+    let mut d = with_progress("analysis", || diagnose(&k, &t, opts))?;
+    d.keras.source = labels.0.to_string();
+    d.torch.source = labels.1.to_string();
+    Ok(d)
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `expected.json` of a bundled case.
+#[derive(Debug, Default, PartialEq)]
+struct Expected {
+    top: Option<String>,
+    present: Vec<String>,
+    absent: Vec<String>,
+}
+
+fn parse_expected(text: &str) -> anyhow::Result<Expected> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let list = |k: &str| -> anyhow::Result<Vec<String>> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format_err!("`{k}` must list strings"))
+                })
+                .collect(),
+            Some(_) => bail!("`{k}` must be a list"),
+        }
+    };
+    Ok(Expected {
+        top: match v.get("top") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => bail!("`top` must be a string or null"),
+        },
+        present: list("present")?,
+        absent: list("absent")?,
+    })
+}
+
+/// Problems of a diagnosis against a case's expectations (empty: pass).
+///
+/// `top` is compared with the first finding (ranked by measured impact once the engine
+/// measures it, by severity until then); every `present` id must be found and no `absent`
+/// id; a case with nothing `present` (a faithful port) must have nothing above `info`.
+fn check_expected(d: &Diagnosis, e: &Expected) -> Vec<String> {
+    let found: BTreeSet<&str> = d.findings.iter().map(|f| f.id.as_str()).collect();
+    let mut problems = Vec::new();
+    if let Some(top) = &e.top {
+        let first = d.findings.first().map_or("none", |f| f.id.as_str());
+        if first != top {
+            problems.push(format!("top is `{first}`, expected `{top}`"));
+        }
+    }
+    let missing: Vec<&str> = e
+        .present
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !found.contains(id))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("missing {}", missing.join(", ")));
+    }
+    let unwanted: Vec<&str> = e
+        .absent
+        .iter()
+        .map(String::as_str)
+        .filter(|id| found.contains(id))
+        .collect();
+    if !unwanted.is_empty() {
+        problems.push(format!("unexpected {}", unwanted.join(", ")));
+    }
+    if e.present.is_empty() && e.top.is_none() {
+        let above: Vec<String> = d
+            .findings
+            .iter()
+            .filter(|f| f.severity < Severity::Info)
+            .map(|f| format!("{} ({})", f.id, f.severity))
+            .collect();
+        if !above.is_empty() {
+            problems.push(format!("faithful port, but found {}", above.join(", ")));
+        }
+    }
+    problems
+}
+
+/// Case directories under `models/cases/` (sorted, `_lib` skipped).
+pub(crate) fn case_dirs(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join("models/cases");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "_lib"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn run_case(root: &Path, dir: &Path) -> anyhow::Result<(Vec<String>, String)> {
+    let expected_path = dir.join("expected.json");
+    let text = std::fs::read_to_string(&expected_path)
+        .with_context(|| format!("reading {}", expected_path.display()))?;
+    let e = parse_expected(&text).with_context(|| format!("{}", expected_path.display()))?;
+    let rel = |p: PathBuf| {
+        p.strip_prefix(root)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.display().to_string())
+    };
+    let (k, t) = (dir.join("keras"), dir.join("torch"));
+    let d = run_pair(
+        &k,
+        &t,
+        (&rel(k.clone()), &rel(t.clone())),
+        &Options::default(),
+    )?;
+    let first = d.findings.first().map_or_else(
+        || "no findings".to_string(),
+        |f| format!("first {} ({})", f.id, f.severity),
+    );
+    Ok((
+        check_expected(&d, &e),
+        format!("{first}, {} findings", d.findings.len()),
+    ))
+}
+
+fn run_all(root: &Path) -> anyhow::Result<ExitCode> {
+    let (mut passed, mut failed) = (0, 0);
+    for dir in case_dirs(root)? {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match run_case(root, &dir) {
+            Ok((problems, info)) if problems.is_empty() => {
+                passed += 1;
+                println!("PASS {name}: {info}");
+            }
+            Ok((problems, _)) => {
+                failed += 1;
+                println!("FAIL {name}: {}", problems.join("; "));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {name}: {}", format!("{e:#}").replace('\n', " "));
+            }
+        }
+    }
+    println!("compare: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `cargo xtask compare ...`.
+pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let a = parse_args(args)?;
+    let root = crate::project_root();
+    if a.all {
+        return run_all(&root);
+    }
+    let opts = Options {
+        steps: a.steps,
+        seeds: a.seeds,
+    };
+    let d = if a.bundles.is_empty() {
+        let seed = root.join("models/seed-mlp");
+        run_pair(
+            &seed.join("keras"),
+            &seed.join("torch"),
+            ("models/seed-mlp/keras", "models/seed-mlp/torch"),
+            &opts,
+        )?
+    } else {
+        let (k, t) = (&a.bundles[0], &a.bundles[1]);
+        run_pair(
+            k,
+            t,
+            (&k.display().to_string(), &t.display().to_string()),
+            &opts,
+        )?
+    };
+    let to_stdout = a.json.as_deref() == Some(Path::new("-"));
+    if !to_stdout {
+        print!("{}", report::render_terminal(&d));
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write(&dir.join("report.md"), &report::render_markdown(&d))?;
+        write(&dir.join("report.html"), &report::render_html(&d))?;
+        write(&dir.join("report.json"), &report::render_json(&d))?;
+        eprintln!(
+            "compare: wrote report.md, report.html, report.json to {}",
+            dir.display()
+        );
+    }
+    match &a.json {
+        Some(p) if to_stdout => print!("{}", report::render_json(&d)),
+        Some(p) => write(p, &report::render_json(&d))?,
+        None => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse_args(&[]).unwrap(), Args::default());
+        let a = parse_args(&args("k t --out o --json j.json --steps 200 --seeds 5")).unwrap();
+        assert_eq!(a.bundles.len(), 2);
+        assert_eq!((a.steps, a.seeds), (Some(200), Some(5)));
+        assert_eq!(a.out.as_deref(), Some(Path::new("o")));
+        assert!(parse_args(&args("--all")).unwrap().all);
+        for bad in [
+            "k",
+            "--all k t",
+            "k t --steps 0",
+            "k t --steps x",
+            "k t --bogus",
+            "k t --out",
+        ] {
+            let e = parse_args(&args(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("compare: "), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn expectations() {
+        let e = parse_expected(r#"{"top": "a", "present": ["a", "b"], "absent": ["c"]}"#).unwrap();
+        assert_eq!(e.top.as_deref(), Some("a"));
+        let faithful = parse_expected(r#"{"top": null, "present": [], "absent": ["c"]}"#).unwrap();
+        assert_eq!(faithful.top, None);
+        assert!(parse_expected(r#"{"top": 3}"#).is_err());
+    }
+
+    #[test]
+    fn seed_example_runs() {
+        let root = crate::project_root();
+        let seed = root.join("models/seed-mlp");
+        let d = run_pair(
+            &seed.join("keras"),
+            &seed.join("torch"),
+            ("models/seed-mlp/keras", "models/seed-mlp/torch"),
+            &Options::default(),
+        )
+        .unwrap();
+        let e = Expected {
+            top: Some("double-softmax".into()),
+            present: vec![
+                "double-softmax".into(),
+                "dense-init".into(),
+                "adam-epsilon-hat".into(),
+                "std-ddof".into(),
+            ],
+            absent: vec![],
+        };
+        assert_eq!(check_expected(&d, &e), Vec::<String>::new());
+        let mut wrong = e;
+        wrong.absent.push("dense-init".into());
+        wrong.top = Some("std-ddof".into());
+        assert_eq!(check_expected(&d, &wrong).len(), 2);
+    }
+
+    #[test]
+    fn bad_input_is_one_line() {
+        let e = run(&args("/nonexistent/k /nonexistent/t")).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("not a bundle directory"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+}
