@@ -5,6 +5,9 @@ Each case writes keras_<stem>.safetensors: init.<p>, grad.<t>.<p>, param.<t>.<p>
 plus metadata framework, framework_version, optimizer (keras.optimizers.serialize),
 steps, param_order and, when the case calls `optimizer.exclude_from_weight_decay`,
 exclude_from_weight_decay (its arguments, variables by name; Keras does not serialize it).
+A "sparse" case adds the table "e" whose gradient is a tf.IndexedSlices: slices.<t>.e.indices
+(int64) and slices.<t>.e.values are what `apply` received, grad.<t>.e its dense sum
+(`tf.convert_to_tensor`, TensorFlow's own densification).
 A `backend` key is written only for a backend other than tensorflow (the patterns are
 matched against backend-specific names).
 """
@@ -18,6 +21,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import grads as shared  # noqa: E402
 
@@ -37,6 +41,11 @@ def main():
     for stem, cls, kwargs, *rest in keras_cases:
         extras = rest[0] if rest else {}
         init, seq, order = shared.inputs(extras.get("extra_params", False))
+        sparse = {}
+        if extras.get("sparse", False):
+            init.update(shared.sparse_initial_params())
+            order += list(shared.SPARSE_PARAMS)
+            sparse = shared.sparse_sequence()
         opt = build(cls, kwargs)
         variables = [keras.Variable(init[n], name=n) for n in order]
         exclude = extras.get("exclude_from_weight_decay")
@@ -48,9 +57,16 @@ def main():
             )
         tensors = {f"init.{n}": init[n] for n in order}
         for t, step in enumerate(seq, start=1):
-            opt.apply([keras.ops.convert_to_tensor(step[n]) for n in order], variables)
-            for n, v in zip(order, variables):
-                tensors[f"grad.{t}.{n}"] = step[n]
+            step = dict(step)
+            for n, (idx, val) in (sparse[t - 1] if sparse else {}).items():
+                step[n] = tf.IndexedSlices(tf.constant(val), tf.constant(idx), tf.constant(init[n].shape, dtype=tf.int64))
+                tensors[f"slices.{t}.{n}.indices"] = idx
+                tensors[f"slices.{t}.{n}.values"] = val
+            grads = [step[n] if isinstance(step[n], tf.IndexedSlices) else keras.ops.convert_to_tensor(step[n]) for n in order]
+            opt.apply(grads, variables)
+            for n, v, g in zip(order, variables, grads):
+                is_sparse = isinstance(g, tf.IndexedSlices)
+                tensors[f"grad.{t}.{n}"] = np.asarray(tf.convert_to_tensor(g)) if is_sparse else step[n]
                 tensors[f"param.{t}.{n}"] = np.asarray(v.numpy(), dtype=np.float32)
         meta = {
             "framework": "keras",

@@ -16,6 +16,10 @@ PARAMS = {"w": (4, 3), "b": (5,)}
 # every rank >= 2 variable). Drawn from its own random stream so that the inputs of the
 # two-parameter cases, and hence their files, are unchanged.
 EXTRA_PARAMS = {"k": (2, 3, 4)}
+# An embedding table for the cases whose gradient is a tf.IndexedSlices (Keras, TensorFlow
+# backend): LOOKUPS slices per step, duplicates kept apart, from its own random streams.
+SPARSE_PARAMS = {"e": (6, 4)}
+LOOKUPS = 7
 
 
 def initial_params():
@@ -48,6 +52,35 @@ def extra_gradient_sequence():
             if t % 7 == 0:
                 g.reshape(-1)[1] = 0.0
             step[n] = g.astype(np.float32)
+        out.append(step)
+    return out
+
+
+def sparse_initial_params():
+    rng = np.random.default_rng(SEED + 4)
+    return {n: rng.normal(0.0, 1.0, size=s).astype(np.float32) for n, s in SPARSE_PARAMS.items()}
+
+
+def sparse_sequence():
+    """Per step, {name: (indices int64 (LOOKUPS,), values float32 (LOOKUPS, row))}: ids drawn
+    from rows 0..4 with weights 0.4, 0.25, 0.15, 0.12, 0.08 (row 0 is usually looked up
+    several times, some rows are missed in some steps, the last row never), each slice with
+    per-column scales from 1e-3 to 3, Student-t(2) noise, the x25 burst every 13th step and
+    an exact-zero slice every 7th step."""
+    rng = np.random.default_rng(SEED + 5)
+    weights = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
+    scales = {n: np.exp(rng.uniform(np.log(1e-3), np.log(3.0), size=s[1:])) for n, s in SPARSE_PARAMS.items()}
+    out = []
+    for t in range(1, STEPS + 1):
+        step = {}
+        for n, s in SPARSE_PARAMS.items():
+            idx = rng.choice(len(weights), size=LOOKUPS, p=weights).astype(np.int64)
+            g = rng.standard_t(2.0, size=(LOOKUPS,) + s[1:]) * scales[n] + 0.3 * scales[n]
+            if t % 13 == 0:
+                g = g * 25.0
+            if t % 7 == 0:
+                g[1] = 0.0
+            step[n] = (idx, g.astype(np.float32))
         out.append(step)
     return out
 
@@ -97,7 +130,8 @@ def cases():
 
     Keras extras: "exclude_from_weight_decay" ({"var_names": [...], "var_list": [names]}: the
     arguments of `optimizer.exclude_from_weight_decay`, variables by name), "extra_params"
-    (add the rank-3 parameter "k"). Torch extras: "param_groups" ([{"params": [names],
+    (add the rank-3 parameter "k"), "sparse" (add the table "e", whose gradient is passed
+    as a tf.IndexedSlices). Torch extras: "param_groups" ([{"params": [names],
     <overrides>}], as in train.json), "scheduler" ({"class_name", "config", "interval":
     "epoch" | "step", "steps_per_epoch"}), "extra_params"."""
     keras_cases = [
@@ -139,6 +173,11 @@ def cases():
         # The exact counterpart of torch_sgd_steplr_keras_mapped: ExponentialDecay(staircase)
         # per step = StepLR per step.
         ("sgd_expdecay_staircase", "SGD", {"learning_rate": ("ExponentialDecay", {"initial_learning_rate": 0.05, "decay_steps": 10, "decay_rate": 0.5, "staircase": True})}),
+        # A tf.IndexedSlices gradient for "e": Adam's v gets the per-row sum of the squared
+        # slices (m the summed gradient, every row decays); Adagrad scatter-adds the squared
+        # slices and scatter-subtracts per slice, after clipnorm took the slices' norm.
+        ("adam_sparse", "Adam", {"learning_rate": 0.01}, {"sparse": True}),
+        ("adagrad_sparse_clipnorm", "Adagrad", {"learning_rate": 0.05, "clipnorm": 1.0}, {"sparse": True}),
     ]
     torch_cases = [
         ("sgd_default", "SGD", {}, None),

@@ -12,6 +12,7 @@ mod compare;
 mod fixtures;
 mod inspect;
 mod replay;
+mod run;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,10 @@ COMMANDS:
     replay FILE... [--as keras|torch] [--json] [--f64]
                               replay golden optimizer trajectories through the emulators;
                               worst normalized error per file, pass <= 1e-6
+    run MODEL --inputs FILE --out FILE [--train] [--grads] [--f64]
+                              run the reference engine on a .keras/.onnx model or bundle
+                              directory: reads x / x.<input> (and y), writes output /
+                              output.<name> (with --grads also loss and grad.<param>)
     codegen [--check]         regenerate crates/onnx-proto/src/generated/onnx.rs from
                               proto/onnx.proto (--check: fail if it is stale)
     help                      print this help
@@ -118,6 +123,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         }
         "compare" => compare::run(rest),
         "replay" => replay::run(rest),
+        "run" => run::run(rest),
         "codegen" => {
             let check = match rest {
                 [] => false,

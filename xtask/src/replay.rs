@@ -2,8 +2,8 @@
 //! trajectories (`models/trajectories/*.safetensors`) through the `optim` emulators and
 //! print the worst normalized error per file, then `replay: N passed, N failed`. The files'
 //! optional training-loop metadata (torch `param_groups`, `scheduler`, `grad_clip`; Keras
-//! `exclude_from_weight_decay`, `backend`) and the tensor shapes are passed on to
-//! `optim::replay`.
+//! `exclude_from_weight_decay`, `backend`), the tensor shapes and the I64 `slices.*.indices`
+//! tensors are passed on to `optim::replay`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,18 +69,30 @@ fn load(path: &Path) -> anyhow::Result<Trajectory> {
         .into_iter()
         .collect();
     let mut tensors = BTreeMap::new();
+    let mut int_tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            bail!("tensor `{name}` is {:?}, expected F32", view.dtype());
+        match view.dtype() {
+            Dtype::F32 => {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                tensors.insert(name, (view.shape().to_vec(), data));
+            }
+            // `slices.<t>.<p>.indices` of IndexedSlices gradients.
+            Dtype::I64 => {
+                let data = view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                int_tensors.insert(name, (view.shape().to_vec(), data));
+            }
+            other => bail!("tensor `{name}` is {other:?}, expected F32 (or I64 indices)"),
         }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.insert(name, (view.shape().to_vec(), data));
     }
-    Ok(Trajectory::from_shaped_parts(&meta, &tensors)?)
+    Ok(Trajectory::from_all_parts(&meta, &tensors, &int_tensors)?)
 }
 
 fn fw(f: Framework) -> &'static str {

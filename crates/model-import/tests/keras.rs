@@ -667,3 +667,170 @@ fn deflated_archives_read_like_stored_ones() {
         assert_eq!(p.tensor, q.tensor);
     }
 }
+
+/// The model's `training.regularizers` are exactly `expected` (parameter, l1, l2).
+#[track_caller]
+fn check_regularizers(m: &Model, expected: &[(&str, f64, f64)]) {
+    let got: Vec<(String, f64, f64)> = m
+        .training
+        .as_ref()
+        .expect("training config")
+        .regularizers
+        .iter()
+        .map(|(k, r)| (k.clone(), r.l1, r.l2))
+        .collect();
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for ((name, l1, l2), (want, w1, w2)) in got.iter().zip(expected) {
+        assert_eq!(name, want, "{got:?}");
+        assert!(
+            close(*l1, *w1, 1e-15, 0.0) && close(*l2, *w2, 1e-15, 0.0),
+            "{name}: ({l1}, {l2}) vs ({w1}, {w2})"
+        );
+    }
+}
+
+#[test]
+fn weight_regularizers_land_in_the_training_config() {
+    // functional: L2(1e-3) on branch_a's kernel; Keras's own loss.regularization at the
+    // initial weights is 1e-3·Σw².
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/functional/keras");
+    let m = load_keras(&dir.join("model.keras")).unwrap();
+    check_regularizers(&m, &[("branch_a/kernel", 0.0, 1e-3)]);
+    let reference = model_import::load_safetensors(&dir.join("reference.safetensors")).unwrap();
+    let recorded = reference.tensors["loss.regularization"].to_f64()[[]];
+    let w = m.param("branch_a/kernel").unwrap().tensor.to_f64();
+    let penalty = 1e-3 * w.iter().map(|x| x * x).sum::<f64>();
+    assert!(
+        close(penalty, recorded, 1e-6, 0.0),
+        "{penalty} vs {recorded}"
+    );
+    assert!(
+        m.notes.iter().any(|n| n
+            == r#"layer `branch_a` (Dense): kernel_regularizer L2({"l2":0.001}) adds a penalty to the loss"#),
+        "{:?}",
+        m.notes
+    );
+    // The zoo: a Conv2D kernel, a GRU recurrent kernel (L1 as Keras serialized it from a
+    // float32 tensor), a Conv1D kernel with L1L2.
+    check_regularizers(&load("conv_tf_same"), &[("stem/kernel", 0.0, 1e-4)]);
+    check_regularizers(
+        &load("rnn_stack"),
+        &[("gru_1/recurrent_kernel", 0.0010000000474974513, 0.0)],
+    );
+    check_regularizers(&load("seq_misc"), &[("conv1d_1/kernel", 1e-4, 1e-3)]);
+    check_regularizers(&load("activations"), &[]);
+}
+
+#[test]
+fn regularizer_forms_and_where_they_apply() {
+    let reg = |class: &str, cfg: Value| serde_json::json!({"module": "keras.regularizers", "class_name": class, "config": cfg, "registered_name": null});
+    let bytes = edit_config(&zoo("rnn_stack"), |v| {
+        let emb = layer_config(v, "embedding")["config"]
+            .as_object_mut()
+            .unwrap();
+        emb.insert("embeddings_regularizer".into(), "l2".into());
+        emb.insert(
+            "activity_regularizer".into(),
+            reg("L1", serde_json::json!({"l1": 0.5})),
+        );
+        // Keras writes both directions' configs; the backward one gets its own.
+        let bidi = &mut layer_config(v, "bidirectional")["config"];
+        let fwd = bidi["layer"]["config"].as_object_mut().unwrap();
+        fwd.insert(
+            "kernel_regularizer".into(),
+            reg("L1L2", serde_json::json!({"l1": 0.25})),
+        );
+        let bwd = bidi["backward_layer"]["config"].as_object_mut().unwrap();
+        bwd.insert(
+            "kernel_regularizer".into(),
+            reg("L1L2", serde_json::json!({"l2": 0.5})),
+        );
+        let dense = layer_config(v, "dense")["config"].as_object_mut().unwrap();
+        dense.insert("trainable".into(), false.into());
+        dense.insert("kernel_regularizer".into(), "l1".into());
+    });
+    let m = import("regularizers", &bytes).unwrap();
+    // A string takes the constructor default; both directions of the Bidirectional LSTM;
+    // nothing for the frozen Dense.
+    check_regularizers(
+        &m,
+        &[
+            ("bidirectional/backward_enc/kernel", 0.0, 0.5),
+            ("bidirectional/forward_enc/kernel", 0.25, 0.0),
+            ("embedding/embeddings", 0.0, 0.01),
+            ("gru_1/recurrent_kernel", 0.0010000000474974513, 0.0),
+        ],
+    );
+    for note in [
+        r#"layer `embedding` (Embedding): activity_regularizer L1({"l1":0.5}) adds a penalty on the layer's output to the loss; the engine does not model it"#,
+        r#"layer `dense` (Dense): kernel_regularizer "l1": `dense/kernel` is not trainable, so Keras adds no penalty"#,
+        r#"layer `forward_enc` (LSTM): kernel_regularizer L1L2({"l1":0.25}) adds a penalty to the loss"#,
+    ] {
+        assert_eq!(
+            m.notes.iter().filter(|n| *n == note).count(),
+            1,
+            "{note}\n{:#?}",
+            m.notes
+        );
+    }
+
+    // Which variable each argument penalizes; a null factor takes the default.
+    let bytes = edit_config(&zoo("conv_tf_same"), |v| {
+        let bn = layer_config(v, "batch_normalization")["config"]
+            .as_object_mut()
+            .unwrap();
+        bn.insert("gamma_regularizer".into(), "l2".into());
+        bn.insert("beta_regularizer".into(), "l1".into());
+        let dw = layer_config(v, "depthwise_conv2d")["config"]
+            .as_object_mut()
+            .unwrap();
+        dw.insert(
+            "depthwise_regularizer".into(),
+            reg("L2", serde_json::json!({"l2": 0.5})),
+        );
+        let sep = layer_config(v, "separable_conv2d")["config"]
+            .as_object_mut()
+            .unwrap();
+        sep.insert(
+            "depthwise_regularizer".into(),
+            reg("L1", serde_json::json!({"l1": 0.125})),
+        );
+        sep.insert(
+            "pointwise_regularizer".into(),
+            reg("L2", serde_json::json!({"l2": null})),
+        );
+        sep.insert("bias_regularizer".into(), "l2".into());
+    });
+    let m = import("regularizer-variables", &bytes).unwrap();
+    check_regularizers(
+        &m,
+        &[
+            ("batch_normalization/beta", 0.01, 0.0),
+            ("batch_normalization/gamma", 0.0, 0.01),
+            ("depthwise_conv2d/kernel", 0.0, 0.5),
+            ("separable_conv2d/depthwise_kernel", 0.125, 0.0),
+            ("separable_conv2d/pointwise_kernel", 0.0, 0.01),
+            ("stem/kernel", 0.0, 1e-4),
+        ],
+    );
+    // use_bias=False: Keras creates no bias, so the argument penalizes nothing.
+    let note = r#"layer `separable_conv2d` (SeparableConv2D): bias_regularizer "l2": the layer has no `bias` variable; Keras ignores it"#;
+    assert!(m.notes.iter().any(|n| n == note), "{:#?}", m.notes);
+
+    let bytes = edit_config(&zoo("rnn_stack"), |v| {
+        let dense = layer_config(v, "dense")["config"].as_object_mut().unwrap();
+        dense.insert(
+            "kernel_regularizer".into(),
+            reg(
+                "OrthogonalRegularizer",
+                serde_json::json!({"factor": 0.01, "mode": "rows"}),
+            ),
+        );
+    });
+    assert_eq!(
+        import("orthogonal", &bytes)
+            .map(|_| ())
+            .map_err(|e| e.kind.to_string()),
+        Err("unsupported: layer `dense` (Dense): kernel_regularizer OrthogonalRegularizer (only L1, L2 and L1L2 regularizers are supported)".to_string())
+    );
+}

@@ -264,7 +264,7 @@ fn clip(lo: f32, hi: f32) -> ModelProto {
 }
 
 #[test]
-fn clip_lifts_to_relu_variants_or_is_refused() {
+fn clip_lifts_to_relu_variants_or_to_bounds() {
     check(
         "clip06",
         clip(0.0, 6.0),
@@ -275,10 +275,18 @@ fn clip_lifts_to_relu_variants_or_is_refused() {
         clip(0.0, 3.0),
         Ok((&[("act", r#""max_value":3.0"#)], &[])),
     );
-    check(
+    // Any other Clip: max(x, lo) then min(·, hi), as constant binaries.
+    let m = check(
         "clip-11",
         clip(-1.0, 1.0),
-        Err("Clip(Some(-1.0), Some(1.0)) has no IR equivalent"),
+        Ok((&[("act", r#""op":"maximum""#)], &[])),
+    )
+    .unwrap();
+    assert!(
+        m.nodes
+            .iter()
+            .any(|n| n.op.attrs_json().to_string().contains(r#""op":"minimum""#)),
+        "clip-11: no minimum node"
     );
 }
 

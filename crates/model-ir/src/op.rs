@@ -314,6 +314,8 @@ pub enum MergeOp {
     Minimum,
     /// Concatenation along `axis` (full-tensor axis, negative from the end).
     Concatenate(i64),
+    /// `a ^ b` of two computed values, broadcast (ONNX `Pow`, torch `a ** b`).
+    Power,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -324,6 +326,10 @@ pub enum BinaryOp {
     Mul,
     Div,
     Pow,
+    /// `max(x, c)` (ONNX `Clip` lower bound, `torch.clamp(min=)`).
+    Maximum,
+    /// `min(x, c)` (ONNX `Clip` upper bound, `torch.clamp(max=)`).
+    Minimum,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -22,6 +22,10 @@
 //! bias corrections, Nadam's μ schedule, Adafactor's step and EMA see the update count, while
 //! learning-rate schedules and weight decay's η see the raw call count (catalogue 14).
 //!
+//! [`Optimizer::apply_with_slices`] takes some gradients as TensorFlow `IndexedSlices` (an
+//! `Embedding` table's, one slice per lookup) and applies what TensorFlow does with them op by
+//! op (`keras/sparse.rs`: e.g. Adam's second moment gets Σgₖ² per row, not (Σgₖ)²).
+//!
 //! Scalars follow the TensorFlow backend's dtypes: the learning rate is a float32 variable,
 //! Python-float hyper-parameters are cast to the variable dtype where they meet a tensor
 //! (so `1 - self.beta_1` is computed in f64 first), and bias-correction powers are float32
@@ -29,6 +33,7 @@
 
 mod pattern;
 pub mod schedules;
+mod sparse;
 
 use serde_json::Value;
 
@@ -37,6 +42,7 @@ use crate::real::Real;
 use crate::variable::Variable;
 use pattern::Pattern;
 pub use schedules::Schedule;
+use sparse::Sparse;
 
 /// A learning rate: a constant or a schedule evaluated at `iterations`.
 #[derive(Debug, Clone, PartialEq)]
@@ -448,6 +454,19 @@ struct Slots<T> {
     factored: Option<(usize, usize, usize)>,
     /// `_use_weight_decay(variable)`.
     decay: bool,
+    /// Length of the first axis (what `IndexedSlices` index).
+    rows: usize,
+}
+
+/// A variable's gradient as TensorFlow's `tf.IndexedSlices`, what `tape.gradient` returns for
+/// an `Embedding` table (any `gather` of a variable): slice `k`, row `k` of `values`, belongs
+/// to row `indices[k]` of the variable's first axis. One slice per lookup: a row looked up
+/// twice has two slices. See [`Optimizer::apply_with_slices`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IndexedSlices<'a, T> {
+    pub indices: &'a [usize],
+    /// `indices.len()` rows of the variable's row size (its size / first axis), row-major.
+    pub values: &'a [T],
 }
 
 /// A running Keras optimizer over a fixed list of variables (flattened, in order).
@@ -502,6 +521,7 @@ impl<T: Real> Optimizer<T> {
                         .exclude_from_weight_decay
                         .as_ref()
                         .is_some_and(|e| e.excludes(&v.name, config.backend)),
+                    rows: v.shape.first().copied().unwrap_or(1),
                 }
             })
             .collect();
@@ -530,6 +550,76 @@ impl<T: Real> Optimizer<T> {
 
     /// One `optimizer.apply(grads, variables)`. `grads` is consumed as scratch space.
     pub fn apply(&mut self, grads: &mut [Vec<T>], vars: &mut [Vec<T>]) {
+        let none = vec![None; grads.len()];
+        self.apply_sparse(grads, none, vars);
+    }
+
+    /// One `optimizer.apply(grads, variables)` on the TensorFlow backend where some gradients
+    /// are `tf.IndexedSlices` (`slices[i]`, `None` for a dense gradient); `grads[i]` is still
+    /// every variable's dense gradient, for a sliced one the slices summed per row in order
+    /// (`tf.convert_to_tensor` of the slices). `grads` is consumed as scratch space.
+    ///
+    /// Keras runs the dense `update_step` code on the slices, and TensorFlow decides per op
+    /// whether it acts per slice or densifies first, so a row looked up k times feeds Adam's
+    /// second moment Σgₖ² rather than (Σgₖ)²; the formulas per optimizer are in
+    /// `keras/sparse.rs`. Clipping: `clipnorm` takes the slices' norm and `clipvalue` clips
+    /// each slice; `global_clipnorm` returns dense gradients (the update is then the dense
+    /// one); with `gradient_accumulation_steps` the slices are densified on arrival, so the
+    /// whole run is dense. Pass slices only when the whole gradient is the slices (in
+    /// TensorFlow, a dense term such as a regularizer's makes the table's gradient dense).
+    ///
+    /// Panics if a slice's index or size does not fit its variable, or if
+    /// `loss_scale_factor` is set and a gradient is sliced (Keras raises a `TypeError`:
+    /// `IndexedSlices / float`).
+    pub fn apply_with_slices(
+        &mut self,
+        grads: &mut [Vec<T>],
+        slices: &[Option<IndexedSlices<'_, T>>],
+        vars: &mut [Vec<T>],
+    ) {
+        assert_eq!(
+            slices.len(),
+            self.slots.len(),
+            "keras apply: one slices entry per variable"
+        );
+        let sparse = slices
+            .iter()
+            .zip(&self.slots)
+            .enumerate()
+            .map(|(i, (sl, s))| {
+                sl.map(|sl| {
+                    let n = s.a.len();
+                    let row = n.checked_div(s.rows).unwrap_or(0);
+                    assert_eq!(
+                        sl.values.len(),
+                        sl.indices.len() * row,
+                        "keras apply: variable {i}: {} slices of {row} elements need {} values",
+                        sl.indices.len(),
+                        sl.indices.len() * row
+                    );
+                    if let Some(&r) = sl.indices.iter().find(|&&r| r >= s.rows) {
+                        panic!(
+                            "keras apply: variable {i}: slice index {r} out of range for {} rows",
+                            s.rows
+                        );
+                    }
+                    Sparse {
+                        indices: sl.indices.to_vec(),
+                        values: sl.values.to_vec(),
+                        row,
+                    }
+                })
+            })
+            .collect();
+        self.apply_sparse(grads, sparse, vars);
+    }
+
+    fn apply_sparse(
+        &mut self,
+        grads: &mut [Vec<T>],
+        mut sparse: Vec<Option<Sparse<T>>>,
+        vars: &mut [Vec<T>],
+    ) {
         assert_eq!(grads.len(), self.slots.len(), "keras apply: gradient count");
         assert_eq!(vars.len(), self.slots.len(), "keras apply: variable count");
         for (g, s) in grads.iter().zip(&self.slots) {
@@ -541,6 +631,11 @@ impl<T: Real> Optimizer<T> {
         }
         let c = T::of;
         if let Some(s) = self.config.loss_scale_factor {
+            assert!(
+                sparse.iter().all(Option::is_none),
+                "keras apply: loss_scale_factor with IndexedSlices gradients (Keras raises \
+                 TypeError: unsupported operand type(s) for /: 'IndexedSlices' and 'float')"
+            );
             for g in grads.iter_mut().flatten() {
                 *g = *g / c(s);
             }
@@ -548,6 +643,8 @@ impl<T: Real> Optimizer<T> {
         let update = match self.config.gradient_accumulation_steps {
             None => true,
             Some(k) => {
+                // `g + acc_g` densifies the slices (`Variable.__radd__`).
+                sparse.iter_mut().for_each(|s| *s = None);
                 let update = (self.iterations + 1).is_multiple_of(k);
                 for (g, s) in grads.iter_mut().zip(self.slots.iter_mut()) {
                     for (x, a) in g.iter_mut().zip(s.acc.iter_mut()) {
@@ -564,7 +661,7 @@ impl<T: Real> Optimizer<T> {
             }
         };
         if update {
-            self.update(grads, vars);
+            self.update(grads, &mut sparse, vars);
         }
         let cfg = &self.config;
         if cfg.use_ema {
@@ -588,10 +685,15 @@ impl<T: Real> Optimizer<T> {
 
     /// Clipping, weight decay and `_backend_update_step` (the update half of
     /// `_backend_apply_gradients`).
-    fn update(&mut self, grads: &mut [Vec<T>], vars: &mut [Vec<T>]) {
+    fn update(
+        &mut self,
+        grads: &mut [Vec<T>],
+        sparse: &mut [Option<Sparse<T>>],
+        vars: &mut [Vec<T>],
+    ) {
         let c = T::of;
         let cfg = &self.config;
-        clip(cfg, grads);
+        clip(cfg, grads, sparse);
         let lr = self.current_learning_rate();
         if let Some(wd) = cfg.weight_decay {
             for (th, s) in vars.iter_mut().zip(&self.slots) {
@@ -607,8 +709,16 @@ impl<T: Real> Optimizer<T> {
             self.u_product =
                 self.u_product * c(beta_1) * (c(1.0) - c(0.5) * c(0.96).powf(c(t as f64)));
         }
-        for ((g, th), s) in grads.iter().zip(vars.iter_mut()).zip(self.slots.iter_mut()) {
-            update_step(&cfg.kind, t, lr, self.u_product, g, th, s);
+        for (((g, sp), th), s) in grads
+            .iter()
+            .zip(sparse.iter())
+            .zip(vars.iter_mut())
+            .zip(self.slots.iter_mut())
+        {
+            match sp {
+                None => update_step(&cfg.kind, t, lr, self.u_product, g, th, s),
+                Some(sp) => sparse::update_step(&cfg.kind, (t, lr, self.u_product), g, sp, th, s),
+            }
         }
     }
 
@@ -620,26 +730,45 @@ impl<T: Real> Optimizer<T> {
     }
 }
 
-/// `BaseOptimizer._clip_gradients` (and `_clip_by_norm`, `clip_by_global_norm`).
-fn clip<T: Real>(cfg: &Config, grads: &mut [Vec<T>]) {
+/// `BaseOptimizer._clip_gradients` (and `_clip_by_norm`, `clip_by_global_norm`). Sliced
+/// gradients: `tf.clip_by_norm` / `tf.clip_by_value` act on the slices (the dense sum is
+/// re-formed from them); the global norm counts Σgₖ² and `g * scale` returns dense gradients.
+fn clip<T: Real>(cfg: &Config, grads: &mut [Vec<T>], sparse: &mut [Option<Sparse<T>>]) {
     let c = T::of;
     if let Some(cn) = cfg.clipnorm {
-        for g in grads.iter_mut() {
-            let l2sum = g.iter().fold(T::default(), |acc, &x| acc + x * x);
+        for (g, sp) in grads.iter_mut().zip(sparse.iter_mut()) {
+            let l2sum = match sp {
+                Some(sp) => sp.sum_of_squares(),
+                None => g.iter().fold(T::default(), |acc, &x| acc + x * x),
+            };
             let norm = if l2sum > T::default() {
                 l2sum.sqrt()
             } else {
                 l2sum
             };
             let den = norm.maximum(c(cn));
-            for x in g.iter_mut() {
-                *x = *x * c(cn) / den;
+            match sp {
+                Some(sp) => {
+                    for x in sp.values.iter_mut() {
+                        *x = *x * c(cn) / den;
+                    }
+                    *g = sp.densify(g.len(), |x| x);
+                }
+                None => {
+                    for x in g.iter_mut() {
+                        *x = *x * c(cn) / den;
+                    }
+                }
             }
         }
     } else if let Some(gn) = cfg.global_clipnorm {
         let sq = grads
             .iter()
-            .map(|g| g.iter().fold(T::default(), |acc, &x| acc + x * x))
+            .zip(sparse.iter())
+            .map(|(g, sp)| match sp {
+                Some(sp) => sp.sum_of_squares(),
+                None => g.iter().fold(T::default(), |acc, &x| acc + x * x),
+            })
             .fold(T::default(), |a, b| a + b);
         let n = sq.sqrt();
         let scale = c(gn) * (c(1.0) / n).minimum(c(1.0 / gn));
@@ -649,9 +778,22 @@ fn clip<T: Real>(cfg: &Config, grads: &mut [Vec<T>]) {
         for x in grads.iter_mut().flatten() {
             *x = *x * scale;
         }
+        sparse.iter_mut().for_each(|s| *s = None);
     } else if let Some(cv) = cfg.clipvalue {
-        for x in grads.iter_mut().flatten() {
-            *x = x.maximum(c(-cv)).minimum(c(cv));
+        for (g, sp) in grads.iter_mut().zip(sparse.iter_mut()) {
+            match sp {
+                Some(sp) => {
+                    for x in sp.values.iter_mut() {
+                        *x = x.maximum(c(-cv)).minimum(c(cv));
+                    }
+                    *g = sp.densify(g.len(), |x| x);
+                }
+                None => {
+                    for x in g.iter_mut() {
+                        *x = x.maximum(c(-cv)).minimum(c(cv));
+                    }
+                }
+            }
         }
     }
 }
@@ -842,6 +984,18 @@ fn adafactor<T: Real>(
     let alpha_t = c(epsilon_2).maximum(rms(th)) * rho_t;
     let regulated: Vec<T> = g.iter().map(|&x| x * x + c(epsilon_1)).collect();
     let beta_2_t = one - tt.powf(c(beta_2_decay));
+    adafactor_second_moment(beta_2_t, &regulated, s);
+    let u: Vec<T> = g.iter().zip(&s.a).map(|(&x, &v)| x / v.sqrt()).collect();
+    let den = one.maximum(rms(&u) / c(clip_threshold));
+    for (x, &ui) in th.iter_mut().zip(&u) {
+        *x = *x - alpha_t * (ui / den);
+    }
+}
+
+/// Adafactor's second-moment update from the regulated squared gradient G = g² + ε₁
+/// (`a` = v; factored: `b` = r, `c` = c, then v = (r/mean(r))·c).
+fn adafactor_second_moment<T: Real>(beta_2_t: T, regulated: &[T], s: &mut Slots<T>) {
+    let one = T::of(1.0);
     match s.factored {
         Some((batch, rows, cols)) => {
             for b in 0..batch {
@@ -868,14 +1022,9 @@ fn adafactor<T: Real>(
             }
         }
         None => {
-            for (v, &gs) in s.a.iter_mut().zip(&regulated) {
+            for (v, &gs) in s.a.iter_mut().zip(regulated) {
                 *v = beta_2_t * *v + (one - beta_2_t) * gs;
             }
         }
-    }
-    let u: Vec<T> = g.iter().zip(&s.a).map(|(&x, &v)| x / v.sqrt()).collect();
-    let den = one.maximum(rms(&u) / c(clip_threshold));
-    for (x, &ui) in th.iter_mut().zip(&u) {
-        *x = *x - alpha_t * (ui / den);
     }
 }

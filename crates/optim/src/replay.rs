@@ -8,8 +8,10 @@
 //!
 //! Optional metadata beyond the original format: Keras `exclude_from_weight_decay`
 //! (`{"var_names", "var_list"}`), torch `param_groups` (`[{"params": [names], <overrides>}]`)
-//! and `scheduler` (`{"class_name", "config", "interval", "steps_per_epoch"}`). Files without
-//! them replay as before.
+//! and `scheduler` (`{"class_name", "config", "interval", "steps_per_epoch"}`). Optional
+//! tensors: Keras `slices.<t>.<p>.indices` (integers) and `slices.<t>.<p>.values`, the
+//! `tf.IndexedSlices` gradient of `p` at step t (`grad.<t>.<p>` is its dense sum), replayed
+//! through [`keras::Optimizer::apply_with_slices`]. Files without them replay as before.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,8 @@ pub enum ReplayError {
         expected: Vec<usize>,
         got: Vec<usize>,
     },
+    #[error("tensor `{name}`: {reason}")]
+    BadTensor { name: String, reason: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -77,6 +81,17 @@ pub struct Trajectory {
     pub init: Vec<Vec<f32>>,
     pub grads: Vec<Vec<Vec<f32>>>,
     pub params: Vec<Vec<Vec<f32>>>,
+    /// Keras only: `slices[t-1][i]`, parameter i's gradient at step t as TensorFlow
+    /// `IndexedSlices` (`grads[t-1][i]` is their dense sum); empty when the file has none.
+    pub slices: Vec<Vec<Option<SliceGrad>>>,
+}
+
+/// A gradient given as `tf.IndexedSlices` (see [`keras::IndexedSlices`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceGrad {
+    pub indices: Vec<usize>,
+    /// `indices.len()` rows of the parameter's row size, row-major.
+    pub values: Vec<f32>,
 }
 
 impl Trajectory {
@@ -95,10 +110,20 @@ impl Trajectory {
     }
 
     /// Assemble from the file's string metadata and its tensors as (shape, row-major
-    /// float32 data).
+    /// float32 data), for files without integer tensors.
     pub fn from_shaped_parts(
         meta: &BTreeMap<String, String>,
         tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    ) -> Result<Trajectory, ReplayError> {
+        Trajectory::from_all_parts(meta, tensors, &BTreeMap::new())
+    }
+
+    /// Assemble from the file's string metadata, its float32 tensors and its integer
+    /// tensors (the `slices.<t>.<p>.indices`), each as (shape, row-major data).
+    pub fn from_all_parts(
+        meta: &BTreeMap<String, String>,
+        tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        int_tensors: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
     ) -> Result<Trajectory, ReplayError> {
         let get = |k: &'static str| meta.get(k).ok_or(ReplayError::MissingMetadata(k));
         let json = |k: &'static str, s: &str| {
@@ -245,6 +270,14 @@ impl Trajectory {
             grads.push(g);
             params.push(q);
         }
+        let slices = read_slices(
+            framework,
+            &param_order,
+            &shapes,
+            steps,
+            tensors,
+            int_tensors,
+        )?;
         Ok(Trajectory {
             framework,
             framework_version,
@@ -259,6 +292,7 @@ impl Trajectory {
             init,
             grads,
             params,
+            slices,
         })
     }
 
@@ -270,6 +304,99 @@ impl Trajectory {
             .map(|(n, s)| Variable::new(n.clone(), s))
             .collect()
     }
+}
+
+/// The `slices.<t>.<p>.values` / `.indices` pairs, checked against the parameter shapes.
+fn read_slices(
+    framework: Framework,
+    param_order: &[String],
+    shapes: &[Vec<usize>],
+    steps: usize,
+    tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    int_tensors: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+) -> Result<Vec<Vec<Option<SliceGrad>>>, ReplayError> {
+    let bad = |name: &str, reason: String| ReplayError::BadTensor {
+        name: name.to_string(),
+        reason,
+    };
+    let names: Vec<&String> = tensors
+        .keys()
+        .chain(int_tensors.keys())
+        .filter(|k| k.starts_with("slices."))
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    if framework != Framework::Keras {
+        return Err(bad(names[0], "only keras files carry slices".into()));
+    }
+    let mut out = vec![vec![None; param_order.len()]; steps];
+    for name in names {
+        let Some(stem) = name.strip_suffix(".values") else {
+            if name.ends_with(".indices") {
+                if !int_tensors.contains_key(name.as_str()) {
+                    return Err(bad(name, "indices must be an integer tensor".into()));
+                }
+                let values = format!("{}.values", name.trim_end_matches(".indices"));
+                if !tensors.contains_key(&values) {
+                    return Err(ReplayError::MissingTensor(values));
+                }
+                continue;
+            }
+            return Err(bad(
+                name,
+                "expected slices.<t>.<param>.values or .indices".into(),
+            ));
+        };
+        let parsed = stem
+            .strip_prefix("slices.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(t, p)| Some((t.parse::<usize>().ok()?, p)));
+        let Some((t, p)) = parsed.filter(|(t, _)| (1..=steps).contains(t)) else {
+            return Err(bad(
+                name,
+                format!("expected slices.<t>.<param>.values, t in 1..={steps}"),
+            ));
+        };
+        let Some(i) = param_order.iter().position(|q| q == p) else {
+            return Err(bad(name, format!("`{p}` is not in param_order")));
+        };
+        let (vshape, values) = tensors
+            .get(name.as_str())
+            .ok_or_else(|| bad(name, "values must be a float32 tensor".into()))?;
+        let iname = format!("{stem}.indices");
+        let (ishape, indices) = int_tensors
+            .get(&iname)
+            .ok_or_else(|| ReplayError::MissingTensor(iname.clone()))?;
+        let rows = shapes[i].first().copied().unwrap_or(1);
+        let numel: usize = shapes[i].iter().product();
+        let row = numel.checked_div(rows).unwrap_or(0);
+        let n = indices.len();
+        if ishape.len() != 1 {
+            return Err(ReplayError::Shape {
+                name: iname,
+                expected: vec![n],
+                got: ishape.clone(),
+            });
+        }
+        if vshape.as_slice() != [n, row] {
+            return Err(ReplayError::Shape {
+                name: name.clone(),
+                expected: vec![n, row],
+                got: vshape.clone(),
+            });
+        }
+        let indices = indices
+            .iter()
+            .map(|&r| usize::try_from(r).ok().filter(|&r| r < rows))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| bad(&iname, format!("an index is outside 0..{rows}")))?;
+        out[t - 1][i] = Some(SliceGrad {
+            indices,
+            values: values.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// The result of one replay.
@@ -316,13 +443,32 @@ enum Emulator<T: Real> {
 
 impl<T: Real> Emulator<T> {
     /// Optimizer step `t` (1-based), then the scheduler if the loop steps it after `t`.
-    fn step(&mut self, t: u64, grads: &mut [Vec<T>], params: &mut [Vec<T>]) {
+    /// `slices` (Keras files) are the step's `IndexedSlices` gradients, empty for none; the
+    /// torch emulator, whose gradients are always dense, ignores them.
+    fn step(
+        &mut self,
+        t: u64,
+        grads: &mut [Vec<T>],
+        slices: &[Option<(Vec<usize>, Vec<T>)>],
+        params: &mut [Vec<T>],
+    ) {
         match self {
             Emulator::Keras { opt, torch_lr } => {
                 if let Some(d) = torch_lr {
                     opt.config.learning_rate = keras::LearningRate::Constant(d.groups[0].lr);
                 }
-                opt.apply(grads, params);
+                if slices.is_empty() {
+                    opt.apply(grads, params);
+                } else {
+                    let views: Vec<Option<keras::IndexedSlices<'_, T>>> = slices
+                        .iter()
+                        .map(|s| {
+                            s.as_ref()
+                                .map(|(indices, values)| keras::IndexedSlices { indices, values })
+                        })
+                        .collect();
+                    opt.apply_with_slices(grads, &views, params);
+                }
                 if let Some(d) = torch_lr
                     && d.config.steps_after(t) == Some(true)
                 {
@@ -492,7 +638,21 @@ fn replay_in<T: Real>(
     let mut worst_step = 0;
     for (t, (g, real)) in traj.grads.iter().zip(&traj.params).enumerate() {
         let mut g = conv(g);
-        emu.step(t as u64 + 1, &mut g, &mut params);
+        let slices: Vec<Option<(Vec<usize>, Vec<T>)>> = traj
+            .slices
+            .get(t)
+            .map(|step| {
+                step.iter()
+                    .map(|s| {
+                        s.as_ref().map(|s| {
+                            let v = s.values.iter().map(|&y| T::of(f64::from(y))).collect();
+                            (s.indices.clone(), v)
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        emu.step(t as u64 + 1, &mut g, &slices, &mut params);
         let mut num = 0.0f64;
         let mut den = 0.0f64;
         for (e, r) in params.iter().flatten().zip(real.iter().flatten()) {

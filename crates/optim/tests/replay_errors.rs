@@ -224,3 +224,105 @@ fn shapes_are_checked() {
         Err("tensor `grad.1.w` has shape [1, 2], expected [2, 1]".to_string())
     );
 }
+
+/// A one-step Keras SGD(0.1) file over `w` (3 × 2) whose gradient is the slices
+/// `[1, 2]`, `[3, 4]`, both at row 0, plus `extra` float tensors and the `ints` tensors.
+#[track_caller]
+fn check_sliced(
+    framework: &str,
+    extra: &[(&str, Vec<usize>, Vec<f32>)],
+    ints: &[(&str, Vec<usize>, Vec<i64>)],
+    expected: Result<f64, &str>,
+) {
+    let optimizer = match framework {
+        "keras" => r#"{"class_name": "SGD", "config": {"learning_rate": 0.1}}"#,
+        _ => r#"{"class_name": "SGD", "defaults": {"lr": 0.1}}"#,
+    };
+    let m = meta(&[
+        ("framework", framework),
+        ("framework_version", "3.15.1"),
+        ("optimizer", optimizer),
+        ("steps", "1"),
+        ("param_order", r#"["w"]"#),
+    ]);
+    let mut t: BTreeMap<String, (Vec<usize>, Vec<f32>)> = [
+        ("init.w", vec![1.0; 6]),
+        ("grad.1.w", vec![4.0, 6.0, 0.0, 0.0, 0.0, 0.0]),
+        // Scatter-subtracted slice by slice: 1 − 0.1 − 0.3, 1 − 0.2 − 0.4.
+        ("param.1.w", vec![0.6, 0.4, 1.0, 1.0, 1.0, 1.0]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), (vec![3, 2], v)))
+    .collect();
+    for (k, s, v) in extra {
+        t.insert(k.to_string(), (s.clone(), v.clone()));
+    }
+    let ints: BTreeMap<String, (Vec<usize>, Vec<i64>)> = ints
+        .iter()
+        .map(|(k, s, v)| (k.to_string(), (s.clone(), v.clone())))
+        .collect();
+    let got = Trajectory::from_all_parts(&m, &t, &ints)
+        .and_then(|tr| replay(&tr, None, Precision::F64))
+        .map(|o| o.worst)
+        .map_err(|e| e.to_string());
+    match (got, expected) {
+        (Ok(g), Ok(e)) => assert!((g - e).abs() <= 1e-7, "{g} vs {e}"),
+        (Err(g), Err(e)) => assert_eq!(g, e),
+        (g, e) => panic!("got {g:?}, expected {e:?}"),
+    }
+}
+
+#[test]
+fn slices_are_checked() {
+    let values = || ("slices.1.w.values", vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+    let indices = |v: Vec<i64>| ("slices.1.w.indices", vec![v.len()], v);
+    check_sliced("keras", &[values()], &[indices(vec![0, 0])], Ok(0.0));
+    check_sliced(
+        "keras",
+        &[values()],
+        &[],
+        Err("missing tensor `slices.1.w.indices`"),
+    );
+    check_sliced(
+        "keras",
+        &[],
+        &[indices(vec![0, 0])],
+        Err("missing tensor `slices.1.w.values`"),
+    );
+    check_sliced(
+        "keras",
+        &[values()],
+        &[indices(vec![0, 3])],
+        Err("tensor `slices.1.w.indices`: an index is outside 0..3"),
+    );
+    check_sliced(
+        "keras",
+        &[values()],
+        &[indices(vec![0, 0, 1])],
+        Err("tensor `slices.1.w.values` has shape [2, 2], expected [3, 2]"),
+    );
+    check_sliced(
+        "keras",
+        &[values(), ("slices.1.w.indices", vec![2], vec![0.0, 0.0])],
+        &[],
+        Err("tensor `slices.1.w.indices`: indices must be an integer tensor"),
+    );
+    check_sliced(
+        "keras",
+        &[("slices.2.w.values", vec![2, 2], vec![1.0; 4])],
+        &[("slices.2.w.indices", vec![2], vec![0, 0])],
+        Err("tensor `slices.2.w.values`: expected slices.<t>.<param>.values, t in 1..=1"),
+    );
+    check_sliced(
+        "keras",
+        &[("slices.1.q.values", vec![2, 2], vec![1.0; 4])],
+        &[("slices.1.q.indices", vec![2], vec![0, 0])],
+        Err("tensor `slices.1.q.values`: `q` is not in param_order"),
+    );
+    check_sliced(
+        "torch",
+        &[values()],
+        &[indices(vec![0, 0])],
+        Err("tensor `slices.1.w.values`: only keras files carry slices"),
+    );
+}

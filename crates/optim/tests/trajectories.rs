@@ -204,6 +204,11 @@ fn new_metadata_is_load_bearing() {
             t.keras_backend = optim::keras::Backend::Jax;
         },
     );
+    // The tf.IndexedSlices gradients: replayed densely, Adam's v gets (Σg)² instead of Σg²
+    // and Adagrad clips by the norm of the sum.
+    for stem in ["keras_adam_sparse", "keras_adagrad_sparse_clipnorm"] {
+        check_needed(stem, "indexed slices", |t| t.slices.clear());
+    }
     check_needed("keras_adafactor_default", "shapes (factoring)", |t| {
         t.shapes = t.shapes.iter().map(|s| vec![s.iter().product()]).collect();
     });

@@ -3,7 +3,8 @@
 //!
 //! VJPs (`a ∘ b`, result broadcast then summed back to each operand's shape):
 //! add `da = g, db = g`; sub `da = g, db = −g`; mul `da = g·b, db = g·a`;
-//! div `da = g/b, db = −g·a/b²`; pow `da = g·b·a^{b−1}, db = g·a^b·ln a`.
+//! div `da = g/b, db = −g·a/b²`; pow `da = g·b·a^{b−1}, db = g·a^b·ln a`;
+//! maximum/minimum (`max(a, b)`, `min(a, b)`): `g` to the operand selected, `a` on ties.
 //! The constant gets a gradient only when it is trainable.
 
 use model_ir::{BinaryOp, ParamRole};
@@ -100,6 +101,20 @@ pub(crate) fn binary<F: Float>(
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => {
+                if b > a {
+                    b
+                } else {
+                    a
+                }
+            }
+            BinaryOp::Minimum => {
+                if b < a {
+                    b
+                } else {
+                    a
+                }
+            }
         }
     });
     Ok(y)
@@ -137,6 +152,22 @@ pub(crate) fn binary_vjp<F: Float>(
                         F::zero()
                     };
                     (g * b * a.powf(b - F::one()), dz)
+                }
+                // The gradient goes to the operand selected (the first one on ties, as
+                // `torch.clamp` passes it to `x` at the bound).
+                BinaryOp::Maximum => {
+                    if b > a {
+                        (F::zero(), g)
+                    } else {
+                        (g, F::zero())
+                    }
+                }
+                BinaryOp::Minimum => {
+                    if b < a {
+                        (F::zero(), g)
+                    } else {
+                        (g, F::zero())
+                    }
                 }
             };
             *da = x;

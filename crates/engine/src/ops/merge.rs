@@ -2,11 +2,12 @@
 //! (ONNX `Div` of two values, Keras `Add`/`Subtract`/`Multiply`/`Average`/`Maximum`/`Minimum`/`Concatenate`,
 //! `keras/src/layers/merging/`; torch `+`, `*`, `torch.cat`).
 //!
-//! Forward: add `Σ xᵢ`; subtract `x₀ − x₁`; multiply `Π xᵢ`; divide `x₀ / x₁`; average `Σ xᵢ / k`; maximum /
+//! Forward: add `Σ xᵢ`; subtract `x₀ − x₁`; multiply `Π xᵢ`; divide `x₀ / x₁`; power `x₀ ^ x₁`
+//! (ONNX `Pow` of two values); average `Σ xᵢ / k`; maximum /
 //! minimum folded left to right (`out = max(out, xᵢ)`, as Keras's `_merge_function`);
 //! concatenate along `axis`.
 //! VJP: add `dxᵢ = dy`; subtract `dy, −dy`; multiply `dy · Π_{j≠i} xⱼ`; divide
-//! `dy/x₁, −dy·x₀/x₁²`; average `dy/k`;
+//! `dy/x₁, −dy·x₀/x₁²`; power `dy·x₁·x₀^(x₁−1), dy·y·ln x₀` (0 for `x₀ ≤ 0`); average `dy/k`;
 //! maximum/minimum: `dy` to the input holding the extreme, the earlier one on ties (TF's
 //! `Maximum` gradient gives ties to the first operand); concatenate: the slices of `dy`.
 //! Gradients are summed back over broadcast axes.
@@ -28,7 +29,7 @@ pub(crate) struct Merge {
 impl Merge {
     pub(crate) fn compile(cx: &NodeCx<'_>, op: MergeOp) -> Result<Merge, EngineError> {
         match op {
-            MergeOp::Subtract | MergeOp::Divide => cx.inputs(2, 2)?,
+            MergeOp::Subtract | MergeOp::Divide | MergeOp::Power => cx.inputs(2, 2)?,
             _ => cx.inputs(1, usize::MAX)?,
         }
         cx.outputs(1)?;
@@ -87,6 +88,7 @@ impl Merge {
                             MergeOp::Subtract => *y - x,
                             MergeOp::Multiply => *y * x,
                             MergeOp::Divide => *y / x,
+                            MergeOp::Power => y.powf(x),
                             MergeOp::Maximum => {
                                 if x > *y {
                                     x
@@ -150,6 +152,10 @@ impl Merge {
             ],
             MergeOp::Divide => {
                 let (a, b) = binary_vjp(BinaryOp::Div, xs[0], xs[1], cx.ys[0], dy);
+                vec![a, b]
+            }
+            MergeOp::Power => {
+                let (a, b) = binary_vjp(BinaryOp::Pow, xs[0], xs[1], cx.ys[0], dy);
                 vec![a, b]
             }
             MergeOp::Multiply => (0..xs.len())

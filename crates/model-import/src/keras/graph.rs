@@ -15,6 +15,9 @@
 //!   direction's layer name (`bidirectional/forward_lstm/kernel`,
 //!   `bidirectional/backward_lstm/kernel`).
 //!
+//! Weight regularizers are filed under these parameter names, for trainable parameters only
+//! (Keras penalizes `trainable_weights`).
+//!
 //! Weights come from `model.weights.h5` groups named by Keras's *saving names*
 //! ([`super::naming`]), checked against the `name` attribute Keras ≥ 3.14 writes on each
 //! `vars` group when it is there. A layer called more than once (shared weights) is
@@ -22,7 +25,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use model_ir::{Framework, Node, Op, Origin, Param, ParamLayout, ParamRole, ValueInfo};
+use model_ir::{
+    Framework, Node, Op, Origin, Param, ParamLayout, ParamRole, ValueInfo, WeightRegularizer,
+};
 use serde_json::{Map, Value};
 
 use super::config::{Cfg, shape_of, show};
@@ -73,6 +78,8 @@ pub(super) struct Built {
     pub(super) outputs: Vec<String>,
     pub(super) nodes: Vec<Node>,
     pub(super) notes: Vec<String>,
+    /// Weight regularizers by parameter name.
+    pub(super) regularizers: BTreeMap<String, WeightRegularizer>,
 }
 
 /// Walks the model config `root` (`{"class_name", "config"}`) with the weights in `h5`.
@@ -710,12 +717,28 @@ impl Builder<'_, '_> {
                     })
                 })?;
                 self.used.insert(path);
+                let param_trainable = spec.trainable && trainable;
+                if let Some(r) = &spec.regularizer {
+                    let note = if param_trainable {
+                        self.out.regularizers.insert(pname.clone(), r.value);
+                        format!("{} adds a penalty to the loss", r.describe)
+                    } else {
+                        format!(
+                            "{}: `{pname}` is not trainable, so Keras adds no penalty",
+                            r.describe
+                        )
+                    };
+                    // One note per layer argument (Bidirectional: both directions).
+                    if !self.out.notes.contains(&note) {
+                        self.out.notes.push(note);
+                    }
+                }
                 params.push(Param {
                     name: pname,
                     role: spec.role,
                     layout: spec.layout.clone(),
                     tensor,
-                    trainable: spec.trainable && trainable,
+                    trainable: param_trainable,
                 });
             }
             // Keras stores exactly the layer's variables: anything more means the config and

@@ -2,10 +2,11 @@
 //! returns.
 //!
 //! Every convention is read from the layer's config (padding rule, data format, momentum,
-//! epsilon, gate order, reset placement, ...). Attributes that change numerics but that the
-//! IR cannot express are either an `Unsupported` error (when they change the forward pass)
-//! or a note (regularizers, constraints, non-float32 dtype policies, stateful RNNs, ...).
-//! A class this module does not know is `UnsupportedLayer`.
+//! epsilon, gate order, reset placement, ...). Weight regularizers are attached to the
+//! variables they penalize ([`super::regularizers`]). Attributes that change numerics but
+//! that the IR cannot express are either an `Unsupported` error (when they change the forward
+//! pass) or a note (activity regularizers, constraints, non-float32 dtype policies, stateful
+//! RNNs, ...). A class this module does not know is `UnsupportedLayer`.
 
 use model_ir::{
     Activation, BidiMerge, DType, DataLayout, GateOrder, GruReset, Interpolation, MergeOp,
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 use super::activations;
 use super::config::{Cfg, shape_of, show};
+use super::regularizers::{self, Attached};
 use crate::error::ErrorKind;
 
 /// A variable a layer stores, in `layer.weights` order.
@@ -29,6 +31,8 @@ pub(super) struct VarSpec {
     pub(super) shape: Vec<Option<usize>>,
     /// Whether Keras creates it trainable (before the layer's own `trainable` flag).
     pub(super) trainable: bool,
+    /// The weight regularizer the layer's config attaches to it.
+    pub(super) regularizer: Option<Attached>,
 }
 
 /// The variables stored in one HDF5 group below the layer's group.
@@ -93,6 +97,7 @@ fn var(
         layout,
         shape,
         trainable,
+        regularizer: None,
     }
 }
 
@@ -150,11 +155,11 @@ fn last_dim(input: Option<&[Option<usize>]>) -> Option<usize> {
     *input?.last()?
 }
 
-/// Notes for attributes that change training numerics but have no place in the IR.
+/// Notes for attributes that change training numerics but have no place in the IR
+/// (regularizers are [`regularizers::attach`]'s).
 pub(super) fn training_only_notes(c: &Cfg<'_>, notes: &mut Vec<String>) {
     for (key, v) in c.map {
-        let relevant = key.ends_with("_regularizer") || key.ends_with("_constraint");
-        if relevant && !v.is_null() {
+        if key.ends_with("_constraint") && !v.is_null() {
             let what = v
                 .get("class_name")
                 .and_then(Value::as_str)
@@ -165,13 +170,8 @@ pub(super) fn training_only_notes(c: &Cfg<'_>, notes: &mut Vec<String>) {
                     _ => cls.to_string(),
                 })
                 .unwrap_or_else(|| show(v));
-            let effect = if key.ends_with("_regularizer") {
-                "adds a penalty to the training loss"
-            } else {
-                "is applied to the variable after every optimizer step"
-            };
             notes.push(format!(
-                "layer `{}` ({}): {key} {what} {effect}; the IR does not carry it",
+                "layer `{}` ({}): {key} {what} is applied to the variable after every optimizer step; the IR does not carry it",
                 c.layer, c.class
             ));
         }
@@ -214,7 +214,7 @@ pub(super) fn convert(
         name: c.layer.to_string(),
         class: class.to_string(),
     };
-    Ok(match class {
+    let mut conv = match class {
         "Dense" => {
             reject_non_null(c, &["lora_rank", "quantization_config"])?;
             let units = c.usize("units")?;
@@ -863,7 +863,12 @@ pub(super) fn convert(
         "Normalization" => normalization(c, input, notes)?,
         "Identity" => Converted::unary(Op::Identity),
         _ => return Err(unsupported_layer()),
-    })
+    };
+    // Bidirectional attaches its inner layers' regularizers itself.
+    if class != "Bidirectional" {
+        regularizers::attach(c, &mut conv.groups, notes)?;
+    }
+    Ok(conv)
 }
 
 fn vec_layout(shape: &[Option<usize>]) -> ParamLayout {
@@ -1176,24 +1181,34 @@ fn bidirectional(
     };
     let main = if merge == BidiMerge::None { 2 } else { 1 };
     let outputs = main + if fwd.return_state { 2 * fwd.states } else { 0 };
-    let fwd_vars = fwd.vars.clone();
-    let bwd_vars = bwd
-        .as_ref()
-        .map_or_else(|| fwd.vars.clone(), |b| b.vars.clone());
+    let mut fwd_group = VarGroup {
+        sub: "forward_layer/cell".into(),
+        prefix: format!("{}/", fwd_cfg.layer),
+        vars: fwd.vars.clone(),
+    };
+    let mut bwd_group = VarGroup {
+        sub: "backward_layer/cell".into(),
+        prefix: format!("{bwd_name}/"),
+        vars: bwd
+            .as_ref()
+            .map_or_else(|| fwd.vars.clone(), |b| b.vars.clone()),
+    };
+    // Without a backward_layer config, Keras builds the backward copy from the forward
+    // layer's config, regularizers included.
+    match &bwd_cfg {
+        Some(b) => {
+            regularizers::attach(&fwd_cfg, std::slice::from_mut(&mut fwd_group), notes)?;
+            regularizers::attach(b, std::slice::from_mut(&mut bwd_group), notes)?;
+        }
+        None => {
+            let mut both = [fwd_group, bwd_group];
+            regularizers::attach(&fwd_cfg, &mut both, notes)?;
+            [fwd_group, bwd_group] = both;
+        }
+    }
     Ok(Converted {
         op: fwd.op(RnnDirection::Bidirectional(merge)),
-        groups: vec![
-            VarGroup {
-                sub: "forward_layer/cell".into(),
-                prefix: format!("{}/", fwd_cfg.layer),
-                vars: fwd_vars,
-            },
-            VarGroup {
-                sub: "backward_layer/cell".into(),
-                prefix: format!("{bwd_name}/"),
-                vars: bwd_vars,
-            },
-        ],
+        groups: vec![fwd_group, bwd_group],
         outputs,
         arity: (1, 1),
         transpose_first: None,

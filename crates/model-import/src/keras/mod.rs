@@ -10,9 +10,11 @@
 //! with the zip itself name the archive.
 //!
 //! The model: `name` is the Keras model name; `producer` is `keras <keras_version>`;
-//! `training` is always `Some` (see [`compile`]); `notes` list saving-name renames,
-//! defaults taken for absent config fields, and attributes that change training numerics
-//! but are not in the IR (regularizers, constraints, dtype policies, ...).
+//! `training` is always `Some` (see [`compile`]), with the layers' weight regularizers in
+//! `regularizers` by parameter name ([`regularizers`]); `notes` list saving-name renames,
+//! defaults taken for absent config fields, the regularizers, and attributes that change
+//! training numerics but are not in the IR (activity regularizers, constraints, dtype
+//! policies, ...).
 
 mod activations;
 mod compile;
@@ -20,6 +22,7 @@ mod config;
 mod graph;
 mod layers;
 mod naming;
+mod regularizers;
 mod zip;
 
 use std::path::Path;
@@ -95,8 +98,9 @@ pub(crate) fn import_keras(bytes: &[u8], path: &Path) -> Result<Model, ImportErr
         };
         ImportError::in_member(path, m, f.kind)
     })?;
-    let training = compile::training(root_map, keras_version.as_deref(), &mut notes)
+    let mut training = compile::training(root_map, keras_version.as_deref(), &mut notes)
         .map_err(|k| ImportError::in_member(path, CONFIG, k))?;
+    training.regularizers = built.regularizers;
 
     let name = root
         .get("config")

@@ -463,6 +463,8 @@ impl<'g> Lifter<'g> {
             "Erf" | "Abs" | "Neg" | "Sqrt" | "Exp" | "Log" | "Reciprocal" => self.unary(i),
             "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Max" | "Min" | "Sum" => self.binary(i),
             "Concat" => self.concat(i),
+            "PRelu" => self.prelu(i),
+            "Tile" => self.tile(i),
             "Identity" => self.identity(i),
             "Cast" => self.cast(i),
             "Flatten" => self.flatten(i),
@@ -1023,7 +1025,10 @@ impl<'g> Lifter<'g> {
                 approximate: a.string("approximate")?.as_deref() == Some("tanh"),
             },
             "Mish" => Activation::Mish,
-            "Clip" => self.clip(i)?,
+            "Clip" => match self.clip_bounds(i)? {
+                (Some(0.0), _) => self.clip(i)?,
+                (lo, hi) => return self.general_clip(i, lo, hi),
+            },
             other => return Err(self.unsupported_op(i, other)),
         };
         let x = self.rt(i, 0)?;
@@ -1080,6 +1085,188 @@ impl<'g> Lifter<'g> {
         last.origin.class = format!("{}+{op}", last.origin.class);
         self.defined.insert(out);
         true
+    }
+
+    /// `Clip(min, max)` that is not a ReLU: `max(x, min)` then `min(·, max)` as constant
+    /// binaries with scalar constants `<node>.min` / `<node>.max`.
+    fn general_clip(&mut self, i: usize, lo: Option<f64>, hi: Option<f64>) -> R<()> {
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let layout = self.layout_of(&x);
+        let base = self.scopes.node_name(&self.g.nodes[i], &self.g.name(i));
+        let bounds: Vec<(BinaryOp, f64, &str)> = [
+            lo.map(|v| (BinaryOp::Maximum, v, "min")),
+            hi.map(|v| (BinaryOp::Minimum, v, "max")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if bounds.is_empty() {
+            return self.identity(i);
+        }
+        let mut cur = x;
+        for (k, (op, v, what)) in bounds.iter().enumerate() {
+            let dst = if k + 1 == bounds.len() {
+                out.clone()
+            } else {
+                format!("{out}::clip_{what}")
+            };
+            let p = Param {
+                name: format!("{base}.{what}"),
+                role: ParamRole::Constant,
+                layout: ParamLayout::AsIs,
+                tensor: Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), *v as f32)),
+                trainable: false,
+            };
+            self.emit(
+                i,
+                Op::ConstantBinary {
+                    op: *op,
+                    constant_first: false,
+                },
+                vec![cur],
+                vec![dst.clone()],
+                vec![p],
+                "Clip",
+            )?;
+            self.set_layout(&dst, layout);
+            cur = dst;
+        }
+        Ok(())
+    }
+
+    /// The bounds of a `Clip` node (attributes before opset 11, inputs from 11 on).
+    fn clip_bounds(&self, i: usize) -> R<(Option<f64>, Option<f64>)> {
+        let a = self.attrs(i);
+        if self.g.opset < 11 {
+            return Ok((a.float("min")?, a.float("max")?));
+        }
+        let get = |k: usize| -> R<Option<f64>> {
+            match self.opt_konst(i, k)? {
+                Some(t) => {
+                    Ok(Some(scalar_f64(t).ok_or_else(|| {
+                        self.malformed(i, "bound is not a scalar")
+                    })?))
+                }
+                None => Ok(None),
+            }
+        };
+        Ok((get(1)?, get(2)?))
+    }
+
+    /// PReLU `y = max(0, x) + slope·min(0, x)`, lowered to
+    /// `relu(x) − slope · relu(−x)` (the slope a trainable constant; a 1-D per-channel slope of
+    /// old exports is reshaped to `[C, 1, …]` so it broadcasts over axis 1, as torch applies it).
+    /// Forward and backward (w.r.t. x and slope) come from the existing ops.
+    fn prelu(&mut self, i: usize) -> R<()> {
+        let xv = self.g.input(i, 0).unwrap_or_default().to_string();
+        let rank = self.rank(&xv);
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let layout = self.layout_of(&x);
+        let mut p = self.param(i, 1, ParamRole::Constant, ParamLayout::AsIs, "weight")?;
+        p.trainable = p.tensor.dtype().is_float()
+            && self.g.input(i, 1).is_some_and(|v| self.g.is_initializer(v));
+        if let Some(r) = rank
+            && r > 2
+            && p.tensor.shape().len() == 1
+            && p.tensor.len() > 1
+        {
+            let mut shape = vec![p.tensor.len()];
+            shape.resize(r - 1, 1);
+            p.tensor = p
+                .tensor
+                .reshaped(&shape)
+                .ok_or_else(|| self.malformed(i, "slope cannot be reshaped"))?;
+        }
+        let pos = format!("{out}::prelu_pos");
+        let neg = format!("{out}::prelu_negx");
+        let negr = format!("{out}::prelu_neg");
+        let scaled = format!("{out}::prelu_scaled");
+        let act = |v: &str| {
+            (
+                Op::Activation {
+                    function: Activation::RELU,
+                },
+                v.to_string(),
+            )
+        };
+        let (op, v) = act(&x);
+        self.emit(i, op, vec![v], vec![pos.clone()], Vec::new(), "PRelu")?;
+        self.emit(
+            i,
+            Op::Unary { op: UnaryOp::Neg },
+            vec![x],
+            vec![neg.clone()],
+            Vec::new(),
+            "PRelu",
+        )?;
+        let (op, v) = act(&neg);
+        self.emit(i, op, vec![v], vec![negr.clone()], Vec::new(), "PRelu")?;
+        self.emit(
+            i,
+            Op::ConstantBinary {
+                op: BinaryOp::Mul,
+                constant_first: false,
+            },
+            vec![negr],
+            vec![scaled.clone()],
+            vec![p],
+            "PRelu",
+        )?;
+        self.emit(
+            i,
+            Op::Merge {
+                op: MergeOp::Subtract,
+            },
+            vec![pos, scaled],
+            vec![out.clone()],
+            Vec::new(),
+            "PRelu",
+        )?;
+        self.set_layout(&out, layout);
+        Ok(())
+    }
+
+    /// `Tile` with constant repeats: each repeated axis becomes a concatenation of the input
+    /// with itself (forward and backward from Concatenate).
+    fn tile(&mut self, i: usize) -> R<()> {
+        let reps = self.konst(i, 1)?.to_i64();
+        let reps: Vec<i64> = reps.iter().copied().collect();
+        if reps.iter().any(|&r| r < 1) {
+            return Err(self.unsupported(i, format!("Tile with repeats {reps:?}")));
+        }
+        let mut cur = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let todo: Vec<(usize, i64)> = reps
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, r)| r > 1)
+            .collect();
+        if todo.is_empty() {
+            self.alias.insert(out.clone(), Alias::Same(cur));
+            return Ok(());
+        }
+        for (k, &(axis, r)) in todo.iter().enumerate() {
+            let dst = if k + 1 == todo.len() {
+                out.clone()
+            } else {
+                format!("{out}::tile_{axis}")
+            };
+            self.emit(
+                i,
+                Op::Merge {
+                    op: MergeOp::Concatenate(axis as i64),
+                },
+                vec![cur.clone(); r as usize],
+                vec![dst.clone()],
+                Vec::new(),
+                "Tile",
+            )?;
+            cur = dst;
+        }
+        Ok(())
     }
 
     fn clip(&self, i: usize) -> R<Activation> {
@@ -1149,6 +1336,7 @@ impl<'g> Lifter<'g> {
                 "Div" => MergeOp::Divide,
                 "Max" => MergeOp::Maximum,
                 "Min" => MergeOp::Minimum,
+                "Pow" => MergeOp::Power,
                 _ => return Err(self.unsupported_op(i, &format!("{op} of two computed values"))),
             };
             if inputs.len() != 2 && !matches!(op.as_str(), "Max" | "Min" | "Sum") {
@@ -1274,6 +1462,21 @@ impl<'g> Lifter<'g> {
             ));
         }
         let x = self.rt(i, 0)?;
+        if rank == Some(1) {
+            // ONNX Flatten of a vector is `[n, 1]`: a reshape of the one non-batch axis.
+            let out = self.out(i, 0)?;
+            self.emit(
+                i,
+                Op::Reshape {
+                    target_shape: vec![1],
+                },
+                vec![x],
+                vec![out],
+                Vec::new(),
+                "Flatten",
+            )?;
+            return Ok(());
+        }
         let order = self.flatten_order(&x, rank);
         let out = self.out(i, 0)?;
         self.emit(

@@ -1,5 +1,6 @@
 //! Test helpers: a minimal safetensors reader (header length, JSON header, little-endian
-//! F32 data) so the tests need no file-format dependency, and the trajectory list.
+//! F32 data and I64 slice indices) so the tests need no file-format dependency, and the
+//! trajectory list.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -12,6 +13,8 @@ use optim::replay::Trajectory;
 pub type Metadata = BTreeMap<String, String>;
 /// Named F32 tensors: (shape, row-major data).
 pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+/// Named I64 tensors (`slices.<t>.<p>.indices`).
+pub type IntTensors = BTreeMap<String, (Vec<usize>, Vec<i64>)>;
 
 pub fn trajectories_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/trajectories")
@@ -27,8 +30,8 @@ pub fn trajectory_files() -> Vec<PathBuf> {
     v
 }
 
-/// Read a safetensors file's metadata and F32 tensors.
-pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
+/// Read a safetensors file's metadata, F32 and I64 tensors.
+pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors, IntTensors), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let n = u64::from_le_bytes(
         bytes
@@ -43,15 +46,13 @@ pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
     let data = &bytes[8 + n..];
     let mut meta = BTreeMap::new();
     let mut tensors = BTreeMap::new();
+    let mut ints = BTreeMap::new();
     for (k, v) in header.as_object().ok_or("header is not an object")? {
         if k == "__metadata__" {
             for (mk, mv) in v.as_object().ok_or("bad metadata")? {
                 meta.insert(mk.clone(), mv.as_str().unwrap_or_default().to_string());
             }
             continue;
-        }
-        if v["dtype"] != "F32" {
-            return Err(format!("{k}: dtype {}", v["dtype"]));
         }
         let off = &v["data_offsets"];
         let (a, b) = (
@@ -65,6 +66,18 @@ pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
             .iter()
             .map(|d| d.as_u64().map(|d| d as usize).ok_or("shape"))
             .collect::<Result<Vec<_>, _>>()?;
+        match v["dtype"].as_str() {
+            Some("F32") => {}
+            Some("I64") => {
+                let data = raw
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect();
+                ints.insert(k.clone(), (shape, data));
+                continue;
+            }
+            _ => return Err(format!("{k}: dtype {}", v["dtype"])),
+        }
         tensors.insert(
             k.clone(),
             (
@@ -75,13 +88,13 @@ pub fn read_safetensors(path: &Path) -> Result<(Metadata, Tensors), String> {
             ),
         );
     }
-    Ok((meta, tensors))
+    Ok((meta, tensors, ints))
 }
 
 pub fn load(path: &Path) -> Trajectory {
-    let (meta, tensors) =
+    let (meta, tensors, ints) =
         read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Trajectory::from_shaped_parts(&meta, &tensors)
+    Trajectory::from_all_parts(&meta, &tensors, &ints)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -1,0 +1,166 @@
+//! `cargo xtask run MODEL --inputs FILE.safetensors --out FILE.safetensors [--train] [--grads]
+//! [--f64]`: run the reference engine on a `.keras` / `.onnx` model or a bundle directory.
+//!
+//! Reads `x` (or `x.<input>` per graph input) and, with `--grads`, `y` from the inputs file;
+//! writes `output` (or `output.<name>` per model output) and, with `--grads`, `loss` and
+//! `grad.<param>` for every trainable parameter under its framework-native name, using the
+//! model's own loss (Keras compile_config, torch `train.json`; a bundle directory supplies
+//! them). Inference mode unless `--train`. The work is done by [`exec`], which the engine's
+//! validation tests compile too.
+
+pub(crate) mod exec;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail, format_err};
+use model_ir::Tensor;
+
+const USAGE: &str = "usage: cargo xtask run MODEL --inputs FILE.safetensors --out FILE.safetensors [--train] [--grads] [--f64]";
+
+/// Parsed command line.
+#[derive(Debug)]
+struct Args {
+    model: PathBuf,
+    inputs: PathBuf,
+    out: PathBuf,
+    opts: exec::Options,
+}
+
+fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
+    let mut model = None;
+    let mut inputs = None;
+    let mut out = None;
+    let mut opts = exec::Options::default();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--train" => opts.train = true,
+            "--grads" => opts.grads = true,
+            "--f64" => opts.f64 = true,
+            "--inputs" | "--out" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format_err!("run: {a} needs a file ({USAGE})"))?;
+                let slot = if a == "--inputs" {
+                    &mut inputs
+                } else {
+                    &mut out
+                };
+                *slot = Some(PathBuf::from(v));
+            }
+            s if s.starts_with('-') => bail!("run: unknown flag `{s}` ({USAGE})"),
+            s if model.is_none() => model = Some(PathBuf::from(s)),
+            s => bail!("run: unexpected argument `{s}` ({USAGE})"),
+        }
+    }
+    let (Some(model), Some(inputs), Some(out)) = (model, inputs, out) else {
+        bail!("run: {USAGE}");
+    };
+    Ok(Args {
+        model,
+        inputs,
+        out,
+        opts,
+    })
+}
+
+pub(crate) fn run(rest: &[String]) -> anyhow::Result<ExitCode> {
+    let args = parse_args(rest)?;
+    let model = exec::load_model(&args.model).map_err(|e| format_err!("{e}"))?;
+    let inputs = model_import::load_safetensors(&args.inputs)?;
+    let out = exec::run_model(&model, &inputs, args.opts)
+        .map_err(|e| format_err!("{}: {e}", args.model.display()))?;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("producer".to_string(), "parallax engine".to_string());
+    metadata.insert("model".to_string(), args.model.display().to_string());
+    let mode = if args.opts.train {
+        "training"
+    } else {
+        "inference"
+    };
+    metadata.insert("mode".to_string(), mode.to_string());
+    write_safetensors(&args.out, &out, &metadata)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes f32/f64 tensors as a safetensors file (header keys sorted, data in name order).
+fn write_safetensors(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata)?);
+    let mut data: Vec<u8> = Vec::new();
+    for (name, t) in tensors {
+        let start = data.len();
+        let dtype = match t {
+            Tensor::F32(a) => {
+                data.extend(a.iter().flat_map(|v| v.to_le_bytes()));
+                "F32"
+            }
+            Tensor::F64(a) => {
+                data.extend(a.iter().flat_map(|v| v.to_le_bytes()));
+                "F64"
+            }
+            other => bail!("tensor `{name}` is {}, expected f32 or f64", other.dtype()),
+        };
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": dtype,
+                "shape": t.shape(),
+                "data_offsets": [start, data.len()],
+            }),
+        );
+    }
+    let mut h = serde_json::to_vec(&serde_json::Value::Object(header))?;
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + h.len() + data.len());
+    bytes.extend((h.len() as u64).to_le_bytes());
+    bytes.extend(h);
+    bytes.extend(data);
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flags_in_any_order() {
+        let a: Vec<String> = [
+            "--out", "o.st", "m.onnx", "--grads", "--inputs", "i.st", "--f64",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = parse_args(&a).unwrap();
+        assert_eq!(p.model, PathBuf::from("m.onnx"));
+        assert!(p.opts.grads && p.opts.f64 && !p.opts.train);
+        assert!(parse_args(&a[..2]).is_err());
+        assert!(parse_args(&["--bogus".to_string()]).is_err());
+    }
+
+    #[test]
+    fn written_file_reads_back() {
+        let dir = std::env::temp_dir().join(format!("parallax-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.safetensors");
+        let mut t = BTreeMap::new();
+        t.insert(
+            "output".to_string(),
+            Tensor::from_f32(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(),
+        );
+        write_safetensors(&path, &t, &BTreeMap::new()).unwrap();
+        let back = model_import::load_safetensors(&path).unwrap();
+        assert_eq!(back.get("output"), t.get("output"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
