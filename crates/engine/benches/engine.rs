@@ -1,12 +1,26 @@
-//! Criterion benchmarks: the seed MLP (64→128→10, batch 32) training step, a small CNN
-//! training step (two 3×3 conv + BN + pool, dense; 28×28×1, batch 64), and f32 GEMM 512³.
-//! Numbers and the comparison with PyTorch / numpy are recorded in the crate's report.
+//! Criterion benchmarks for README's benchmark section (issue 4, "Performance"):
+//! 1. the seed MLP (64→128→10, batch 32): forward + loss + backward, and the whole training step
+//!    through [`engine::train`] with the `optim` Adam emulator;
+//! 2. a small CNN (two 3×3 conv + BN + ReLU + 2×2 max pool, dense; 28×28×1, batch 64): the same
+//!    two measurements;
+//! 3. f32 GEMM 512³ through ndarray/matrixmultiply (the engine's kernel);
+//! 4. forward of torchvision `mobilenet_v2(width_mult=0.35)`, 32×32, batch 8, from its ONNX
+//!    export (`models/bench/mobilenet_v2_035.onnx`, written by `models/bench/bench_torch.py`):
+//!    model-import → engine, against tract (`oracle_tract::compile` + `Compiled::run`).
+//!
+//! The PyTorch / numpy / ONNX Runtime baselines come from `models/bench/bench_torch.py`
+//! (`models/bench/baseline.json`). Run: `cargo bench -p engine --bench engine`.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::loss::{self, KerasBackend, KerasReduction, Loss, TorchReduction};
-use engine::{DropoutMasks, Mode, ParamStore, Program, backward, forward};
+use engine::{
+    Batch, DropoutMasks, Grads, Mode, ParamStore, Program, TrainConfig, backward, forward, train,
+};
 use model_ir::{
     Activation, DType, DataLayout, Framework, Model, MomentumForm, Node, Op, Origin, Padding,
     Param, ParamLayout, ParamRole, PoolKind, Tensor, ValueInfo, VarianceEstimate,
@@ -277,11 +291,107 @@ fn step(
     out.value + g.params.len() as f32
 }
 
-fn benches(c: &mut Criterion) {
-    let mlp = seed_mlp();
-    let program = Program::new(&mlp).expect("seed MLP compiles");
-    let params = ParamStore::<f32>::from_model(&mlp);
-    let x = vec![values(&[32, 64], 1)];
+/// An Adam emulator over a program's trainable parameters: copies gradients and parameters into
+/// the optimizer's flat buffers, steps, and writes the parameters back (what a caller of
+/// [`engine::train`] does).
+struct Adam {
+    names: Vec<String>,
+    g: Vec<Vec<f32>>,
+    p: Vec<Vec<f32>>,
+    keras: Option<optim::keras::Optimizer<f32>>,
+    torch: Option<optim::torch::Optimizer<f32>>,
+}
+
+impl Adam {
+    fn new(program: &Program, params: &ParamStore<f32>, framework: Framework) -> Adam {
+        let names = program.trainable().to_vec();
+        let sizes: Vec<usize> = names
+            .iter()
+            .map(|n| params.get(n).expect("trainable parameter").len())
+            .collect();
+        let (keras, torch) = match framework {
+            Framework::Keras => {
+                let cfg = optim::keras::Config::default_for("Adam").expect("Keras Adam");
+                (Some(optim::keras::Optimizer::new(cfg, &sizes)), None)
+            }
+            _ => {
+                let cfg = optim::torch::Config::default_for("Adam").expect("torch Adam");
+                (None, Some(optim::torch::Optimizer::new(cfg, &sizes)))
+            }
+        };
+        Adam {
+            names,
+            g: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            p: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            keras,
+            torch,
+        }
+    }
+
+    fn step(&mut self, params: &mut ParamStore<f32>, grads: &Grads<f32>) {
+        for (i, n) in self.names.iter().enumerate() {
+            let g = &grads.params[n];
+            self.g[i]
+                .iter_mut()
+                .zip(g.iter())
+                .for_each(|(d, &s)| *d = s);
+            let p = params.get(n).expect("parameter");
+            self.p[i]
+                .iter_mut()
+                .zip(p.iter())
+                .for_each(|(d, &s)| *d = s);
+        }
+        if let Some(o) = &mut self.keras {
+            o.apply(&mut self.g, &mut self.p);
+        }
+        if let Some(o) = &mut self.torch {
+            o.step(&mut self.g, &mut self.p);
+        }
+        for (i, n) in self.names.iter().enumerate() {
+            let p = params.get_mut(n).expect("parameter");
+            p.iter_mut().zip(&self.p[i]).for_each(|(d, &s)| *d = s);
+        }
+    }
+}
+
+/// Registers `{name}_fwd_bwd_f32` (forward + loss + backward) and `{name}_train_step_adam_f32`
+/// (one [`engine::train`] step: the same plus running statistics, the norms it records and
+/// the Adam step).
+fn bench_training(
+    c: &mut Criterion,
+    name: &str,
+    m: &Model,
+    x: ArrayD<f32>,
+    y: ArrayD<f32>,
+    l: Loss,
+) {
+    let program = Program::new(m).expect("model compiles");
+    let params = ParamStore::<f32>::from_model(m);
+    let xs = vec![x];
+    c.bench_function(&format!("{name}_fwd_bwd_f32"), |b| {
+        b.iter(|| black_box(step(&program, &params, &xs, &y, &l)))
+    });
+    let mut params = params;
+    let mut adam = Adam::new(&program, &params, m.framework);
+    let batches = vec![Batch {
+        inputs: xs,
+        target: y,
+        sample_weight: None,
+        masks: DropoutMasks::new(),
+    }];
+    let config = TrainConfig::new(1, l);
+    c.bench_function(&format!("{name}_train_step_adam_f32"), |b| {
+        b.iter(|| {
+            let r = train(&program, &mut params, &batches, &config, |_, p, g| {
+                adam.step(p, g)
+            })
+            .expect("train step");
+            black_box(r.steps[0].loss)
+        })
+    });
+}
+
+fn training(c: &mut Criterion) {
     let mut y = ArrayD::zeros(IxDyn(&[32, 10]));
     for i in 0..32 {
         y[[i, i % 10]] = 1.0;
@@ -293,14 +403,8 @@ fn benches(c: &mut Criterion) {
         backend: KerasBackend::TensorFlow,
         reduction: KerasReduction::SumOverBatchSize,
     };
-    c.bench_function("seed_mlp_train_step_f32", |b| {
-        b.iter(|| black_box(step(&program, &params, &x, &y, &cce)))
-    });
+    bench_training(c, "seed_mlp", &seed_mlp(), values(&[32, 64], 1), y, cce);
 
-    let cnn = small_cnn();
-    let program = Program::new(&cnn).expect("small CNN compiles");
-    let params = ParamStore::<f32>::from_model(&cnn);
-    let x = vec![values(&[64, 1, 28, 28], 2)];
     let y = ArrayD::from_shape_fn(IxDyn(&[64]), |i| (i[0] % 10) as f32);
     let ce = Loss::TorchCrossEntropy {
         weight: None,
@@ -308,10 +412,17 @@ fn benches(c: &mut Criterion) {
         label_smoothing: 0.0,
         reduction: TorchReduction::Mean,
     };
-    c.bench_function("small_cnn_train_step_f32", |b| {
-        b.iter(|| black_box(step(&program, &params, &x, &y, &ce)))
-    });
+    bench_training(
+        c,
+        "small_cnn",
+        &small_cnn(),
+        values(&[64, 1, 28, 28], 2),
+        y,
+        ce,
+    );
+}
 
+fn gemm(c: &mut Criterion) {
     let a = values(&[512, 512], 3)
         .into_dimensionality::<ndarray::Ix2>()
         .expect("2-D");
@@ -319,13 +430,85 @@ fn benches(c: &mut Criterion) {
         .into_dimensionality::<ndarray::Ix2>()
         .expect("2-D");
     let mut out = Array2::<f32>::zeros((512, 512));
-    c.bench_function("gemm_512_f32_ndarray", |b| {
+    let mut g = c.benchmark_group("gemm_512");
+    // Elements = floating-point operations: criterion's "elem/s" reads as FLOP/s.
+    g.throughput(Throughput::Elements(2 * 512 * 512 * 512));
+    g.bench_function("f32_ndarray", |b| {
         b.iter(|| {
             ndarray::linalg::general_mat_mul(1.0, &a, &bm, 0.0, &mut out);
             black_box(out[[0, 0]])
         })
     });
+    g.finish();
 }
 
-criterion_group!(engine_benches, benches);
+/// The ONNX export written by `models/bench/bench_torch.py`.
+fn mobilenet_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/bench/mobilenet_v2_035.onnx")
+}
+
+fn mobilenet(c: &mut Criterion) {
+    let path = mobilenet_path();
+    if !path.exists() {
+        eprintln!(
+            "mobilenet_v2_035: {} is missing; run models/bench/bench_torch.py --only mobilenet",
+            path.display()
+        );
+        return;
+    }
+    let x = values(&[8, 3, 32, 32], 5);
+    let mut g = c.benchmark_group("mobilenet_v2_035_b8_32x32");
+    g.sample_size(30);
+
+    let oracle_inputs = BTreeMap::from([("input".to_string(), Tensor::F32(x.clone()))]);
+    let tract_out = match oracle_tract::compile(&path, &oracle_inputs) {
+        Ok(plan) => {
+            let out = plan.run(&oracle_inputs).expect("tract run");
+            g.bench_function("tract", |b| {
+                b.iter(|| black_box(plan.run(&oracle_inputs).expect("tract run").len()))
+            });
+            out.into_values().next()
+        }
+        Err(e) => {
+            eprintln!("mobilenet_v2_035: tract: {e}");
+            None
+        }
+    };
+
+    let engine = model_import::load_onnx(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            let p = Program::new(&m).map_err(|e| e.to_string())?;
+            Ok((p, ParamStore::<f32>::from_model(&m)))
+        });
+    match engine {
+        Ok((program, params)) => {
+            let masks = DropoutMasks::new();
+            let xs = vec![x];
+            let run = || forward(&program, &params, &xs, Mode::Inference, &masks);
+            match run() {
+                Ok(fwd) => {
+                    if let Some(Tensor::F32(t)) = &tract_out {
+                        let diff = fwd.outputs[0]
+                            .iter()
+                            .zip(t.iter())
+                            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                        let scale = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                        eprintln!(
+                            "mobilenet_v2_035: engine vs tract max |diff| {diff:e} (max |tract| {scale:e})"
+                        );
+                    }
+                    g.bench_function("engine", |b| {
+                        b.iter(|| black_box(run().expect("forward").outputs.len()))
+                    });
+                }
+                Err(e) => eprintln!("mobilenet_v2_035: engine forward: {e}"),
+            }
+        }
+        Err(e) => eprintln!("mobilenet_v2_035: engine: {e}"),
+    }
+    g.finish();
+}
+
+criterion_group!(engine_benches, training, gemm, mobilenet);
 criterion_main!(engine_benches);
