@@ -47,6 +47,7 @@ mod tests {
         let root = crate::project_root();
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
         let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap_or_default();
+        assert!(readme.contains("cargo xtask compare"));
         assert!(readme.contains("cargo xtask inspect"));
         for cmd in [
             "cargo fmt --all -- --check",
