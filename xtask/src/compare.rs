@@ -3,7 +3,7 @@
 //! - no arguments: the bundled seed example (`models/seed-mlp/{keras,torch}`), terminal summary;
 //! - `KERAS_BUNDLE TORCH_BUNDLE [--out DIR] [--json FILE] [--steps N] [--seeds K]`: the
 //!   terminal summary, plus `report.md`, `report.html` and `report.json` in `--out` and the
-//!   JSON in `--json` (`-` for stdout); `--steps`/`--seeds` are recorded for the training stage;
+//!   JSON in `--json` (`-` for stdout); `--steps`/`--seeds` set the training stages (200, 5);
 //! - `--all`: every case under `models/cases/*/` against its `expected.json`, one line per
 //!   case, then `compare: N passed, N failed`; non-zero exit on a failure.
 //!
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, format_err};
 use diagnose::report::{self, Diagnosis, Severity};
-use diagnose::{Options, diagnose};
+use diagnose::{Options, diagnose_with_progress};
 
 const USAGE: &str = "usage: cargo xtask compare [KERAS_BUNDLE TORCH_BUNDLE] [--out DIR] [--json FILE] [--steps N] [--seeds K] | --all";
 
@@ -110,7 +110,17 @@ fn run_pair(
 ) -> anyhow::Result<Diagnosis> {
     let (k, t) = with_progress("loading the bundles", || (load(keras), load(torch)));
     let (k, t) = (k?, t?);
-    let mut d = with_progress("analysis", || diagnose(&k, &t, opts))?;
+    let start = Instant::now();
+    // Stage names once the analysis has taken over a second.
+    let stage = |s: &str| {
+        if start.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "compare: {s} ({:.1} s into the analysis)",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let mut d = with_progress("analysis", || diagnose_with_progress(&k, &t, opts, &stage))?;
     d.keras.source = labels.0.to_string();
     d.torch.source = labels.1.to_string();
     Ok(d)
@@ -157,8 +167,8 @@ fn parse_expected(text: &str) -> anyhow::Result<Expected> {
 
 /// Problems of a diagnosis against a case's expectations (empty: pass).
 ///
-/// `top` is compared with the first finding (ranked by measured impact once the engine
-/// measures it, by severity until then); every `present` id must be found and no `absent`
+/// `top` is compared with the first finding (ranked by measured impact, unmeasured findings
+/// after the measured ones by severity); every `present` id must be found and no `absent`
 /// id; a case with nothing `present` (a faithful port) must have nothing above `info`.
 fn check_expected(d: &Diagnosis, e: &Expected) -> Vec<String> {
     let found: BTreeSet<&str> = d.findings.iter().map(|f| f.id.as_str()).collect();
@@ -233,7 +243,15 @@ fn run_case(root: &Path, dir: &Path) -> anyhow::Result<(Vec<String>, String)> {
     )?;
     let first = d.findings.first().map_or_else(
         || "no findings".to_string(),
-        |f| format!("first {} ({})", f.id, f.severity),
+        |f| match &f.impact {
+            Some(i) => format!(
+                "first {} ({}, {:.0} % of the gap)",
+                f.id,
+                f.severity,
+                i.share * 100.0
+            ),
+            None => format!("first {} ({})", f.id, f.severity),
+        },
     );
     Ok((
         check_expected(&d, &e),

@@ -12,9 +12,12 @@
 //!    regularizers, batch size and shuffling);
 //! 4. **inputs** ([`inputs`]): what each side feeds its model.
 //!
-//! Findings are ordered by severity (impact is left to the engine-based stages: forward
-//! parity, training, ablation and noise floor, which need the `engine` crate). The ids the
-//! analysis cannot decide from two bundles are in [`catalogue::UNDECIDABLE`].
+//! 5. **measured stages** (`measure`): forward parity, training from the same start,
+//!    one ablation per finding (and all together) and the noise floor, in the reference
+//!    engine; each finding gets its measured `impact` and findings are ranked by it
+//!    ([`report::rank_findings`]).
+//!
+//! The ids the analysis cannot decide from two bundles are in [`catalogue::UNDECIDABLE`].
 //!
 //! This is the only crate that knows the catalogue ([`catalogue`]).
 
@@ -24,6 +27,7 @@ mod findings;
 mod graph;
 mod inputs;
 mod layers;
+mod measure;
 mod stats;
 #[cfg(test)]
 mod testkit;
@@ -39,7 +43,7 @@ use report::{
 
 pub use report;
 
-/// What to run. The training settings are recorded for the engine-based stages.
+/// What to run: the settings of the measured stages (`None` = 200 steps, 5 seeds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     /// Training steps per run (the training and ablation stages).
@@ -159,6 +163,78 @@ fn verdict(findings: &[report::Finding]) -> String {
     )
 }
 
+/// Fills each finding's measured impact (or says in its evidence why there is none). When
+/// the whole training gap lies inside the noise floor, the measured findings above `low` are
+/// lowered to `low`, with a note in their evidence.
+fn apply_impacts(findings: &mut [report::Finding], m: &measure::Measured) {
+    let noise = m.noise.as_ref().map(|n| n.keras.max(n.torch));
+    let gap = m.training.as_ref().map(|t| t.gap);
+    for f in findings.iter_mut() {
+        match m.impacts.get(&f.id) {
+            Some(Ok(i)) => {
+                if let (Some(n), Some(g)) = (noise, gap)
+                    && g <= n
+                    && f.severity < Severity::Low
+                {
+                    f.evidence.push(findings::ev(
+                        "measured training gap inside the noise floor (severity lowered to low)",
+                        format!("noise floor {}", report::sig(n)),
+                        format!("gap {}", report::sig(g)),
+                        None,
+                    ));
+                    f.severity = Severity::Low;
+                }
+                f.impact = Some(i.clone());
+            }
+            Some(Err(why)) => {
+                f.evidence
+                    .push(findings::ev("impact not measured", "-", why.clone(), None))
+            }
+            None => {}
+        }
+    }
+}
+
+/// The verdict, with what the measurement says when training ran.
+fn measured_verdict(findings: &[report::Finding], m: &measure::Measured) -> String {
+    let base = verdict(findings);
+    let (Some(t), Some(n)) = (&m.training, &m.noise) else {
+        return base;
+    };
+    let noise = n.keras.max(n.torch);
+    let mut s = if t.gap <= noise {
+        format!(
+            "{base} Measured: the training gap ({}) is inside the noise floor ({}), i.e. noise.",
+            report::sig(t.gap),
+            report::sig(noise)
+        )
+    } else {
+        let top = findings
+            .iter()
+            .find(|f| f.impact.as_ref().is_some_and(|i| i.share > 0.0));
+        match top {
+            Some(f) => format!(
+                "{base} Measured: `{}` explains the most of the training gap ({:.0} % of {}).",
+                f.id,
+                f.impact.as_ref().map_or(0.0, |i| i.share * 100.0),
+                report::sig(t.gap)
+            ),
+            None => format!(
+                "{base} Measured: a training gap of {} that no single finding closes.",
+                report::sig(t.gap)
+            ),
+        }
+    };
+    if let Some(u) = t.unexplained {
+        s.push_str(&format!(
+            " Something unexplained remains: {} of the gap is left with every finding aligned (noise floor {}).",
+            report::sig(u),
+            report::sig(noise)
+        ));
+    }
+    s
+}
+
 fn check_sides(keras: &Model, torch: &Model) -> anyhow::Result<()> {
     if keras.framework != Framework::Keras {
         bail!(
@@ -180,6 +256,17 @@ fn check_sides(keras: &Model, torch: &Model) -> anyhow::Result<()> {
 /// Errors only on unusable input (the sides swapped); everything the analysis cannot decide
 /// is listed in [`Diagnosis::not_checked`].
 pub fn diagnose(keras: &Bundle, torch: &Bundle, opts: &Options) -> anyhow::Result<Diagnosis> {
+    diagnose_with_progress(keras, torch, opts, &|_| {})
+}
+
+/// [`diagnose`], telling `progress` the name of each measured stage as it starts (forward
+/// parity, training, ablations, noise floor).
+pub fn diagnose_with_progress(
+    keras: &Bundle,
+    torch: &Bundle,
+    opts: &Options,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Diagnosis> {
     check_sides(&keras.model, &torch.model)?;
     let mut out = findings::Findings::default();
     let mut not_checked = Vec::new();
@@ -229,12 +316,6 @@ pub fn diagnose(keras: &Bundle, torch: &Bundle, opts: &Options) -> anyhow::Resul
         torch_only: aligned.torch_only.iter().map(|n| n.name.clone()).collect(),
     };
 
-    for stage in ["forward parity", "training", "ablation", "noise floor"] {
-        not_checked.push(NotChecked {
-            what: stage.into(),
-            reason: "needs the reference engine (not built yet); findings are ranked by severity, not by measured impact".into(),
-        });
-    }
     for (id, why) in catalogue::UNDECIDABLE {
         not_checked.push(NotChecked {
             what: id.into(),
@@ -243,16 +324,23 @@ pub fn diagnose(keras: &Bundle, torch: &Bundle, opts: &Options) -> anyhow::Resul
     }
 
     let mut findings = out.into_findings();
+    let steps = opts.steps.unwrap_or(measure::DEFAULT_STEPS);
+    let seeds = opts.seeds.unwrap_or(measure::DEFAULT_SEEDS);
+    let m = measure::measure(
+        keras, torch, &aligned, &w, &findings, steps, seeds, progress,
+    );
+    apply_impacts(&mut findings, &m);
+    not_checked.splice(0..0, m.not_checked.iter().cloned());
     report::rank_findings(&mut findings);
     Ok(Diagnosis {
-        verdict: verdict(&findings),
+        verdict: measured_verdict(&findings, &m),
         keras: summary(keras),
         torch: summary(torch),
         alignment,
         findings,
-        forward: None,
-        training: None,
-        noise_floor: None,
+        forward: m.forward,
+        training: m.training,
+        noise_floor: m.noise,
         not_checked,
         settings: Settings {
             steps: opts.steps,

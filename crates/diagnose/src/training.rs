@@ -900,7 +900,7 @@ fn optimizer(
     // Parameter groups with their own learning rate.
     for g in torch.param_groups.iter().flatten() {
         // A frozen group holding only torch parameters Keras does not have (bias_hh next to
-        // Keras's single RNN bias) is the exact port.
+        // Keras's single RNN bias) or does not train is the exact port.
         let frozen_extra = g.params.iter().all(|p| frozen_ok.contains(p));
         if let Some(lr) = g.overrides.get("lr").and_then(serde_json::Value::as_f64)
             && differs(want.lr, lr)
@@ -1751,7 +1751,7 @@ pub(crate) fn check(
     let regs = regularizers(&kb.model);
     // Torch's second recurrent bias where Keras keeps one: frozen (lr 0), bias_ih + bias_hh
     // trains exactly like Keras's single bias (bias_hh is a constant offset of the start).
-    let frozen_ok: Vec<String> = aligned
+    let mut frozen_ok: Vec<String> = aligned
         .pairs
         .iter()
         .flat_map(|p| p.params.iter())
@@ -1759,6 +1759,31 @@ pub(crate) fn check(
         .filter_map(|m| m.torch.get(1))
         .map(|p| p.name.clone())
         .collect();
+    // Parameters Keras does not train (a `trainable=False` layer, e.g. a frozen
+    // BatchNormalization's gamma and beta): a torch group with lr 0 is their exact port.
+    frozen_ok.extend(
+        aligned
+            .pairs
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.keras.op,
+                    model_ir::Op::BatchNorm {
+                        trainable: false,
+                        ..
+                    }
+                )
+            })
+            .flat_map(|p| p.params.iter())
+            .chain(
+                aligned
+                    .pairs
+                    .iter()
+                    .flat_map(|p| p.params.iter())
+                    .filter(|m| !m.keras.trainable),
+            )
+            .flat_map(|m| m.torch.iter().map(|p| p.name.clone())),
+    );
     optimizer(kt, tt, &regs, &frozen_ok, out, not_checked);
     regularization(tt, aligned, &regs, out);
     let tshapes = infer_shapes(&tb.model);

@@ -15,6 +15,8 @@
 //!    orthogonality of recurrent kernels) and named after the framework initializer they fit
 //!    (`dense-init`, `conv-init`, `depthwise-init`, `embedding-init`, `rnn-init`).
 
+use std::collections::BTreeMap;
+
 use model_ir::{
     DataLayout, GateOrder, Model, Node, Op, Param, ParamLayout, ParamRole, RnnCell, Step, Tensor,
     layout::flatten_permutation,
@@ -47,6 +49,54 @@ pub(crate) struct WeightReport {
     /// Per pair: the layer's summary (`copied`, `independent draws`, ...) and, per parameter
     /// match, the mapping description.
     pub(crate) layers: Vec<(String, Vec<String>)>,
+    /// Every paired torch parameter under the correct mapping of the Keras initial value
+    /// (torch name → values in the torch shape), for the engine-based stages.
+    pub(crate) mapped: BTreeMap<String, (Vec<f64>, Vec<usize>)>,
+    /// Torch parameters whose own initial value is part of a finding (a wrong mapping or an
+    /// initialisation that differs), by torch name: the finding's id. The simulation keeps
+    /// them as they are, and aligning that finding replaces them by `mapped`.
+    pub(crate) own: BTreeMap<String, &'static str>,
+}
+
+/// The correct mapping of a match split into its torch tensors: (name, values, shape).
+fn mapped_values(
+    m: &ParamMatch<'_>,
+    cell: Option<RnnCell>,
+    flatten: Option<&Flat>,
+) -> Vec<(String, Vec<f64>, Vec<usize>)> {
+    let Some((_, tshape)) = torch_values(m) else {
+        return Vec::new();
+    };
+    let Some((v, _)) = candidates(m, &tshape, cell, flatten).and_then(|c| c.correct) else {
+        return Vec::new();
+    };
+    let shape = |p: &Param| p.tensor.shape().to_vec();
+    match m.group {
+        Group::One => m
+            .torch
+            .first()
+            .filter(|p| p.tensor.len() == v.len())
+            .map(|p| vec![(p.name.clone(), v, shape(p))])
+            .unwrap_or_default(),
+        // Keras's one bias goes to bias_ih; bias_hh stays zero.
+        Group::SumOfTwo => match (m.torch.first(), m.torch.get(1)) {
+            (Some(a), Some(b)) if a.tensor.len() == v.len() => vec![
+                (a.name.clone(), v, shape(a)),
+                (b.name.clone(), vec![0.0; b.tensor.len()], shape(b)),
+            ],
+            _ => Vec::new(),
+        },
+        Group::Rows => match (m.torch.first(), m.torch.get(1)) {
+            (Some(a), Some(b)) if a.tensor.len() + b.tensor.len() == v.len() => {
+                let (x, y) = v.split_at(a.tensor.len());
+                vec![
+                    (a.name.clone(), x.to_vec(), shape(a)),
+                    (b.name.clone(), y.to_vec(), shape(b)),
+                ]
+            }
+            _ => Vec::new(),
+        },
+    }
 }
 
 fn values(t: &Tensor) -> Option<Vec<f64>> {
@@ -759,6 +809,8 @@ pub(crate) fn check(
     out: &mut Findings,
 ) -> WeightReport {
     let mut layers = Vec::new();
+    let mut mapped = BTreeMap::new();
+    let mut own = BTreeMap::new();
     let mut any_copied = false;
     let mut same_dist_evidence: Vec<Evidence> = Vec::new();
     for pair in &aligned.pairs {
@@ -769,6 +821,17 @@ pub(crate) fn check(
         let mut rels = Vec::new();
         for m in &pair.params {
             let (rel, desc) = relate(m, cell, flatten.as_ref());
+            let torch_names_of = |m: &ParamMatch<'_>| -> Vec<String> {
+                m.torch.iter().map(|p| p.name.clone()).collect()
+            };
+            for (name, v, shape) in mapped_values(m, cell, flatten.as_ref()) {
+                mapped.insert(name, (v, shape));
+            }
+            if let Relation::Wrong { id, .. } = &rel {
+                for n in torch_names_of(m) {
+                    own.insert(n, *id);
+                }
+            }
             maps.push(desc);
             rels.push(rel.clone());
             match rel {
@@ -842,6 +905,9 @@ pub(crate) fn check(
                     };
                     let (fix_t, fix_k) = init_fix(&pair.keras.op, m, &kdesc);
                     out.add(id, Severity::Medium, magnitude, vec![e], fix_t, fix_k);
+                    for n in torch_names_of(m) {
+                        own.insert(n, id);
+                    }
                 }
                 Relation::EqualConstant | Relation::Unknown => {}
             }
@@ -860,7 +926,11 @@ pub(crate) fn check(
             "keras.utils.set_random_seed(s) fixes Keras's draws only; the frameworks' random streams never agree",
         );
     }
-    WeightReport { layers }
+    WeightReport {
+        layers,
+        mapped,
+        own,
+    }
 }
 
 fn summarize(rels: &[Relation]) -> String {

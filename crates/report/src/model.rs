@@ -239,13 +239,15 @@ pub struct Settings {
     pub seeds: Option<usize>,
 }
 
-/// Sorts findings by measured impact (highest share first, unmeasured last), then by
-/// severity. The sort is stable: equal findings keep the order they were given in.
+/// Sorts findings by measured impact (highest share first, then the larger absolute gap
+/// closed, so that of two findings closing nothing the one widening the gap less comes
+/// first; unmeasured last), then by severity. The sort is stable: equal findings keep the
+/// order they were given in.
 pub fn rank_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        let share = |f: &Finding| f.impact.as_ref().map(|i| i.share);
-        match (share(a), share(b)) {
-            (Some(x), Some(y)) => y.total_cmp(&x),
+        let key = |f: &Finding| f.impact.as_ref().map(|i| (i.share, i.gap_closed));
+        match (key(a), key(b)) {
+            (Some(x), Some(y)) => y.0.total_cmp(&x.0).then(y.1.total_cmp(&x.1)),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,

@@ -79,6 +79,9 @@ def load_data(name: str, n_ship: int = 256) -> dict:
         X, y = _split(datasets.load_digits)
         x = (X[:n_ship] / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
         return {"raw": None, "x": x, "labels": y[:n_ship], "classes": 10, "standardize": False}
+    if name == "digits_raw":
+        X, y = _split(datasets.load_digits)
+        return {"raw": None, "x": X[:n_ship].astype(np.float32), "labels": y[:n_ship], "classes": 10, "standardize": False}
     if name == "breast_cancer_raw":
         X, y = _split(datasets.load_breast_cancer)
         return {"raw": None, "x": X[:n_ship].astype(np.float32), "labels": y[:n_ship], "classes": 2, "standardize": False}
@@ -204,6 +207,8 @@ def layers_of(case: dict) -> list[dict]:
                            "mask_zero": case["data"] == "padded_sequences"})
         if o.get("layernorm"):
             layers.append({"kind": "layernorm", "name": "ln"})
+        if o.get("bn"):
+            layers.append({"kind": "bn", "name": "bn"})
         layers.append({"kind": o.get("cell", "lstm"), "name": o.get("cell", "lstm"), "units": o.get("units", 16)})
         layers.append({"kind": "dense", "name": "fc", "units": out_units, "activation": out_act})
         return layers
@@ -358,7 +363,7 @@ PLANTS = {
     "adadelta-defaults": ("torch `Adadelta(lr=1e-3, rho=0.95, eps=1e-7)` (bit-exact)", "torch `Adadelta()` defaults: lr=1.0, rho=0.9, eps=1e-6"),
     "nadam-momentum-schedule": ("torch `NAdam(lr=1e-3, eps=1e-7, momentum_decay=1.0)` (exact)",
                                 "torch `NAdam()` defaults: lr=2e-3, eps=1e-8, momentum_decay=4e-3 (μ_t schedule 0.96^(0.004·t))"),
-    "adamax-eps-placement": ("torch `Adamax(lr=1e-3, eps=0)`", "torch `Adamax()` defaults: lr=2e-3, eps=1e-8 inside the max"),
+    "adamax-eps-placement": ("torch `Adamax(lr=1e-3, eps=1e-7)` (ε inside instead of after the max: a negligible difference)", "torch `Adamax()` defaults: lr=2e-3, eps=1e-8 inside the max"),
     "clipnorm-per-tensor-vs-global": ("`clip_grad_norm_([p], c)` for each parameter separately (Keras `clipnorm` clips every variable's "
                                       "gradient on its own; measurement only, train.json can express only the global form)",
                                       "`torch.nn.utils.clip_grad_norm_(model.parameters(), c)`: one global norm over all gradients"),
@@ -456,6 +461,10 @@ PLANTS = {
                                "to (N, N) (with a UserWarning)"),
     "kld-poisson-cosine": ("`nn.KLDivLoss(reduction='batchmean')` on log-probabilities", "`nn.KLDivLoss()` (reduction='mean'): divides by "
                            "N·C instead of N"),
+    "cce-probability-clipping": ("`nn.CrossEntropyLoss()` on logits is what Keras computes on the TensorFlow backend; on the "
+                                 "torch backend Keras clips the probabilities to [1e-7, 1 − 1e-7] (measurement only: the torch variant "
+                                 "`NLLLoss(log(softmax(z).clamp(1e-7, 1 − 1e-7)))`)",
+                                 "`nn.CrossEntropyLoss()` on logits: exact, no cap, full gradient for confidently wrong samples"),
     "no-counterpart-optimizers": ("a hand-written Lion step in torch (measurement only: torch.optim has no Lion)",
                                   "`torch.optim.Adam(lr=1e-3)` as a stand-in"),
 }
@@ -489,7 +498,7 @@ CATEGORY = {
     "conv-transpose-same-crop": "padding", "resize-semantics": "preprocessing", "channels-last": "layout",
     "rnn-dropout-and-masking": "recurrent", "softmax-implicit-dim": "numerics", "loss-reduction-weights": "loss",
     "loss-per-sample-mean-and-sum": "loss", "target-shape-broadcast": "loss", "kld-poisson-cosine": "loss",
-    "no-counterpart-optimizers": "optimizer",
+    "no-counterpart-optimizers": "optimizer", "cce-probability-clipping": "loss",
 }
 
 
@@ -503,6 +512,8 @@ def implied(case: dict) -> list[str]:
         out.append("no-counterpart-optimizers")
     if case.get("class_weight"):
         out.append("loss-reduction-weights")
+    if case.get("keras_backend", "tensorflow") != "tensorflow" and case["loss"] in ("categorical", "sparse"):
+        out.append("cce-probability-clipping")
     if case["optimizer"][1].get("use_ema"):
         out.append("ema-weights")
     return out
@@ -545,6 +556,8 @@ def default_absent(case: dict) -> list[str]:
         pool.append("bn-frozen-means-inference")
     if case["label_smoothing"] == 0:
         pool.append("label-smoothing")
+    if case["loss"] in ("categorical", "sparse") and case["keras_backend"] == "tensorflow":
+        pool.append("cce-probability-clipping")  # TF backend: CE from the softmax's logits, no clipping
     if cls != "SGD":
         pool.append("sgd-default-lr")
     if cls not in ("Adam", "AdamW"):
@@ -616,6 +629,7 @@ def load_case(case_dir) -> dict:
     case.setdefault("notes", "")
     case.setdefault("pretrain", 0)
     case.setdefault("class_weight", None)
+    case.setdefault("keras_backend", "tensorflow")
     unknown = [p for p in case["plants"] if p not in PLANTS]
     if unknown:
         raise ValueError(f"{case['name']}: unknown plants {unknown}")

@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = "tensorflow"
+# The Keras backend is TensorFlow unless the case's gen_keras.py sets CASEKIT_KERAS_BACKEND before
+# importing this module (only `cce-probability-clipping` does: Keras on the torch backend; no TensorFlow then).
+BACKEND = os.environ.get("CASEKIT_KERAS_BACKEND", "tensorflow")
+os.environ["KERAS_BACKEND"] = BACKEND
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 sys.dont_write_bytecode = True
@@ -24,11 +27,13 @@ from pathlib import Path  # noqa: E402
 import casekit_common as ck  # noqa: E402  (puts models/export on sys.path)
 from pins import check_pins  # noqa: E402
 
-check_pins(["tensorflow-cpu", "keras", "numpy", "h5py", "safetensors", "scikit-learn"])
+check_pins((["tensorflow-cpu"] if BACKEND == "tensorflow" else ["torch"]) + ["keras", "numpy", "h5py", "safetensors", "scikit-learn"])
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+if BACKEND == "tensorflow":
+    import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from keras_bundle import export_keras_bundle, write_expected  # noqa: E402
 
@@ -143,6 +148,44 @@ def keras_inputs(case: dict, data: dict):
     return x, y
 
 
+def _tensor(a):
+    return tf.constant(a) if BACKEND == "tensorflow" else keras.ops.convert_to_tensor(a)
+
+
+def _numpy(t):
+    return keras.ops.convert_to_numpy(t)
+
+
+def _train_step(model, optimizer, trainable):
+    """One step of Model.fit's train_step: loss = compute_loss (regularizers, sample weights), then optimizer.apply."""
+    if BACKEND == "tensorflow":
+
+        @tf.function(reduce_retracing=True)
+        def step(xb, yb, sw):
+            with tf.GradientTape() as tape:
+                y_pred = model(xb, training=True)
+                loss = model.compute_loss(x=xb, y=yb, y_pred=y_pred, sample_weight=sw, training=True)
+            optimizer.apply(tape.gradient(loss, trainable), trainable)
+            return loss
+
+        return step
+    if BACKEND == "torch":
+
+        import torch  # the Keras backend itself (this process has no TensorFlow)
+
+        def step(xb, yb, sw):  # keras/src/backend/torch/trainer.py train_step
+            y_pred = model(xb, training=True)
+            model.zero_grad()
+            loss = model.compute_loss(x=xb, y=yb, y_pred=y_pred, sample_weight=sw, training=True)
+            loss.backward()
+            with torch.no_grad():
+                optimizer.apply([v.value.grad for v in trainable], trainable)
+            return _numpy(loss)
+
+        return step
+    raise ValueError(BACKEND)
+
+
 def pretrain(model, x, y, batch_size: int, steps: int) -> None:
     """Train the weights for `steps` steps (same optimizer config, same batches, dropout off), then forget the optimizer."""
     rates = {}
@@ -153,16 +196,13 @@ def pretrain(model, x, y, batch_size: int, steps: int) -> None:
     trainable = list(model.trainable_variables)
     optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
     optimizer.build(trainable)
+    step = _train_step(model, optimizer, trainable)
 
-    @tf.function(reduce_retracing=True)
     def train_step(xb, yb):
-        with tf.GradientTape() as tape:
-            y_pred = model(xb, training=True)
-            loss = model.compute_loss(x=xb, y=yb, y_pred=y_pred, training=True)
-        optimizer.apply(tape.gradient(loss, trainable), trainable)
+        step(xb, yb, _tensor(np.ones(len(xb), np.float32)))
 
     for idx in ck.batches(len(x), batch_size, steps):
-        train_step(tf.constant(x[idx]), tf.constant(y[idx]))
+        train_step(_tensor(x[idx]), _tensor(y[idx]))
     for layer, rate in rates.items():
         layer.rate = rate
 
@@ -181,14 +221,7 @@ def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_w
     optimizer = type(model.optimizer).from_config(model.optimizer.get_config())
     optimizer.build(trainable)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(xb, yb, sw):
-        with tf.GradientTape() as tape:
-            y_pred = model(xb, training=True)
-            loss = model.compute_loss(x=xb, y=yb, y_pred=y_pred, sample_weight=sw, training=True)
-        grads = tape.gradient(loss, trainable)
-        optimizer.apply(grads, trainable)
-        return loss
+    train_step = _train_step(model, optimizer, trainable)
 
     # fit(class_weight=...) turns into per-sample weights w[y]
     weights = np.ones(len(x), np.float32)
@@ -197,21 +230,24 @@ def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_w
     curve = []
     for t, idx in enumerate(ck.batches(len(x), batch_size, steps)):
         if t % ck.EVAL_EVERY == 0:
-            curve.append(ck.cross_entropy(model(x, training=False).numpy(), labels))
-        loss = float(train_step(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(weights[idx])))
+            curve.append(ck.cross_entropy(_numpy(model(x, training=False)), labels))
+        loss = float(train_step(_tensor(x[idx]), _tensor(y[idx]), _tensor(weights[idx])))
         if not np.isfinite(loss):
             raise FloatingPointError(f"Keras loss is {loss} at step {t}")
     if optimizer.use_ema:  # what the end of Model.fit does
         optimizer.finalize_variable_values(trainable)
-    curve.append(ck.cross_entropy(model(x, training=False).numpy(), labels))
+    curve.append(ck.cross_entropy(_numpy(model(x, training=False)), labels))
     return curve
 
 
 def generate(gen_file) -> None:
     case_dir = Path(gen_file).resolve().parent
     case = ck.load_case(case_dir)
+    if case["keras_backend"] != BACKEND:
+        raise RuntimeError(f"case.py says keras_backend={case['keras_backend']}; gen_keras.py must set CASEKIT_KERAS_BACKEND")
     keras.utils.set_random_seed(ck.SEED)
-    tf.config.experimental.enable_op_determinism()
+    if BACKEND == "tensorflow":
+        tf.config.experimental.enable_op_determinism()
 
     data = ck.load_data(case["data"])
     x, y = keras_inputs(case, data)
@@ -230,7 +266,8 @@ def generate(gen_file) -> None:
     if case["class_weight"]:
         fit["class_weight"] = {str(k): float(v) for k, v in case["class_weight"].items()}
     export_keras_bundle(model, out, x=x, y=y, fit=fit)
-    write_expected(model, out, x)
+    # write_expected calls model(x, training=False).numpy(), which a torch-backend output (requires_grad) refuses
+    write_expected(lambda inputs, training=False: _numpy(model(inputs, training=training)), out, x)
 
     curve = measure(model, x, y, data["labels"], b, class_weight=case["class_weight"])
     ck.write_json(case_dir / "measured.json", {"keras_loss": curve})

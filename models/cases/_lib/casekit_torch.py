@@ -51,17 +51,47 @@ def _tf_same_pads(n: int, k: int, s: int) -> tuple[int, int]:
 # the port
 
 
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm2d that stays in eval mode: Keras's BatchNormalization with `trainable = False`."""
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+
+class Lion(torch.optim.Optimizer):
+    """Keras 3 `Lion` (keras/src/optimizers/lion.py) written with torch ops: torch.optim has no Lion.
+
+    update = sign(β1·m + (1−β1)·g); θ ← θ − η·update; m ← β2·m + (1−β2)·g.  Used for measurements only.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.99)):
+        super().__init__(params, {"lr": lr, "betas": betas})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                m = self.state[p].setdefault("m", torch.zeros_like(p))
+                p.add_(torch.sign(m * b1 + p.grad * (1 - b1)), alpha=-group["lr"])
+                m.mul_(b2).add_(p.grad, alpha=1 - b2)
+
+
 class Net(nn.Module):
     """The torch port of a Sequential case architecture (modules named as the Keras layers)."""
 
     def __init__(self, case: dict, active: set):
         super().__init__()
         self.plan = []  # (kind, name, extra) in forward order
-        self.outputs_probs = False
+        self.output_kind = "logits"
         specs, outs = ck.layers_of(case), ck.shapes(case)
         shape = ck.input_shape(case)
         last = len(specs) - 1
         self.descr = []
+        self.masked = False
+        frozen = set(case["opts"].get("frozen_bn", []))
         for i, (spec, out_shape) in enumerate(zip(specs, outs)):
             k, name = spec["kind"], spec["name"]
             extra = {}
@@ -77,16 +107,32 @@ class Net(nn.Module):
                 elif act in ("relu", "tanh"):
                     extra["act"] = act
                     self.descr.append(act)
-                elif i == last and act == "softmax" and "double-softmax" in active:
-                    extra["act"] = "softmax"
-                    self.outputs_probs = True
-                    self.descr.append("softmax (kept in forward)")
-                elif i == last and act == "sigmoid" and "bce-clipping" in active:
-                    extra["act"] = "sigmoid"
-                    self.outputs_probs = True
-                    self.descr.append("sigmoid (kept in forward)")
-                elif i == last:
-                    self.descr[-1] += " (logits)"
+                elif i == last and act == "softmax":
+                    if case["loss"] == "kld":
+                        extra["act"] = "log_softmax"
+                        self.output_kind = "logprobs"
+                        self.descr.append("log_softmax (for KLDivLoss)")
+                    elif case["loss"] == "categorical_mse_sum":
+                        extra["act"] = "softmax"
+                        self.output_kind = "probs"
+                        self.descr.append("softmax (the loss is on probabilities)")
+                    elif "double-softmax" in active:
+                        extra["act"] = "softmax"
+                        self.output_kind = "probs"
+                        self.descr.append("softmax (kept in forward)")
+                    else:
+                        self.descr[-1] += " (logits)"
+                elif i == last and act == "sigmoid":
+                    if case["loss"] == "binary_mse":
+                        extra["act"] = "sigmoid"
+                        self.output_kind = "probs"
+                        self.descr.append("sigmoid (the loss is on probabilities)")
+                    elif "bce-clipping" in active:
+                        extra["act"] = "sigmoid"
+                        self.output_kind = "probs"
+                        self.descr.append("sigmoid (kept in forward)")
+                    else:
+                        self.descr[-1] += " (logits)"
             elif k == "leaky_relu":
                 slope = 0.01 if "leaky-relu-slope" in active else 0.3
                 self.add_module(name, nn.LeakyReLU(slope) if slope != 0.01 else nn.LeakyReLU())
@@ -98,9 +144,14 @@ class Net(nn.Module):
                 kw = {"momentum": momentum}
                 if "bn-epsilon" not in active:
                     kw["eps"] = 1e-3
-                cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+                cls = nn.BatchNorm2d if len(shape) == 3 and case["arch"] == "cnn" else nn.BatchNorm1d
+                if len(shape) == 2:  # (T, D) features: BatchNorm1d wants (N, D, T)
+                    extra["seq"] = True
+                if name in frozen and "bn-frozen-means-inference" not in active:
+                    cls = FrozenBatchNorm2d
                 self.add_module(name, cls(shape[-1], **kw))
-                self.descr.append(f"{cls.__name__}({shape[-1]}, " + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")")
+                self.descr.append(f"{cls.__name__}({shape[-1]}, " + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")"
+                                  + (" (weight/bias lr 0)" if name in frozen else ""))
             elif k == "conv":
                 kk, s = spec["kernel"], spec["strides"]
                 pads = (0, 0)
@@ -116,6 +167,38 @@ class Net(nn.Module):
                     self.descr.append(f"F.pad(x, {extra['pad']})")
                 self.add_module(name, nn.Conv2d(shape[-1], spec["filters"], kk, stride=s, padding=padding))
                 self.descr.append(f"Conv2d({shape[-1]}, {spec['filters']}, {kk}, stride={s}, padding={padding})")
+            elif k == "dwconv":
+                kk, c = spec["kernel"], shape[-1]
+                self.add_module(name, nn.Conv2d(c, c, kk, padding=kk // 2, groups=c))
+                self.descr.append(f"Conv2d({c}, {c}, {kk}, padding={kk // 2}, groups={c})")
+            elif k == "sepconv":
+                kk, c = spec["kernel"], shape[-1]
+                self.add_module(name + "_dw", nn.Conv2d(c, c, kk, groups=c, bias=False))
+                self.add_module(name + "_pw", nn.Conv2d(c, spec["filters"], 1))
+                self.descr.append(f"Conv2d({c}, {c}, {kk}, groups={c}, bias=False) → Conv2d({c}, {spec['filters']}, 1)")
+            elif k == "convT":
+                kk, s, c = spec["kernel"], spec["strides"], shape[-1]
+                if "conv-transpose-same-crop" in active:
+                    self.add_module(name, nn.ConvTranspose2d(c, spec["filters"], kk, stride=s, padding=(kk - 1) // 2, output_padding=s - 1))
+                    self.descr.append(f"ConvTranspose2d({c}, {spec['filters']}, {kk}, stride={s}, padding={(kk - 1) // 2}, output_padding={s - 1})")
+                else:
+                    crop = kk - s  # TF 'same': the full (n-1)s+k output cropped to n*s, floor(c/2) at the start
+                    extra["crop"] = (crop // 2, crop // 2 + out_shape[0])
+                    self.add_module(name, nn.ConvTranspose2d(c, spec["filters"], kk, stride=s))
+                    self.descr.append(f"ConvTranspose2d({c}, {spec['filters']}, {kk}, stride={s}) → y[:, :, {extra['crop'][0]}:{extra['crop'][1]}, {extra['crop'][0]}:{extra['crop'][1]}]")
+            elif k == "upsample":
+                extra["align_corners"] = "resize-semantics" in active
+                self.descr.append(f"F.interpolate(scale_factor={spec['size']}, mode='bilinear', align_corners={extra['align_corners']})")
+                extra["size"] = spec["size"]
+            elif k == "softmax":
+                if "softmax-implicit-dim" in active:
+                    self.add_module(name, nn.Softmax())
+                    self.descr.append("nn.Softmax()")
+                else:
+                    self.add_module(name, nn.Softmax(dim=-1))
+                    self.descr.append("nn.Softmax(dim=-1)")
+            elif k == "gap1d":
+                self.descr.append("mean over time")
             elif k == "maxpool":
                 self.add_module(name, nn.MaxPool2d(spec["pool"]))
                 self.descr.append(f"MaxPool2d({spec['pool']})")
@@ -139,6 +222,7 @@ class Net(nn.Module):
             elif k == "embedding":
                 self.add_module(name, nn.Embedding(spec["input_dim"], spec["output_dim"]))
                 self.descr.append(f"Embedding({spec['input_dim']}, {spec['output_dim']})")
+                self.masked = spec.get("mask_zero", False) and "rnn-dropout-and-masking" not in active
             elif k == "layernorm":
                 kw = {} if "layernorm-eps-axis" in active else {"eps": 1e-3}
                 self.add_module(name, nn.LayerNorm(shape[-1], **kw))
@@ -146,28 +230,47 @@ class Net(nn.Module):
             elif k in ("lstm", "gru"):
                 cls = nn.LSTM if k == "lstm" else nn.GRU
                 self.add_module(name, cls(shape[-1], spec["units"], batch_first=True))
-                self.descr.append(f"{cls.__name__}({shape[-1]}, {spec['units']}, batch_first=True) → h_n[-1]")
+                if self.masked:
+                    self.descr.append(f"{cls.__name__}({shape[-1]}, {spec['units']}, batch_first=True) → out[arange(N), (x != 0).sum(1) − 1]")
+                else:
+                    self.descr.append(f"{cls.__name__}({shape[-1]}, {spec['units']}, batch_first=True) → h_n[-1]")
             else:
                 raise ValueError(k)
             self.plan.append((k, name, extra))
             shape = out_shape
 
     def forward(self, x):
+        tokens = x
         for k, name, extra in self.plan:
             if k == "relu":
                 x = torch.relu(x)
                 continue
-            if k == "lstm":
-                _, (h, _) = self.lstm(x)
-                x = h[-1]
+            if k in ("lstm", "gru"):
+                out, state = getattr(self, name)(x)
+                if self.masked:  # the output at each sequence's last non-padding step (post-padding)
+                    last = (tokens != 0).sum(dim=1) - 1
+                    x = out[torch.arange(out.shape[0]), last]
+                else:
+                    x = (state[0] if k == "lstm" else state)[-1]
                 continue
-            if k == "gru":
-                _, h = self.gru(x)
-                x = h[-1]
+            if k == "gap1d":
+                x = x.mean(dim=1)
+                continue
+            if k == "upsample":
+                x = F.interpolate(x, scale_factor=extra["size"], mode="bilinear", align_corners=extra["align_corners"])
+                continue
+            if k == "sepconv":
+                x = getattr(self, name + "_pw")(getattr(self, name + "_dw")(x))
                 continue
             if "pad" in extra:
                 x = F.pad(x, extra["pad"])
+            if extra.get("seq"):
+                x = getattr(self, name)(x.transpose(1, 2)).transpose(1, 2)
+                continue
             x = getattr(self, name)(x)
+            if "crop" in extra:
+                a, b = extra["crop"]
+                x = x[:, :, a:b, a:b]
             act = extra.get("act")
             if act == "relu":
                 x = torch.relu(x)
@@ -175,6 +278,8 @@ class Net(nn.Module):
                 x = torch.tanh(x)
             elif act == "softmax":
                 x = torch.softmax(x, dim=1)
+            elif act == "log_softmax":
+                x = torch.log_softmax(x, dim=1)
             elif act == "sigmoid":
                 x = torch.sigmoid(x)
             if "act_module" in extra:
@@ -188,17 +293,18 @@ class BranchNet(nn.Module):
     def __init__(self, case: dict, active: set):
         super().__init__()
         f = case["features"]
-        out = 1 if case["loss"] == "binary" else case["classes"]
+        binary = case["loss"] in ck.BINARY_LOSSES
+        out = 1 if binary else case["classes"]
         self.branch_a = nn.Linear(f, 32)
         self.branch_b = nn.Linear(f, 32)
         self.hidden = nn.Linear(32 + f, 16)
         self.probs = nn.Linear(16, out)
         self.final = None
-        if case["loss"] == "binary" and "bce-clipping" in active:
+        if case["loss"] == "binary_mse" or (case["loss"] == "binary" and "bce-clipping" in active):
             self.final = "sigmoid"
-        elif case["loss"] != "binary" and "double-softmax" in active:
+        elif not binary and "double-softmax" in active:
             self.final = "softmax"
-        self.outputs_probs = self.final is not None
+        self.output_kind = "probs" if self.final else "logits"
         self.descr = [f"relu(branch_a: Linear({f}, 32)) + tanh(branch_b: Linear({f}, 32))", f"cat([merged, x]) ({32 + f})",
                       f"relu(hidden: Linear({32 + f}, 16))", f"probs: Linear(16, {out})"
                       + (f" → {self.final} (kept in forward)" if self.final else " (logits)")]
@@ -219,6 +325,11 @@ def swap_zr(a: np.ndarray) -> np.ndarray:
     return np.concatenate([r, z, h], axis=-1)
 
 
+def _depthwise(kernel: np.ndarray) -> np.ndarray:
+    kh, kw, c, m = kernel.shape
+    return kernel.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]
+
+
 def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) -> list[str]:
     """Copy the Keras initial weights into the port; returns what was left at torch's init."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
@@ -230,7 +341,8 @@ def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) ->
                     skipped.append(name)
                     continue
                 kernel, bias = archive.layer_vars(name)
-                getattr(model, name).weight.copy_(t(kernel.T))
+                weight = kernel.reshape(kernel.shape[1], kernel.shape[0]) if "dense-layout" in active else kernel.T
+                getattr(model, name).weight.copy_(t(weight))
                 getattr(model, name).bias.copy_(t(bias))
             return skipped
         prev_shape = None
@@ -247,10 +359,13 @@ def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) ->
                 if prev_shape is not None and len(prev_shape) == 3 and "flatten-order" not in active:
                     h, w, c = prev_shape
                     weight = kernel.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(kernel.shape[1], -1)
+                elif prev_shape is None and "dense-layout" in active:
+                    weight = kernel.reshape(kernel.shape[1], kernel.shape[0])
                 else:
                     weight = kernel.T
                 mod.weight.copy_(t(weight))
                 mod.bias.copy_(t(bias))
+                prev_shape = None
             elif k == "conv":
                 if "conv-init" in active:
                     skipped.append(name)
@@ -262,6 +377,27 @@ def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) ->
                 else:
                     weight = kernel.transpose(3, 2, 0, 1)
                 mod.weight.copy_(t(weight))
+                mod.bias.copy_(t(bias))
+            elif k == "dwconv":
+                if "depthwise-init" in active:
+                    skipped.append(name)
+                    continue
+                kernel, bias = archive.layer_vars(name)
+                mod.weight.copy_(t(_depthwise(kernel)))
+                mod.bias.copy_(t(bias))
+            elif k == "sepconv":
+                dw, pw, bias = archive.layer_vars(name)
+                kh, kw, c, m = dw.shape
+                if "depthwise-separable-layout" in active:
+                    getattr(model, name + "_dw").weight.copy_(t(dw.reshape(c * m, 1, kh, kw)))
+                else:
+                    getattr(model, name + "_dw").weight.copy_(t(_depthwise(dw)))
+                getattr(model, name + "_pw").weight.copy_(t(pw.transpose(3, 2, 0, 1)))
+                getattr(model, name + "_pw").bias.copy_(t(bias))
+            elif k == "convT":
+                kernel, bias = archive.layer_vars(name)  # (kh, kw, out, in)
+                perm = (2, 3, 0, 1) if "conv-transpose-layout" in active else (3, 2, 0, 1)
+                mod.weight.copy_(t(kernel.transpose(*perm)))
                 mod.bias.copy_(t(bias))
             elif k == "bn":
                 gamma, beta, mean, var = archive.layer_vars(name)
@@ -314,11 +450,17 @@ def _fmt(v):
     return repr(v) if not isinstance(v, float) else f"{v:g}"
 
 
-def torch_optimizer(case: dict, model, active: set):
-    """(optimizer, before_step(t) hook or None, description, per-tensor clip value or None, global clip dict or None)."""
+def _emulates(p: str, present, active) -> bool:
+    """The variant removes difference p by emulating the Keras semantics (measurement only)."""
+    return p in present and p not in active
+
+
+def torch_optimizer(case: dict, model, active: set, present) -> dict:
+    """The optimizer, LR scheduler, clipping and measurement-only hooks of one variant."""
     cls, kwargs, full = ck.keras_optimizer(case)
     lr = full["learning_rate"]
-    hook = None
+    pre_step, post_step, at_end = [], [], []
+    notes = []
     per_tensor = None
     global_clip = None
     if kwargs.get("clipnorm"):
@@ -329,11 +471,13 @@ def torch_optimizer(case: dict, model, active: set):
 
     # parameter groups: the Keras L2 kernel regularizer becomes coupled weight decay on those tensors;
     # a Keras LSTM has one bias, torch two: b_hh stays 0 and is frozen (lr 0), otherwise the effective
-    # bias b_ih + b_hh would receive twice the gradient
+    # bias b_ih + b_hh would receive twice the gradient; frozen BatchNorm layers' weight/bias: lr 0
     decayed_names = [f"{n}.weight" for n in ck.l2_layers(case)]
     frozen_names = ["lstm.bias_hh_l0"] if case["arch"] == "rnn" and case["opts"].get("cell", "lstm") == "lstm" else []
+    for bn in case["opts"].get("frozen_bn", []):
+        frozen_names += [f"{bn}.weight", f"{bn}.bias"]
     named = dict(model.named_parameters())
-    rest = [p for n, p in named.items() if n not in decayed_names and n not in frozen_names]
+    rest = [n for n in named if n not in decayed_names and n not in frozen_names]
     groups, gdesc = [], []
     if decayed_names:
         l2 = case["opts"]["l2"]
@@ -341,7 +485,7 @@ def torch_optimizer(case: dict, model, active: set):
         groups.append({"params": [named[n] for n in decayed_names], "weight_decay": wd})
         gdesc.append(f"{{'params': [{', '.join(decayed_names)}], 'weight_decay': {wd:g}}}")
     if groups or frozen_names:
-        groups.append({"params": rest})
+        groups.append({"params": [named[n] for n in rest]})
         gdesc.append("{'params': rest}")
     if frozen_names:
         groups.append({"params": [named[n] for n in frozen_names], "lr": 0.0})
@@ -349,7 +493,7 @@ def torch_optimizer(case: dict, model, active: set):
     if groups:
         params, pdesc = groups, "[" + ", ".join(gdesc) + "]"
     else:
-        params, pdesc = model.parameters(), "model.parameters()"
+        params, pdesc = list(model.parameters()), "model.parameters()"
 
     if cls == "SGD":
         tkw = {} if "sgd-default-lr" in active else {"lr": lr}
@@ -372,13 +516,16 @@ def torch_optimizer(case: dict, model, active: set):
             tcls, tkw = "Adam", {"lr": lr}
         if (full["beta_1"], full["beta_2"]) != (0.9, 0.999):
             tkw["betas"] = (full["beta_1"], full["beta_2"])
-        if "adam-epsilon-hat" not in active:
+        if _emulates("adam-epsilon-hat", present, active):
             eps_hat, beta_2 = full["epsilon"], full["beta_2"]
             tkw["eps"] = eps_hat
 
-            def hook(opt, t):  # t = 1-based update count: torch eps_t = ε̂ / sqrt(1 - β2^t) is Keras's update
+            def eps_hook(opt, t):  # t = 1-based update count: torch eps_t = ε̂ / sqrt(1 - β2^t) is Keras's update
                 for g in opt.param_groups:
                     g["eps"] = eps_hat / math.sqrt(1 - beta_2**t)
+
+            pre_step.append(eps_hook)
+            notes.append(f"eps re-set before each step to {eps_hat:g}/√(1−{beta_2:g}^t) (measurement only)")
     elif cls == "RMSprop":
         tcls = "RMSprop"
         if "rmsprop-eps-and-rho" in active:
@@ -402,24 +549,124 @@ def torch_optimizer(case: dict, model, active: set):
     elif cls == "Adamax":
         tcls = "Adamax"
         tkw = {} if "adamax-eps-placement" in active else {"lr": lr, "eps": full["epsilon"]}
+    elif cls == "Lion":
+        if "no-counterpart-optimizers" in active:
+            tcls, tkw = "Adam", {"lr": lr}
+        else:
+            tcls, tkw = "Lion", {"lr": lr, "betas": (full["beta_1"], full["beta_2"])}
     else:
         raise ValueError(cls)
-    opt = getattr(torch.optim, tcls)(params, **tkw)
+    opt_cls = Lion if tcls == "Lion" else getattr(torch.optim, tcls)
+    opt = opt_cls(params, **tkw)
     desc = f"torch.optim.{tcls}({pdesc}" + "".join(f", {a}={_fmt(b)}" for a, b in tkw.items()) + ")"
-    if hook is not None:
-        desc += f", eps re-set before each step to {full['epsilon']:g}/√(1−{full['beta_2']:g}^t) (measurement only)"
+    if tcls == "Lion":
+        desc = desc.replace("torch.optim.Lion", "Lion (hand-written, measurement only)")
+
+    # learning-rate schedule
+    scheduler, interval, sdesc = None, "step", None
+    if "schedule" in full:
+        name, skw = full["schedule"]
+        if name == "ExponentialDecay":
+            gamma = skw["decay_rate"] ** (1.0 / skw["decay_steps"])
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
+            interval = "epoch" if "lr-schedule-granularity" in active else "step"
+            sdesc = f"ExponentialLR(gamma={gamma:g}), scheduler.step() every {interval}"
+        elif name == "CosineDecay":
+            if "cosine-decay-semantics" in active:
+                scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=skw["decay_steps"], eta_min=skw.get("alpha", 0.0) * lr)
+                sdesc = f"CosineAnnealingLR(T_max={skw['decay_steps']}), scheduler.step() every step"
+            else:
+                sched = full["schedule"]
+                scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: ck.keras_lr(sched, s) / lr)
+                sdesc = "LambdaLR(the Keras CosineDecay formula, clamped after decay_steps), every step (measurement only)"
+        else:
+            raise ValueError(name)
+        if _emulates("sgd-momentum-lr-in-buffer", present, active):
+            last_lr = {}
+
+            def buffer_hook(opt, t):  # Keras's velocity holds lr·g: rescale torch's buffer when the lr changes
+                for g in opt.param_groups:
+                    if g["lr"] == 0:
+                        continue
+                    prev = last_lr.get(id(g))
+                    if prev is not None and prev != g["lr"]:
+                        for p in g["params"]:
+                            buf = opt.state[p].get("momentum_buffer")
+                            if buf is not None:
+                                buf.mul_(prev / g["lr"])
+                    last_lr[id(g)] = g["lr"]
+
+            pre_step.append(buffer_hook)
+            notes.append("momentum buffers rescaled by η_{t−1}/η_t before each step (measurement only)")
+
+    # Keras use_ema: a moving average of the weights, copied into the model at the end of fit
+    if _emulates("ema-weights", present, active):
+        mu = kwargs.get("ema_momentum", 0.99)
+        params_list = [p for p in model.parameters()]
+        avg = {}
+
+        def ema_hook(opt, t):
+            with torch.no_grad():
+                for p in params_list:
+                    if t == 1:
+                        avg[p] = p.detach().clone()
+                    else:
+                        avg[p].mul_(mu).add_(p.detach(), alpha=1 - mu)
+
+        def ema_end():
+            with torch.no_grad():
+                for p in params_list:
+                    p.copy_(avg[p])
+
+        post_step.append(ema_hook)
+        at_end.append(ema_end)
+        notes.append(f"weight EMA (momentum {mu:g}) copied into the model after the last step (measurement only)")
     if per_tensor is not None:
-        desc += f"; clip_grad_norm_([p], {per_tensor:g}) per parameter (measurement only)"
+        notes.append(f"clip_grad_norm_([p], {per_tensor:g}) per parameter (measurement only)")
     if global_clip is not None:
-        desc += f"; clip_grad_norm_(model.parameters(), {global_clip['max_norm']:g})"
-    return opt, hook, desc, per_tensor, global_clip
+        notes.append(f"clip_grad_norm_(model.parameters(), {global_clip['max_norm']:g})")
+    if sdesc:
+        desc += "; " + sdesc
+    if notes:
+        desc += "; " + "; ".join(notes)
+    return {"opt": opt, "scheduler": scheduler, "interval": interval, "pre_step": pre_step, "post_step": post_step,
+            "at_end": at_end, "opt_desc": desc, "per_tensor": per_tensor, "global_clip": global_clip}
 
 
-def torch_loss(case: dict, active: set):
-    if case["loss"] == "binary":
+def _one_hot(labels, classes):
+    return F.one_hot(torch.from_numpy(labels), classes).float()
+
+
+def torch_loss(case: dict, active: set, present):
+    loss = case["loss"]
+    if loss == "binary":
         if "bce-clipping" in active:
             return nn.BCELoss(), "nn.BCELoss() on sigmoid outputs"
         return nn.BCEWithLogitsLoss(), "nn.BCEWithLogitsLoss() on logits"
+    if loss == "binary_mse":
+        return nn.MSELoss(), "nn.MSELoss() on sigmoid outputs"
+    if loss == "kld":
+        if "kld-poisson-cosine" in active:
+            return nn.KLDivLoss(), "nn.KLDivLoss() (reduction='mean') on log-probabilities, one-hot targets"
+        return nn.KLDivLoss(reduction="batchmean"), "nn.KLDivLoss(reduction='batchmean') on log-probabilities, one-hot targets"
+    if loss == "categorical_mse_sum":
+        if "loss-per-sample-mean-and-sum" in active:
+            return nn.MSELoss(reduction="sum"), "nn.MSELoss(reduction='sum') on softmax outputs, one-hot targets"
+        c = case["classes"]
+        mse = nn.MSELoss(reduction="sum")
+        return (lambda p, y: mse(p, y) / c), f"nn.MSELoss(reduction='sum')(p, y) / {c} (measurement only)"
+    if case["class_weight"]:
+        w = torch.tensor([case["class_weight"][i] for i in range(case["classes"])], dtype=torch.float32)
+        if _emulates("loss-reduction-weights", present, active):
+            return ((lambda z, y: (F.cross_entropy(z, y, reduction="none") * w[y]).sum() / len(y)),
+                    f"(F.cross_entropy(z, y, reduction='none') * w[y]).sum() / N, w = {w.tolist()} (measurement only)")
+        return nn.CrossEntropyLoss(weight=w), f"nn.CrossEntropyLoss(weight=torch.tensor({w.tolist()}))"
+    if _emulates("cce-probability-clipping", present, active):  # Keras on the torch/JAX backend
+        def clipped_ce(z, y):
+            p = torch.softmax(z, dim=1).clamp(ck.PROB_FLOOR, 1 - ck.PROB_FLOOR)
+            return F.nll_loss(torch.log(p), y)
+
+        return clipped_ce, "F.nll_loss(log(softmax(z).clamp(1e-7, 1 − 1e-7)), y) (measurement only)"
     ls = case["label_smoothing"]
     if ls and "label-smoothing" not in active:
         return nn.CrossEntropyLoss(label_smoothing=ls), f"nn.CrossEntropyLoss(label_smoothing={ls:g})"
@@ -427,11 +674,14 @@ def torch_loss(case: dict, active: set):
 
 
 def torch_data(case: dict, data: dict, active: set):
-    """(x, y) in the torch layout; x carries the std-ddof plant."""
+    """(x, y) in the torch layout; carries the data plants (std-ddof, channels-last, target-shape-broadcast)."""
     x = data["x"]
     if case["arch"] == "cnn":
-        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW, row-major
-    x = torch.from_numpy(np.ascontiguousarray(x))
+        if "channels-last" in active:
+            x = x.reshape(x.shape[0], x.shape[3], x.shape[1], x.shape[2])  # the NHWC buffer read as NCHW
+        else:
+            x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+    x = torch.from_numpy(np.ascontiguousarray(x))  # row-major
     if "std-ddof" in active:
         raw_all = torch.from_numpy(data["raw_all"])
         mean = raw_all.mean(0)
@@ -439,22 +689,50 @@ def torch_data(case: dict, data: dict, active: set):
         std[std == 0] = 1
         x = ((torch.from_numpy(data["raw"]) - mean) / std).float()
     labels = torch.from_numpy(data["labels"])
-    y = labels.float().reshape(-1, 1) if case["loss"] == "binary" else labels
+    if case["loss"] == "binary":
+        y = labels.float().reshape(-1, 1)
+    elif case["loss"] == "binary_mse":
+        y = labels.float() if "target-shape-broadcast" in active else labels.float().reshape(-1, 1)
+    elif case["loss"] in ("kld", "categorical_mse_sum"):
+        y = _one_hot(data["labels"], case["classes"])
+    else:
+        y = labels
     return x, y
+
+
+def _bn_var_hooks(model) -> None:
+    """Make running_var follow Keras: the batch-variance term of the update biased (÷n), not unbiased (÷(n−1))."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, FrozenBatchNorm2d):
+            def pre(mod, inp):
+                mod._old_var = mod.running_var.detach().clone()
+
+            def post(mod, inp, out):
+                if not mod.training:
+                    return
+                x = inp[0]
+                n = x.numel() // x.shape[1]
+                keep = (1 - mod.momentum) * mod._old_var
+                with torch.no_grad():  # through .data: autograd saved running_var for the backward pass
+                    mod.running_var.data.copy_(keep + (mod.running_var - keep) * (n - 1) / n)
+
+            m.register_forward_pre_hook(pre)
+            m.register_forward_hook(post)
 
 
 def build(case: dict, data: dict, archive: KerasArchive, active: set):
     """Everything one torch variant needs (the model at its initial weights, optimizer, loss, data)."""
+    present = ck.present_ids(case)
     torch.manual_seed(ck.SEED)
     model = BranchNet(case, active) if case["arch"] == "branch" else Net(case, active)
     skipped = load_keras_weights(model, case, archive, active)
-    opt, hook, opt_desc, per_tensor, global_clip = torch_optimizer(case, model, active)
-    loss_fn, loss_desc = torch_loss(case, active)
-    x, y = torch_data(case, data, active)
-    batch_size = 1 if "fit-batch-shuffle-defaults" in active else case["batch_size"]
-    return {"model": model, "opt": opt, "hook": hook, "opt_desc": opt_desc, "per_tensor": per_tensor,
-            "global_clip": global_clip, "loss_fn": loss_fn, "loss_desc": loss_desc, "x": x, "y": y,
-            "batch_size": batch_size, "skipped": skipped}
+    v = torch_optimizer(case, model, active, present)
+    v["loss_fn"], v["loss_desc"] = torch_loss(case, active, present)
+    v["x"], v["y"] = torch_data(case, data, active)
+    v["batch_size"] = 1 if "fit-batch-shuffle-defaults" in active else case["batch_size"]
+    v["model"], v["skipped"] = model, skipped
+    v["bn_var_fix"] = _emulates("bn-running-var-bias", present, active)
+    return v
 
 
 def probabilities(model, x) -> np.ndarray:
@@ -463,8 +741,10 @@ def probabilities(model, x) -> np.ndarray:
     with torch.no_grad():
         out = model(x)
     model.train(was)
-    if model.outputs_probs:
+    if model.output_kind == "probs":
         return out.numpy()
+    if model.output_kind == "logprobs":
+        return torch.exp(out).numpy()
     return (torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)).numpy()
 
 
@@ -474,7 +754,10 @@ def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS) -> list[float]:
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.p = 0.0
+    if v["bn_var_fix"]:
+        _bn_var_hooks(model)
     model.train()
+    steps_per_epoch = math.ceil(len(x) / v["batch_size"])
     curve = []
     for t, idx in enumerate(ck.batches(len(x), v["batch_size"], steps)):
         if t % ck.EVAL_EVERY == 0:
@@ -490,9 +773,15 @@ def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS) -> list[float]:
                 torch.nn.utils.clip_grad_norm_([p], v["per_tensor"])
         if v["global_clip"] is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), v["global_clip"]["max_norm"])
-        if v["hook"] is not None:
-            v["hook"](opt, t + 1)
+        for hook in v["pre_step"]:
+            hook(opt, t + 1)
         opt.step()
+        for hook in v["post_step"]:
+            hook(opt, t + 1)
+        if v["scheduler"] is not None and (v["interval"] == "step" or (t + 1) % steps_per_epoch == 0):
+            v["scheduler"].step()
+    for hook in v["at_end"]:
+        hook()
     curve.append(ck.cross_entropy(probabilities(model, x), labels))
     return curve
 
@@ -539,7 +828,8 @@ def generate(gen_file) -> None:
     n, b = len(ported["x"]), ported["batch_size"]
     export_torch_bundle(
         ported["model"], ported["opt"], ported["loss_fn"], out, example_input=ported["x"][:2], x=ported["x"], y=ported["y"],
-        grad_clip=ported["global_clip"], batch_size=b, epochs=ck.epochs_for(n, case["batch_size"]), shuffle=False,
+        grad_clip=ported["global_clip"], scheduler=ported["scheduler"], scheduler_interval=ported["interval"],
+        batch_size=b, epochs=ck.epochs_for(n, case["batch_size"]), shuffle=False,
     )
     write_expected(ported["model"], out, ported["x"])
 
@@ -631,13 +921,25 @@ def _keras_model_text(case: dict) -> str:
         elif k == "dropout":
             parts.append(f"Dropout({s['rate']})")
         elif k == "embedding":
-            parts.append(f"Embedding({s['input_dim']}, {s['output_dim']})")
+            parts.append(f"Embedding({s['input_dim']}, {s['output_dim']}" + (", mask_zero=True)" if s.get("mask_zero") else ")"))
         elif k == "layernorm":
             parts.append("LayerNormalization()")
         elif k == "lstm":
             parts.append(f"LSTM({s['units']})")
         elif k == "gru":
             parts.append(f"GRU({s['units']})")
+        elif k == "dwconv":
+            parts.append(f"DepthwiseConv2D({s['kernel']}, padding='same')")
+        elif k == "sepconv":
+            parts.append(f"SeparableConv2D({s['filters']}, {s['kernel']})")
+        elif k == "convT":
+            parts.append(f"Conv2DTranspose({s['filters']}, {s['kernel']}, strides={s['strides']}, padding='same')")
+        elif k == "upsample":
+            parts.append(f"UpSampling2D({s['size']}, interpolation='bilinear')")
+        elif k == "softmax":
+            parts.append("Softmax()")
+        elif k == "gap1d":
+            parts.append("GlobalAveragePooling1D()")
     return "`" + " → ".join(parts) + "`"
 
 
@@ -651,12 +953,21 @@ def _keras_loss_text(case: dict) -> str:
         if case["label_smoothing"]:
             return f"CategoricalCrossentropy(label_smoothing={case['label_smoothing']:g}) (one-hot y)"
         return "'categorical_crossentropy' (one-hot y)"
-    return {"sparse": "'sparse_categorical_crossentropy' (integer y)", "binary": "'binary_crossentropy' (y float (N, 1))"}[case["loss"]]
+    return {"sparse": "'sparse_categorical_crossentropy' (integer y)", "binary": "'binary_crossentropy' (y float (N, 1))",
+            "binary_mse": "'mean_squared_error' on the sigmoid output (y float (N, 1))",
+            "kld": "'kl_divergence' (one-hot y)",
+            "categorical_mse_sum": "MeanSquaredError(reduction='sum') on the softmax output (one-hot y)"}[case["loss"]]
 
 
 DATA_TEXT = {
     "digits": "scikit-learn `load_digits`, 64 pixel features standardized with `StandardScaler` fitted on the 1437-row "
     "training split (`train_test_split(test_size=0.2, random_state=0, stratify=y)`), first 256 rows",
+    "digits_raw": "scikit-learn `load_digits`, the 64 raw pixel values (0..16, not standardized), first 256 rows of the "
+    "1437-row training split",
+    "digits_2ch": "scikit-learn `load_digits` as 8×8 images with two channels (pixels / 16, and the same image mirrored "
+    "left-right), first 256 training rows; Keras NHWC (256, 8, 8, 2), torch NCHW (256, 2, 8, 8)",
+    "padded_sequences": f"256 numpy-generated token sequences (PCG64 seed 2): lengths 3..{ck.SEQ_T}, tokens 1..{ck.SEQ_V - 1}, "
+    "post-padded with 0; label = the third of the vocabulary that occurs most often among the real tokens",
     "digits_images": "scikit-learn `load_digits` as 8×8 images, pixels / 16, first 256 training rows; Keras NHWC "
     "(256, 8, 8, 1), torch NCHW (256, 1, 8, 8)",
     "signals": f"256 numpy-generated float sequences (T={ck.SEQ_T}, 3 features, N(0, 1) noise, PCG64 seed 1); the label "
@@ -706,6 +1017,11 @@ def write_readme(case, data, ported, faithful, measured, expected) -> None:
         L += [f"- **`{p}`** ({ck.CATEGORY[p]}; {how}).", f"  - faithful port: {good}.", f"  - this port: {bad}."]
     if case["notes"]:
         L += ["", case["notes"].strip()]
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ported["model"].modules())
+    if has_bn and "bn-running-var-bias" not in present and "bn-running-var-bias" not in case["notes"]:
+        L += ["", "`bn-running-var-bias` is in this pair too, as in every BatchNorm port (torch updates running_var with the "
+              "unbiased batch variance; no flag changes that): it is what keeps the faithful port's eval-mode curve a little "
+              "off Keras's. It is neither `present` nor `absent` in expected.json (reporting it at `info` is right)."]
     L += ["", "## Measured effect", ""]
     L += [measured["what"] + ". Numbers in `measured.json`.", ""]
     steps = measured["steps"]
@@ -733,6 +1049,8 @@ def write_readme(case, data, ported, faithful, measured, expected) -> None:
     L += ["", "## expected.json", "",
           f"`top` = {json.dumps(expected['top'])}, `present` = {json.dumps(expected['present'])}; `absent` lists plausible ids "
           "that are not in this pair: " + ", ".join(f"`{a}`" for a in expected["absent"]) + ".", ""]
+    backend = "the torch backend of Keras 3.15.1" if case["keras_backend"] == "torch" else "Keras 3.15.1 on TensorFlow 2.21 (CPU)"
+    L += [f"Made with {backend} and torch 2.15 (CPU); the measured numbers are from that setup.", ""]
     L += ["## Regenerate", "", "    PARALLAX_PYTHON=/work/pyenv/venv/bin/python cargo xtask fixtures --only " + case["name"],
           "", f"(`gen_keras.py`, then `gen_torch.py`; both read `case.py`; the code is in `../_lib/`.)", ""]
     (case["dir"] / "README.md").write_text("\n".join(L))

@@ -5,4 +5,5 @@ CASE = {
     'optimizer': ('Adam', {'weight_decay': 0.05}),
     'loss': 'categorical',
     'plants': ['adam-weight-decay-coupling'],
+    'notes': '`adam-epsilon-hat` is present as well (any torch Adam), but negligible next to the coupling.',
 }

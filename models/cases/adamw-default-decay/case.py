@@ -8,4 +8,5 @@ CASE = {
     'loss': 'sparse',
     'plants': ['adamw-default-decay'],
     'top': 'adamw-default-decay',
+    'notes': "Small over 100 steps: the decay factors per step are 1 − 0.03·0.004 and 1 − 0.03·0.01. `adam-epsilon-hat` is present too (no torch AdamW reproduces Keras's ε̂ placement) but weighs less here.",
 }

@@ -3,7 +3,7 @@ CASE = {
     'summary': "The port does not copy the Keras LSTM weights: `nn.LSTM` keeps torch's U(±1/√H) init (no orthogonal recurrent kernel, no forget bias 1).",
     'arch': 'rnn',
     'opts': {'cell': 'lstm'},
-    'optimizer': ('SGD', {'learning_rate': 0.1, 'momentum': 0.9}),
+    'optimizer': ('SGD', {'learning_rate': 0.05, 'momentum': 0.9}),
     'loss': 'sparse',
     'plants': ['rnn-init'],
     'top': 'rnn-init',

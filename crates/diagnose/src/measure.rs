@@ -1,0 +1,1317 @@
+//! Steps 5–7: the measured stages, run in the reference engine.
+//!
+//! - **Forward parity**: the Keras initial weights mapped into the torch model (correct
+//!   mapping), both models run in inference mode on the Keras inputs (NHWC → NCHW for the
+//!   torch side); per aligned layer (at the end of its activation chain) max-abs and relative
+//!   error and cosine, carried forward and isolated (the torch segment since the previous
+//!   aligned layer fed the Keras value at that point).
+//! - **Training**: each side's full semantics (optimizer emulator, loss with the Keras
+//!   TF-backend logits shortcut, regularizers, batch size, shuffling with one shared sample
+//!   order, dropout off) from the same start: the torch parameters are the Keras initial
+//!   weights mapped, except those whose own initial value is a finding (a wrong mapping, an
+//!   initialisation that differs). Every `probe` steps both models are scored in inference
+//!   mode on all rows of their inputs (crossentropy of the predicted probabilities clipped
+//!   to [1e-7, 1 − 1e-7], or MSE for regression losses): the gap is the mean absolute
+//!   difference of the two probe curves.
+//! - **Ablation**: the torch side re-run with one finding aligned to Keras (and with all of
+//!   them); impact = gap closed / gap.
+//! - **Noise floor**: each side against itself over K seeds (shuffled sample order, dropout
+//!   masks), in the units of the gap.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use engine::loss::Loss;
+use engine::{Batch, DropoutMasks, Mode, ParamStore, Program, TrainConfig, forward, train};
+use model_import::Bundle;
+use model_ir::{Activation, DataLayout, Framework, Model, Node, Op, Tensor, ValueInfo};
+use ndarray::{ArrayD, Axis, IxDyn};
+use report::{
+    Ablation, Curve, Finding, ForwardReport, Impact, LayerError, NoiseFloor, NotChecked,
+    TrainingReport,
+};
+
+use crate::align::{Aligned, Group};
+use crate::graph::{activation_chain, output_activation, spatial_layout};
+use crate::weights::WeightReport;
+
+type F = f32;
+
+/// Default training steps and seeds.
+pub(crate) const DEFAULT_STEPS: usize = 200;
+pub(crate) const DEFAULT_SEEDS: usize = 5;
+/// Forward outputs further apart than this (max-abs) count as parted.
+const FORWARD_THRESHOLD: f64 = 1e-4;
+/// Rows used for forward parity.
+const FORWARD_ROWS: usize = 64;
+/// Probe points per training run (plus the start).
+const PROBES: usize = 20;
+/// The metric of the gap.
+const METRIC: &str = "mean |Δ probe loss| over the run";
+/// What the curves show.
+const CURVE: &str = "probe loss (crossentropy of the inference-mode predictions on all rows)";
+
+/// What the measured stages produced.
+#[derive(Debug, Default)]
+pub(crate) struct Measured {
+    pub(crate) forward: Option<ForwardReport>,
+    pub(crate) training: Option<TrainingReport>,
+    pub(crate) noise: Option<NoiseFloor>,
+    /// Per finding id: the measured impact, or why there is none.
+    pub(crate) impacts: BTreeMap<String, Result<Impact, String>>,
+    pub(crate) not_checked: Vec<NotChecked>,
+}
+
+/// How a finding is aligned in simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Switch {
+    /// Torch parameters replaced by the correctly mapped Keras values.
+    Weights,
+    /// The Keras optimizer (its schedule, clipping, EMA) on the torch side; `decay`: torch's
+    /// coupled weight decay dropped too.
+    Optimizer { decay: bool },
+    /// Keras regularizers on the torch side instead of torch weight decay.
+    Regularizer,
+    /// The Keras loss (and targets) on the torch side.
+    Loss,
+    /// The Keras inputs (after the layout change) on the torch side.
+    Inputs,
+    /// Keras batch size and shuffling on the torch side.
+    Batching,
+    /// A node attribute copied from Keras into a clone of the torch IR.
+    Attr,
+}
+
+fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
+    if w.own.values().any(|i| *i == id) {
+        return Ok(Switch::Weights);
+    }
+    Ok(match id {
+        "adam-weight-decay-coupling" | "adamw-default-decay" => Switch::Optimizer { decay: true },
+        "adam-epsilon-hat"
+        | "sgd-momentum-lr-in-buffer"
+        | "sgd-default-lr"
+        | "rmsprop-eps-and-rho"
+        | "adagrad-init-eps"
+        | "adadelta-defaults"
+        | "nadam-momentum-schedule"
+        | "adamax-eps-placement"
+        | "clipnorm-per-tensor-vs-global"
+        | "ema-weights"
+        | "legacy-decay-kwarg"
+        | "lr-schedule-granularity"
+        | "cosine-decay-semantics"
+        | "no-counterpart-optimizers"
+        | "optimizer-mismatch" => Switch::Optimizer { decay: false },
+        "l2-regularizer-factor-two" => Switch::Regularizer,
+        "double-softmax"
+        | "bce-clipping"
+        | "cce-probability-clipping"
+        | "label-smoothing"
+        | "loss-per-sample-mean-and-sum"
+        | "target-shape-broadcast"
+        | "kld-poisson-cosine"
+        | "loss-reduction-weights"
+        | "loss-mismatch" => Switch::Loss,
+        "std-ddof" | "imagenet-preprocess-modes" | "channels-last" | "input-mismatch" => {
+            Switch::Inputs
+        }
+        "fit-batch-shuffle-defaults" => Switch::Batching,
+        "bn-epsilon"
+        | "bn-momentum-convention"
+        | "bn-running-var-bias"
+        | "bn-frozen-means-inference"
+        | "layernorm-eps-axis"
+        | "leaky-relu-slope"
+        | "gelu-approximate"
+        | "hard-sigmoid-definition"
+        | "same-padding-asymmetric"
+        | "pooling-padding" => Switch::Attr,
+        "seeding-determinism" => {
+            return Err(
+                "the simulation starts both sides from the same (Keras) weights already".into(),
+            );
+        }
+        _ => return Err("no simulation switch aligns this finding yet".into()),
+    })
+}
+
+/// Inputs and targets, all rows.
+#[derive(Debug, Clone)]
+struct Data {
+    x: Vec<ArrayD<F>>,
+    y: ArrayD<F>,
+}
+
+impl Data {
+    fn rows(&self) -> usize {
+        self.y.shape().first().copied().unwrap_or(0)
+    }
+
+    fn select(&self, idx: &[usize]) -> (Vec<ArrayD<F>>, ArrayD<F>) {
+        (
+            self.x.iter().map(|x| x.select(Axis(0), idx)).collect(),
+            self.y.select(Axis(0), idx),
+        )
+    }
+}
+
+/// Which optimizer a run steps with.
+#[derive(Debug, Clone)]
+enum Opt {
+    Keras(optim::keras::Config),
+    Torch {
+        groups: Vec<(optim::torch::Config, Vec<String>)>,
+        clip: Option<model_ir::GradClip>,
+        scheduler: Option<model_ir::SchedulerSpec>,
+    },
+}
+
+/// One side's full training setup.
+#[derive(Debug, Clone)]
+struct Setup {
+    model: Model,
+    init: ParamStore<F>,
+    data: Data,
+    loss: Loss,
+    regularizers: BTreeMap<String, engine::loss::Regularizer>,
+    opt: Opt,
+    /// Coupled weight decay added to the gradients before a Keras optimizer (torch side).
+    coupled_wd: f64,
+    batch_size: usize,
+    shuffle: bool,
+    drop_last: bool,
+    /// Output probabilities need a softmax/sigmoid first (the model ends in logits).
+    probe_logits: bool,
+}
+
+fn arr(t: &Tensor) -> ArrayD<F> {
+    t.to_f32()
+}
+
+fn input_tensor(b: &Bundle, i: usize) -> Option<&Tensor> {
+    let f = b.inputs.as_ref()?;
+    let name = format!("x.{}", b.model.inputs.get(i)?.name);
+    if b.model.inputs.len() == 1 {
+        f.get("x").or_else(|| f.get(&name))
+    } else {
+        f.get(&name)
+    }
+}
+
+/// The Keras array in the torch model's layout.
+fn to_torch_layout(t: &ArrayD<F>, change: bool) -> ArrayD<F> {
+    let r = t.ndim();
+    if !change || r < 3 {
+        return t.clone();
+    }
+    let mut perm = vec![0, r - 1];
+    perm.extend(1..r - 1);
+    t.view().permuted_axes(perm).as_standard_layout().to_owned()
+}
+
+fn layout_change(k: &Model, t: &Model) -> bool {
+    spatial_layout(k) == Some(DataLayout::ChannelsLast)
+        && spatial_layout(t) == Some(DataLayout::ChannelsFirst)
+}
+
+/// Whether the model's output is logits for the probe (no final softmax/sigmoid).
+fn ends_in_logits(m: &Model) -> bool {
+    !matches!(
+        output_activation(m),
+        Some((_, Some(Activation::Softmax { .. } | Activation::Sigmoid)))
+    )
+}
+
+fn keras_optimizer(m: &Model) -> Result<optim::keras::Config, String> {
+    let spec = m
+        .training
+        .as_ref()
+        .and_then(|t| t.optimizer.as_ref())
+        .ok_or("the Keras bundle records no optimizer")?;
+    optim::keras::Config::from_spec(spec).map_err(|e| e.to_string())
+}
+
+fn torch_optimizer(m: &Model) -> Result<Opt, String> {
+    let t = m
+        .training
+        .as_ref()
+        .ok_or("the torch bundle records no training configuration")?;
+    let spec = t
+        .optimizer
+        .as_ref()
+        .ok_or("the torch bundle records no optimizer")?;
+    let names: Vec<String> = m
+        .params()
+        .filter(|(_, p)| p.trainable)
+        .map(|(_, p)| p.name.clone())
+        .collect();
+    let groups = match &t.param_groups {
+        Some(g) if !g.is_empty() => {
+            let v = serde_json::json!({"class_name": spec.class_name, "defaults": spec.config});
+            optim::torch::resolve_param_groups(&v, g, &names)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(c, idx)| (c, idx.into_iter().map(|i| names[i].clone()).collect()))
+                .collect()
+        }
+        _ => vec![(
+            optim::torch::Config::from_spec(spec).map_err(|e| e.to_string())?,
+            names,
+        )],
+    };
+    Ok(Opt::Torch {
+        groups,
+        clip: t.grad_clip,
+        scheduler: t.scheduler.clone(),
+    })
+}
+
+fn side(b: &Bundle, data: Data, init: ParamStore<F>) -> Result<Setup, String> {
+    let m = &b.model;
+    let t = m
+        .training
+        .as_ref()
+        .ok_or("no training configuration in the bundle")?;
+    let cfg = TrainConfig::from_model(m, 1).map_err(|e| e.to_string())?;
+    let opt = match m.framework {
+        Framework::Keras => Opt::Keras(keras_optimizer(m)?),
+        Framework::Torch => torch_optimizer(m)?,
+    };
+    Ok(Setup {
+        model: m.clone(),
+        init,
+        data,
+        loss: cfg.loss,
+        regularizers: cfg.regularizers,
+        opt,
+        coupled_wd: 0.0,
+        batch_size: t.batch_size.max(1),
+        shuffle: t.shuffle,
+        drop_last: t.drop_last,
+        probe_logits: ends_in_logits(m),
+    })
+}
+
+/// What the probe scores against (the Keras targets, shared by both sides).
+#[derive(Debug, Clone)]
+struct Probe {
+    classification: bool,
+    y: ArrayD<F>,
+}
+
+fn probe_value(p: &Probe, out: &ArrayD<F>, logits: bool) -> f64 {
+    let n = out.shape().first().copied().unwrap_or(0).max(1);
+    let c = out.len() / n;
+    let o: Vec<f64> = out.iter().map(|&v| f64::from(v)).collect();
+    let y: Vec<f64> = p.y.iter().map(|&v| f64::from(v)).collect();
+    if !p.classification || c == 0 {
+        if y.len() != o.len() {
+            return f64::NAN;
+        }
+        return o.iter().zip(&y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / o.len() as f64;
+    }
+    let clip = |q: f64| q.clamp(1e-7, 1.0 - 1e-7);
+    let mut total = 0.0;
+    for i in 0..n {
+        let row = &o[i * c..(i + 1) * c];
+        let probs: Vec<f64> = if !logits {
+            row.to_vec()
+        } else if c == 1 {
+            vec![1.0 / (1.0 + (-row[0]).exp())]
+        } else {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        };
+        total += if c == 1 {
+            let t = y.get(i).copied().unwrap_or(0.0);
+            let q = clip(probs[0]);
+            -(t * q.ln() + (1.0 - t) * (1.0 - q).ln())
+        } else if y.len() == o.len() {
+            -(0..c)
+                .map(|j| y[i * c + j] * clip(probs[j]).ln())
+                .sum::<f64>()
+        } else {
+            let k = y.get(i).copied().unwrap_or(0.0).max(0.0) as usize;
+            -clip(probs.get(k).copied().unwrap_or(0.0)).ln()
+        };
+    }
+    total / n as f64
+}
+
+/// A small deterministic generator (SplitMix64).
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Sample indices of each of `steps` batches.
+fn batch_plan(
+    rows: usize,
+    size: usize,
+    shuffle: bool,
+    drop_last: bool,
+    steps: usize,
+    seed: u64,
+) -> Vec<Vec<usize>> {
+    let mut rng = Rng(seed);
+    let mut plan = Vec::with_capacity(steps);
+    while plan.len() < steps {
+        let mut order: Vec<usize> = (0..rows).collect();
+        if shuffle {
+            rng.shuffle(&mut order);
+        }
+        let before = plan.len();
+        for chunk in order.chunks(size) {
+            if drop_last && chunk.len() < size {
+                break;
+            }
+            plan.push(chunk.to_vec());
+            if plan.len() == steps {
+                break;
+            }
+        }
+        if plan.len() == before {
+            break;
+        }
+    }
+    plan
+}
+
+/// A running optimizer.
+enum Stepper {
+    Keras(optim::keras::Optimizer<F>),
+    Torch {
+        groups: optim::torch::ParamGroups<F>,
+        clip: Option<model_ir::GradClip>,
+        scheduler: Option<(optim::torch::Scheduler, optim::torch::SchedulerConfig)>,
+        t: u64,
+    },
+}
+
+fn stepper(s: &Setup, names: &[String], program: &Program) -> Result<Stepper, String> {
+    let shapes = program.param_shapes();
+    let vars: Vec<optim::Variable> = names
+        .iter()
+        .map(|n| optim::Variable::new(n.clone(), shapes.get(n).map_or(&[][..], |v| v)))
+        .collect();
+    Ok(match &s.opt {
+        Opt::Keras(c) => Stepper::Keras(optim::keras::Optimizer::build(c.clone(), &vars)),
+        Opt::Torch {
+            groups,
+            clip,
+            scheduler,
+        } => {
+            let g: Vec<(optim::torch::Config, Vec<usize>)> = groups
+                .iter()
+                .map(|(c, members)| {
+                    (
+                        c.clone(),
+                        members
+                            .iter()
+                            .filter_map(|m| names.iter().position(|n| n == m))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let mut pg = optim::torch::ParamGroups::build(g, &vars);
+            let steps_per_epoch = {
+                let r = s.data.rows();
+                let b = s.batch_size.max(1);
+                Some(if s.drop_last { r / b } else { r.div_ceil(b) }.max(1) as u64)
+            };
+            let scheduler = match scheduler {
+                Some(spec) => {
+                    let cfg = optim::torch::SchedulerConfig::from_spec(spec, steps_per_epoch)
+                        .map_err(|e| e.to_string())?;
+                    let sch = optim::torch::Scheduler::new(&cfg.kind, &mut pg.configs_mut())
+                        .map_err(|e| e.to_string())?;
+                    Some((sch, cfg))
+                }
+                None => None,
+            };
+            Stepper::Torch {
+                groups: pg,
+                clip: *clip,
+                scheduler,
+                t: 0,
+            }
+        }
+    })
+}
+
+impl Stepper {
+    fn step(&mut self, g: &mut [Vec<F>], p: &mut [Vec<F>]) {
+        match self {
+            Stepper::Keras(o) => o.apply(g, p),
+            Stepper::Torch {
+                groups,
+                clip,
+                scheduler,
+                t,
+            } => {
+                if let Some(c) = clip {
+                    optim::torch::apply_grad_clip(c, g);
+                }
+                groups.step(g, p);
+                *t += 1;
+                if let Some((sch, cfg)) = scheduler
+                    && cfg.steps_after(*t) == Some(true)
+                {
+                    sch.step(&mut groups.configs_mut());
+                }
+            }
+        }
+    }
+}
+
+/// Dropout keep-masks for every element-wise Dropout node, for inputs of these shapes.
+fn masks(
+    model: &Model,
+    program: &Program,
+    x: &[ArrayD<F>],
+    rng: &mut Rng,
+) -> Result<DropoutMasks<F>, String> {
+    let mut out = DropoutMasks::new();
+    let drops: Vec<(&Node, f64)> = model
+        .nodes
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::Dropout {
+                rate,
+                spatial: None,
+            } if rate > 0.0 => Some((n, rate)),
+            _ => None,
+        })
+        .collect();
+    if drops.is_empty() {
+        return Ok(out);
+    }
+    let shapes: Vec<&[usize]> = x.iter().map(|a| a.shape()).collect();
+    let all = program.infer_shapes(&shapes).map_err(|e| e.to_string())?;
+    for (n, rate) in drops {
+        let Some(shape) = n.inputs.first().and_then(|v| all.get(v)) else {
+            continue;
+        };
+        let m = ArrayD::from_shape_fn(IxDyn(shape), |_| if rng.unit() < rate { 0.0 } else { 1.0 });
+        out.insert(n.name.clone(), m);
+    }
+    Ok(out)
+}
+
+/// One training run: the probe curve (start, then every `every` steps).
+fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<f64>, String> {
+    let program = Program::new(&s.model).map_err(|e| e.to_string())?;
+    let mut params = s.init.clone();
+    let names: Vec<String> = program.trainable().to_vec();
+    let mut opt = stepper(s, &names, &program)?;
+    let shuffle = s.shuffle || seed.is_some();
+    let plan = batch_plan(
+        s.data.rows(),
+        s.batch_size,
+        shuffle,
+        s.drop_last,
+        steps,
+        seed.unwrap_or(0),
+    );
+    if plan.is_empty() {
+        return Err("no batches".into());
+    }
+    let mut rng = Rng(seed.unwrap_or(0) ^ 0x5EED);
+    let mut batches = Vec::with_capacity(plan.len());
+    for idx in &plan {
+        let (x, y) = s.data.select(idx);
+        let masks = if seed.is_some() {
+            masks(&s.model, &program, &x, &mut rng)?
+        } else {
+            DropoutMasks::new()
+        };
+        batches.push(Batch {
+            inputs: x,
+            target: y,
+            sample_weight: None,
+            masks,
+        });
+    }
+    let mut config = TrainConfig::new(0, s.loss.clone());
+    config.regularizers = s.regularizers.clone();
+    let every = (steps / PROBES).max(1);
+    let score = |params: &ParamStore<F>| -> Result<f64, String> {
+        let f = forward(
+            &program,
+            params,
+            &s.data.x,
+            Mode::Inference,
+            &DropoutMasks::new(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(probe_value(probe, &f.outputs[0], s.probe_logits))
+    };
+    let mut curve = vec![score(&params)?];
+    let shapes = program.param_shapes().clone();
+    let wd = s.coupled_wd as F;
+    let mut done = 0;
+    while done < steps {
+        let n = every.min(steps - done);
+        config.steps = n;
+        let chunk: Vec<Batch<F>> = (done..done + n)
+            .map(|i| batches[i % batches.len()].clone())
+            .collect();
+        train(&program, &mut params, &chunk, &config, |_, p, g| {
+            let mut gs: Vec<Vec<F>> = names
+                .iter()
+                .map(|n| g.params.get(n).map(|a| a.iter().copied().collect()))
+                .map(Option::unwrap_or_default)
+                .collect();
+            let mut ps: Vec<Vec<F>> = names
+                .iter()
+                .map(|n| p.values.get(n).map(|a| a.iter().copied().collect()))
+                .map(Option::unwrap_or_default)
+                .collect();
+            if wd != 0.0 {
+                for (gv, pv) in gs.iter_mut().zip(&ps) {
+                    for (a, b) in gv.iter_mut().zip(pv) {
+                        *a += wd * *b;
+                    }
+                }
+            }
+            opt.step(&mut gs, &mut ps);
+            for (n, v) in names.iter().zip(ps) {
+                if let Some(shape) = shapes.get(n)
+                    && let Ok(a) = ArrayD::from_shape_vec(IxDyn(shape), v)
+                {
+                    p.values.insert(n.clone(), a);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        done += n;
+        curve.push(score(&params)?);
+    }
+    if curve.iter().any(|v| !v.is_finite()) {
+        return Err("the probe loss is not finite".into());
+    }
+    Ok(curve)
+}
+
+fn mean_gap(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len()).max(1);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / n as f64
+}
+
+fn store_from(values: &BTreeMap<String, (Vec<f64>, Vec<usize>)>, into: &mut ParamStore<F>) {
+    for (name, (v, shape)) in values {
+        if let Some(cur) = into.values.get(name)
+            && cur.shape() == shape.as_slice()
+            && let Ok(a) =
+                ArrayD::from_shape_vec(IxDyn(shape), v.iter().map(|&x| x as F).collect::<Vec<F>>())
+        {
+            into.values.insert(name.clone(), a);
+        }
+    }
+}
+
+/// Everything the stages share.
+struct Ctx<'a> {
+    kb: &'a Bundle,
+    tb: &'a Bundle,
+    aligned: &'a Aligned<'a>,
+    w: &'a WeightReport,
+    /// Keras data in the torch layout.
+    kdata_t: Data,
+}
+
+fn activation_mut(op: &mut Op) -> Option<&mut Activation> {
+    match op {
+        Op::Dense { activation, .. }
+        | Op::Conv { activation, .. }
+        | Op::DepthwiseConv { activation, .. }
+        | Op::SeparableConv { activation, .. }
+        | Op::ConvTranspose { activation, .. } => Some(activation),
+        Op::Activation { function } => Some(function),
+        _ => None,
+    }
+}
+
+fn activation_of(op: &Op) -> Option<&Activation> {
+    match op {
+        Op::Dense { activation, .. }
+        | Op::Conv { activation, .. }
+        | Op::DepthwiseConv { activation, .. }
+        | Op::SeparableConv { activation, .. }
+        | Op::ConvTranspose { activation, .. } => Some(activation),
+        Op::Activation { function } => Some(function),
+        _ => None,
+    }
+}
+
+fn family(id: &str, a: &Activation) -> bool {
+    match id {
+        "leaky-relu-slope" => {
+            matches!(a, Activation::LeakyRelu { .. })
+                || matches!(a, Activation::Relu { negative_slope, .. } if *negative_slope > 0.0)
+        }
+        "gelu-approximate" => matches!(a, Activation::Gelu { .. }),
+        "hard-sigmoid-definition" => {
+            matches!(a, Activation::HardSigmoid(_) | Activation::HardSwish)
+        }
+        _ => false,
+    }
+}
+
+/// Copies the Keras attribute behind `id` into the torch IR.
+fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) -> bool {
+    let mut changed = false;
+    match id {
+        "leaky-relu-slope" | "gelu-approximate" | "hard-sigmoid-definition" => {
+            let ks: Vec<Activation> = keras
+                .nodes
+                .iter()
+                .filter_map(|n| activation_of(&n.op))
+                .filter(|a| family(id, a))
+                .cloned()
+                .collect();
+            let mut i = 0;
+            for n in &mut torch.nodes {
+                if let Some(a) = activation_mut(&mut n.op)
+                    && family(id, a)
+                {
+                    if let Some(k) = ks.get(i).or(ks.last()) {
+                        *a = k.clone();
+                        changed = true;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        "pooling-padding" => {
+            let kp: Vec<&Op> = keras
+                .nodes
+                .iter()
+                .map(|n| &n.op)
+                .filter(|o| matches!(o, Op::Pool { .. }))
+                .collect();
+            let mut i = 0;
+            for n in &mut torch.nodes {
+                if let Op::Pool {
+                    padding,
+                    count_include_pad,
+                    ceil_mode,
+                    ..
+                } = &mut n.op
+                {
+                    if let Some(Op::Pool {
+                        padding: p,
+                        count_include_pad: c,
+                        ceil_mode: m,
+                        ..
+                    }) = kp.get(i)
+                    {
+                        *padding = p.clone();
+                        *count_include_pad = *c;
+                        *ceil_mode = *m;
+                        changed = true;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        _ => {
+            for pair in &aligned.pairs {
+                let Some(tn) = torch.nodes.iter_mut().find(|n| n.name == pair.torch.name) else {
+                    continue;
+                };
+                match (&pair.keras.op, &mut tn.op) {
+                    (
+                        Op::BatchNorm {
+                            epsilon,
+                            momentum,
+                            running_variance,
+                            trainable,
+                            ..
+                        },
+                        Op::BatchNorm {
+                            epsilon: te,
+                            momentum: tm,
+                            running_variance: tv,
+                            trainable: tt,
+                            training_mode,
+                            ..
+                        },
+                    ) => {
+                        match id {
+                            "bn-epsilon" => *te = *epsilon,
+                            "bn-momentum-convention" => *tm = *momentum,
+                            "bn-running-var-bias" => *tv = *running_variance,
+                            "bn-frozen-means-inference" => {
+                                *tt = *trainable;
+                                *training_mode = None;
+                            }
+                            _ => continue,
+                        }
+                        changed = true;
+                    }
+                    (
+                        Op::LayerNorm { epsilon, .. } | Op::GroupNorm { epsilon, .. },
+                        Op::LayerNorm { epsilon: te, .. } | Op::GroupNorm { epsilon: te, .. },
+                    ) if id == "layernorm-eps-axis" => {
+                        *te = *epsilon;
+                        changed = true;
+                    }
+                    (
+                        Op::Conv { padding, .. }
+                        | Op::DepthwiseConv { padding, .. }
+                        | Op::SeparableConv { padding, .. },
+                        Op::Conv { padding: tp, .. }
+                        | Op::DepthwiseConv { padding: tp, .. }
+                        | Op::SeparableConv { padding: tp, .. },
+                    ) if id == "same-padding-asymmetric" => {
+                        *tp = padding.clone();
+                        changed = true;
+                    }
+                    _ => {}
+                }
+            }
+            if id == "same-padding-asymmetric" {
+                // A constant Pad layer in front of a torch conv stands for the asymmetric
+                // padding: the conv takes Keras's rule instead, the Pad becomes a no-op.
+                for n in &mut torch.nodes {
+                    if let Op::Pad { begin, end, .. } = &mut n.op {
+                        begin.iter_mut().chain(end.iter_mut()).for_each(|p| *p = 0);
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+    changed
+}
+
+impl Ctx<'_> {
+    /// The torch setup with `ids` aligned to Keras.
+    fn aligned_setup(&self, base: &Setup, keras: &Setup, ids: &[&str]) -> Result<Setup, String> {
+        let mut s = base.clone();
+        for id in ids {
+            match switch(id, self.w)? {
+                Switch::Weights => {
+                    let only: BTreeMap<String, (Vec<f64>, Vec<usize>)> = self
+                        .w
+                        .mapped
+                        .iter()
+                        .filter(|(n, _)| self.w.own.get(*n) == Some(id))
+                        .map(|(n, v)| (n.clone(), v.clone()))
+                        .collect();
+                    store_from(&only, &mut s.init);
+                }
+                Switch::Optimizer { decay } => {
+                    let Opt::Keras(k) = &keras.opt else {
+                        return Err("no Keras optimizer".into());
+                    };
+                    if !decay {
+                        s.coupled_wd = match &base.opt {
+                            Opt::Torch { groups, .. } => {
+                                groups.first().map_or(0.0, |(c, _)| c.weight_decay)
+                            }
+                            Opt::Keras(_) => base.coupled_wd,
+                        };
+                    } else {
+                        s.coupled_wd = 0.0;
+                    }
+                    s.opt = Opt::Keras(k.clone());
+                }
+                Switch::Regularizer => {
+                    s.regularizers = self.torch_regularizers(keras);
+                    match &mut s.opt {
+                        Opt::Torch { groups, .. } => {
+                            groups.iter_mut().for_each(|(c, _)| c.weight_decay = 0.0)
+                        }
+                        Opt::Keras(_) => s.coupled_wd = 0.0,
+                    }
+                }
+                Switch::Loss => {
+                    s.loss = keras.loss.clone();
+                    s.data.y = keras.data.y.clone();
+                }
+                Switch::Inputs => {
+                    s.data.x = self.kdata_t.x.clone();
+                }
+                Switch::Batching => {
+                    s.batch_size = keras.batch_size;
+                    s.shuffle = keras.shuffle;
+                    s.drop_last = false;
+                }
+                Switch::Attr => {
+                    if !copy_attr(id, &self.kb.model, &mut s.model, self.aligned) {
+                        return Err("no torch node carries the attribute to align".into());
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The Keras regularizers under the torch parameter names.
+    fn torch_regularizers(&self, keras: &Setup) -> BTreeMap<String, engine::loss::Regularizer> {
+        let mut out = BTreeMap::new();
+        for pair in &self.aligned.pairs {
+            for m in &pair.params {
+                if m.group != Group::One {
+                    continue;
+                }
+                if let (Some(r), Some(t)) = (keras.regularizers.get(&m.keras.name), m.torch.first())
+                {
+                    out.insert(t.name.clone(), *r);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn data_of(b: &Bundle) -> Option<Data> {
+    let x: Option<Vec<ArrayD<F>>> = (0..b.model.inputs.len())
+        .map(|i| input_tensor(b, i).map(arr))
+        .collect();
+    let y = b.inputs.as_ref()?.get("y").map(arr)?;
+    Some(Data { x: x?, y })
+}
+
+fn skip(stage: &str, reason: impl Into<String>) -> NotChecked {
+    NotChecked {
+        what: stage.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Torch parameters: the torch bundle's own, with the Keras initial weights (correct mapping)
+/// where `all` or where the torch value is not itself a finding.
+fn torch_init(tb: &Bundle, w: &WeightReport, all: bool) -> ParamStore<F> {
+    let mut s = ParamStore::from_model(&tb.model);
+    let chosen: BTreeMap<String, (Vec<f64>, Vec<usize>)> = w
+        .mapped
+        .iter()
+        .filter(|(n, _)| all || !w.own.contains_key(*n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    store_from(&chosen, &mut s);
+    s
+}
+
+/// Runs the measured stages. `progress` is told when a stage starts.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn measure(
+    kb: &Bundle,
+    tb: &Bundle,
+    aligned: &Aligned<'_>,
+    w: &WeightReport,
+    findings: &[Finding],
+    steps: usize,
+    seeds: usize,
+    progress: &dyn Fn(&str),
+) -> Measured {
+    let mut out = Measured::default();
+    let (Some(kdata), Some(tdata_own)) = (data_of(kb), data_of(tb).or_else(|| data_of(kb))) else {
+        for stage in ["forward parity", "training", "ablation", "noise floor"] {
+            out.not_checked.push(skip(
+                stage,
+                "the Keras bundle needs inputs.safetensors with x and y to run the models",
+            ));
+        }
+        return out;
+    };
+    let change = layout_change(&kb.model, &tb.model);
+    let kdata_t = Data {
+        x: kdata.x.iter().map(|x| to_torch_layout(x, change)).collect(),
+        y: kdata.y.clone(),
+    };
+    let tdata = if tb.inputs.is_some() {
+        tdata_own
+    } else {
+        kdata_t.clone()
+    };
+    let ctx = Ctx {
+        kb,
+        tb,
+        aligned,
+        w,
+        kdata_t,
+    };
+    progress("forward parity");
+    match forward_parity(&ctx, &kdata) {
+        Ok(f) => out.forward = Some(f),
+        Err(e) => out.not_checked.push(skip("forward parity", e)),
+    }
+    progress("training");
+    if let Err(e) = training(
+        &ctx, kdata, tdata, findings, steps, seeds, progress, &mut out,
+    ) {
+        for stage in ["training", "ablation", "noise floor"] {
+            out.not_checked.push(skip(stage, e.clone()));
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn training(
+    ctx: &Ctx<'_>,
+    kdata: Data,
+    tdata: Data,
+    findings: &[Finding],
+    steps: usize,
+    seeds: usize,
+    progress: &dyn Fn(&str),
+    out: &mut Measured,
+) -> Result<(), String> {
+    let kinit = ParamStore::from_model(&ctx.kb.model);
+    let keras = side(ctx.kb, kdata, kinit).map_err(|e| format!("Keras side: {e}"))?;
+    let torch = side(ctx.tb, tdata, torch_init(ctx.tb, ctx.w, false))
+        .map_err(|e| format!("torch side: {e}"))?;
+    let classification = ctx
+        .kb
+        .model
+        .training
+        .as_ref()
+        .and_then(|t| t.loss.as_ref())
+        .is_some_and(|l| l.class_name.to_lowercase().contains("crossentropy"));
+    let probe = Probe {
+        classification,
+        y: keras.data.y.clone(),
+    };
+    let kc = run(&keras, steps, None, &probe).map_err(|e| format!("Keras run: {e}"))?;
+    let tc = run(&torch, steps, None, &probe).map_err(|e| format!("torch run: {e}"))?;
+    let gap = mean_gap(&kc, &tc);
+
+    progress("ablations");
+    let mut ablations = Vec::new();
+    let mut alignable = Vec::new();
+    let closed = |g: f64| {
+        if gap > 0.0 {
+            ((gap - g) / gap).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    for f in findings {
+        let res = ctx
+            .aligned_setup(&torch, &keras, &[f.id.as_str()])
+            .and_then(|s| run(&s, steps, None, &probe));
+        match res {
+            Ok(curve) => {
+                let g = mean_gap(&kc, &curve);
+                alignable.push(f.id.as_str());
+                out.impacts.insert(
+                    f.id.clone(),
+                    Ok(Impact {
+                        share: closed(g),
+                        gap_closed: gap - g,
+                        gap_total: gap,
+                        metric: METRIC.into(),
+                    }),
+                );
+                ablations.push(Ablation {
+                    label: format!("{} aligned", f.id),
+                    ids: vec![f.id.clone()],
+                    curve,
+                    gap: g,
+                    closed: closed(g),
+                });
+            }
+            Err(e) => {
+                out.impacts.insert(f.id.clone(), Err(e));
+            }
+        }
+    }
+    let all_aligned = if alignable.is_empty() {
+        None
+    } else {
+        let s = ctx.aligned_setup(&torch, &keras, &alignable)?;
+        let curve = run(&s, steps, None, &probe)?;
+        let g = mean_gap(&kc, &curve);
+        Some(Ablation {
+            label: "all aligned".into(),
+            ids: alignable.iter().map(|s| s.to_string()).collect(),
+            curve,
+            gap: g,
+            closed: closed(g),
+        })
+    };
+
+    progress("noise floor");
+    let spread = |s: &Setup, base: &[f64]| -> Result<f64, String> {
+        let mut worst = 0.0f64;
+        for seed in 1..=seeds as u64 {
+            let c = run(s, steps, Some(seed), &probe)?;
+            worst = worst.max(mean_gap(base, &c));
+        }
+        Ok(worst)
+    };
+    let nk = spread(&keras, &kc)?;
+    let nt = spread(&torch, &tc)?;
+    let noise = nk.max(nt);
+    let unexplained = match &all_aligned {
+        Some(a) if a.gap > noise => Some(a.gap),
+        None if gap > noise => Some(gap),
+        _ => None,
+    };
+    out.noise = Some(NoiseFloor {
+        seeds,
+        metric: METRIC.into(),
+        keras: nk,
+        torch: nt,
+    });
+    out.training = Some(TrainingReport {
+        steps,
+        seeds,
+        metric: CURVE.into(),
+        keras: Curve {
+            label: "keras".into(),
+            values: kc,
+        },
+        torch: Curve {
+            label: "torch".into(),
+            values: tc,
+        },
+        gap,
+        ablations,
+        all_aligned,
+        unexplained,
+    });
+    Ok(())
+}
+
+/// The node whose output a pair is compared at: the end of its activation chain.
+fn chain_end<'a>(m: &'a Model, n: &'a Node) -> &'a Node {
+    let name = activation_chain(m, n)
+        .last()
+        .map_or(n.name.as_str(), |(_, name)| name);
+    m.nodes.iter().find(|x| x.name == name).unwrap_or(n)
+}
+
+fn errors(a: &ArrayD<F>, b: &ArrayD<F>) -> Option<(f64, f64, f64)> {
+    if a.shape() != b.shape() {
+        return None;
+    }
+    let (mut max, mut amax, mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        max = max.max((x - y).abs());
+        amax = amax.max(x.abs());
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    let cos = if na == 0.0 || nb == 0.0 {
+        // Both all-zero: identical; one all-zero: orthogonal.
+        if na + nb == 0.0 { 1.0 } else { 0.0 }
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    };
+    Some((max, if amax > 0.0 { max / amax } else { max }, cos))
+}
+
+/// The torch nodes computing `end` from `cut` (a chain segment), as a model with one input.
+fn segment(m: &Model, cut: &str, end: &str, shape: &[usize]) -> Option<Model> {
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut stack = vec![end.to_string()];
+    let mut nodes = Vec::new();
+    let mut seen = BTreeSet::new();
+    while let Some(v) = stack.pop() {
+        if v == cut || !needed.insert(v.clone()) {
+            continue;
+        }
+        let n = m.nodes.iter().find(|n| n.outputs.contains(&v))?;
+        if matches!(n.op, Op::Input { .. }) {
+            return None;
+        }
+        if seen.insert(n.name.clone()) {
+            nodes.push(n.clone());
+            stack.extend(n.inputs.iter().cloned());
+        }
+    }
+    let order: Vec<&str> = m.nodes.iter().map(|n| n.name.as_str()).collect();
+    nodes.sort_by_key(|n| order.iter().position(|o| *o == n.name));
+    let mut dims: Vec<Option<usize>> = shape.iter().map(|&d| Some(d)).collect();
+    if let Some(d) = dims.first_mut() {
+        *d = None;
+    }
+    let input = Node {
+        name: cut.to_string(),
+        op: Op::Input {
+            shape: dims.clone(),
+            dtype: model_ir::DType::F32,
+        },
+        inputs: vec![],
+        outputs: vec![cut.to_string()],
+        params: vec![],
+        origin: nodes.first()?.origin.clone(),
+    };
+    let mut all = vec![input];
+    all.extend(nodes);
+    Some(Model {
+        framework: m.framework,
+        name: format!("{}[{cut}..{end}]", m.name),
+        inputs: vec![ValueInfo {
+            name: cut.to_string(),
+            shape: dims,
+            dtype: model_ir::DType::F32,
+        }],
+        outputs: vec![end.to_string()],
+        nodes: all,
+        training: None,
+        notes: vec![],
+        producer: None,
+    })
+}
+
+fn forward_parity(ctx: &Ctx<'_>, kdata: &Data) -> Result<ForwardReport, String> {
+    let (km, tm) = (&ctx.kb.model, &ctx.tb.model);
+    let kp = Program::new(km).map_err(|e| format!("Keras model: {e}"))?;
+    let tp = Program::new(tm).map_err(|e| format!("torch model: {e}"))?;
+    let kparams = ParamStore::<F>::from_model(km);
+    let tparams = torch_init(ctx.tb, ctx.w, true);
+    let rows = kdata.rows().min(FORWARD_ROWS);
+    let idx: Vec<usize> = (0..rows).collect();
+    let kx: Vec<ArrayD<F>> = kdata.x.iter().map(|x| x.select(Axis(0), &idx)).collect();
+    let tx: Vec<ArrayD<F>> = ctx
+        .kdata_t
+        .x
+        .iter()
+        .map(|x| x.select(Axis(0), &idx))
+        .collect();
+    let none = DropoutMasks::new();
+    let kf = forward(&kp, &kparams, &kx, Mode::Inference, &none).map_err(|e| e.to_string())?;
+    let tf = forward(&tp, &tparams, &tx, Mode::Inference, &none).map_err(|e| e.to_string())?;
+    let change = layout_change(km, tm);
+    let mut layers = Vec::new();
+    let (mut first, mut first_iso) = (None, None);
+    // The previous cut: (torch value name, Keras value in the torch layout).
+    let mut cut: Option<(String, ArrayD<F>)> =
+        match (tm.inputs.len(), tm.inputs.first(), tx.first()) {
+            (1, Some(i), Some(x)) => Some((i.name.clone(), x.clone())),
+            _ => None,
+        };
+    for pair in &ctx.aligned.pairs {
+        let ke = chain_end(km, pair.keras);
+        let te = chain_end(tm, pair.torch);
+        let (Some(kv), Some(tv)) = (
+            ke.outputs.first().and_then(|v| kf.tape.value(v)),
+            te.outputs.first().and_then(|v| tf.tape.value(v)),
+        ) else {
+            continue;
+        };
+        // Keras's channels-last value in torch's layout, when the transposed shape fits
+        // (square shapes included); as is otherwise (dense, recurrent outputs).
+        let transposed = to_torch_layout(kv, change);
+        let kv_t = if transposed.shape() == tv.shape() {
+            transposed
+        } else {
+            kv.clone()
+        };
+        // A port returning logits where Keras returns probabilities (the loss applies the
+        // softmax/sigmoid) is compared in probabilities.
+        let (kprob, tprob) = (ends_in_prob(km, pair.keras), ends_in_prob(tm, pair.torch));
+        let squash = |v: &ArrayD<F>| match (kprob, tprob) {
+            (Some(a), None) => apply(a, v),
+            _ => v.clone(),
+        };
+        let kv_t = match (kprob, tprob) {
+            (None, Some(a)) => apply(a, &kv_t),
+            _ => kv_t,
+        };
+        let tv = &squash(tv);
+        let Some((max_abs, rel, cosine)) = errors(&kv_t, tv) else {
+            cut = None;
+            continue;
+        };
+        let tout = te.outputs.first().cloned().unwrap_or_default();
+        let isolated = cut.as_ref().and_then(|(cv, cx)| {
+            let sub = segment(tm, cv, &tout, cx.shape())?;
+            let p = Program::new(&sub).ok()?;
+            let f = forward(
+                &p,
+                &tparams,
+                std::slice::from_ref(cx),
+                Mode::Inference,
+                &none,
+            )
+            .ok()?;
+            errors(&kv_t, &squash(&f.outputs[0])).map(|e| e.0)
+        });
+        if first.is_none() && max_abs > FORWARD_THRESHOLD {
+            first = Some(pair_name(&pair.keras.name, &pair.torch.name));
+        }
+        if first_iso.is_none() && isolated.is_some_and(|e| e > FORWARD_THRESHOLD) {
+            first_iso = Some(pair_name(&pair.keras.name, &pair.torch.name));
+        }
+        layers.push(LayerError {
+            keras: pair.keras.name.clone(),
+            torch: pair.torch.name.clone(),
+            max_abs,
+            rel,
+            cosine,
+            isolated_max_abs: isolated,
+        });
+        cut = Some((tout, kv_t));
+    }
+    Ok(ForwardReport {
+        mode: "inference".into(),
+        layers,
+        first_divergence: first,
+        first_divergence_isolated: first_iso,
+        threshold: FORWARD_THRESHOLD,
+    })
+}
+
+/// The softmax (`true`) or sigmoid (`false`) at the end of a node's activation chain.
+fn ends_in_prob(m: &Model, n: &Node) -> Option<bool> {
+    match activation_chain(m, n).last().map(|(a, _)| *a) {
+        Some(Activation::Softmax { .. }) => Some(true),
+        Some(Activation::Sigmoid) => Some(false),
+        _ => None,
+    }
+}
+
+/// Softmax over the last axis, or the sigmoid.
+fn apply(softmax: bool, v: &ArrayD<F>) -> ArrayD<F> {
+    if !softmax {
+        return v.mapv(|z| 1.0 / (1.0 + (-z).exp()));
+    }
+    let mut out = v.clone();
+    let last = Axis(v.ndim().saturating_sub(1));
+    for mut lane in out.lanes_mut(last) {
+        let m = lane.iter().copied().fold(F::NEG_INFINITY, F::max);
+        lane.mapv_inplace(|z| (z - m).exp());
+        let s: F = lane.sum();
+        lane.mapv_inplace(|z| z / s);
+    }
+    out
+}
+
+fn pair_name(k: &str, t: &str) -> String {
+    if k == t {
+        k.to_string()
+    } else {
+        format!("{k} ↔ {t}")
+    }
+}
