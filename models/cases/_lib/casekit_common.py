@@ -85,6 +85,11 @@ def load_data(name: str, n_ship: int = 256) -> dict:
     if name == "breast_cancer_raw":
         X, y = _split(datasets.load_breast_cancer)
         return {"raw": None, "x": X[:n_ship].astype(np.float32), "labels": y[:n_ship], "classes": 2, "standardize": False}
+    if name == "wine_sorted":
+        # the wine training split standardized as "wine", rows sorted by class (a file sorted by label)
+        d = load_data("wine", n_ship)
+        order = np.argsort(d["labels"], kind="stable")
+        return {"raw": None, "x": d["x"][order], "labels": d["labels"][order], "classes": 3, "standardize": True}
     if name in ("wine", "breast_cancer"):
         loader = datasets.load_wine if name == "wine" else datasets.load_breast_cancer
         X, y = _split(loader)
@@ -138,6 +143,11 @@ def batches(n_rows: int, batch_size: int, steps: int = STEPS) -> list[np.ndarray
             if len(out) == steps:
                 break
     return out
+
+
+def train_rows(case: dict, n_rows: int) -> int:
+    """Rows Model.fit trains on: validation_split holds out the last ones (keras/src/trainers/data_adapters/array_slicing.py)."""
+    return int(math.floor(n_rows * (1.0 - case["validation_split"]))) if case["validation_split"] else n_rows
 
 
 def epochs_for(n_rows: int, batch_size: int, steps: int = STEPS) -> int:
@@ -465,6 +475,10 @@ PLANTS = {
                                  "torch backend Keras clips the probabilities to [1e-7, 1 − 1e-7] (measurement only: the torch variant "
                                  "`NLLLoss(log(softmax(z).clamp(1e-7, 1 − 1e-7)))`)",
                                  "`nn.CrossEntropyLoss()` on logits: exact, no cap, full gradient for confidently wrong samples"),
+    "validation-split-tail": ("the torch inputs are the rows Keras trains on: the first ⌊N·(1 − v)⌋ (Keras's "
+                              "`validation_split` holds out the last rows, before any shuffling)",
+                              "the torch inputs are a `random_split(ds, [0.75, 0.25])` training subset: a random 75% of the rows, "
+                              "in random order"),
     "no-counterpart-optimizers": ("a hand-written Lion step in torch (measurement only: torch.optim has no Lion)",
                                   "`torch.optim.Adam(lr=1e-3)` as a stand-in"),
 }
@@ -498,7 +512,7 @@ CATEGORY = {
     "conv-transpose-same-crop": "padding", "resize-semantics": "preprocessing", "channels-last": "layout",
     "rnn-dropout-and-masking": "recurrent", "softmax-implicit-dim": "numerics", "loss-reduction-weights": "loss",
     "loss-per-sample-mean-and-sum": "loss", "target-shape-broadcast": "loss", "kld-poisson-cosine": "loss",
-    "no-counterpart-optimizers": "optimizer", "cce-probability-clipping": "loss",
+    "no-counterpart-optimizers": "optimizer", "cce-probability-clipping": "loss", "validation-split-tail": "data",
 }
 
 
@@ -630,6 +644,7 @@ def load_case(case_dir) -> dict:
     case.setdefault("pretrain", 0)
     case.setdefault("class_weight", None)
     case.setdefault("keras_backend", "tensorflow")
+    case.setdefault("validation_split", 0.0)
     unknown = [p for p in case["plants"] if p not in PLANTS]
     if unknown:
         raise ValueError(f"{case['name']}: unknown plants {unknown}")

@@ -207,7 +207,7 @@ def pretrain(model, x, y, batch_size: int, steps: int) -> None:
         layer.rate = rate
 
 
-def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_weight=None) -> list[float]:
+def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_weight=None, n_train=None) -> list[float]:
     """Train a copy of the optimizer for `steps` steps, as Model.fit's train_step does; returns the metric curve.
 
     Dropout is disabled (rate 0), BatchNorm runs in training mode.  After
@@ -228,7 +228,7 @@ def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_w
     if class_weight:
         weights = np.asarray([class_weight[int(c)] for c in labels], np.float32)
     curve = []
-    for t, idx in enumerate(ck.batches(len(x), batch_size, steps)):
+    for t, idx in enumerate(ck.batches(n_train or len(x), batch_size, steps)):  # the metric uses all rows
         if t % ck.EVAL_EVERY == 0:
             curve.append(ck.cross_entropy(_numpy(model(x, training=False)), labels))
         loss = float(train_step(_tensor(x[idx]), _tensor(y[idx]), _tensor(weights[idx])))
@@ -262,13 +262,15 @@ def generate(gen_file) -> None:
     out = case_dir / "keras"
     shutil.rmtree(out, ignore_errors=True)
     n, b = len(x), case["batch_size"]
-    fit = {"batch_size": b, "epochs": ck.epochs_for(n, b), "shuffle": False}
+    fit = {"batch_size": b, "epochs": ck.epochs_for(ck.train_rows(case, n), b), "shuffle": False}
+    if case["validation_split"]:
+        fit["validation_split"] = case["validation_split"]
     if case["class_weight"]:
         fit["class_weight"] = {str(k): float(v) for k, v in case["class_weight"].items()}
     export_keras_bundle(model, out, x=x, y=y, fit=fit)
     # write_expected calls model(x, training=False).numpy(), which a torch-backend output (requires_grad) refuses
     write_expected(lambda inputs, training=False: _numpy(model(inputs, training=training)), out, x)
 
-    curve = measure(model, x, y, data["labels"], b, class_weight=case["class_weight"])
+    curve = measure(model, x, y, data["labels"], b, class_weight=case["class_weight"], n_train=ck.train_rows(case, n))
     ck.write_json(case_dir / "measured.json", {"keras_loss": curve})
     print(f"{case['name']}: keras loss {curve[0]:.4f} -> {curve[-1]:.4f} over {ck.STEPS} steps; wrote {out}")
