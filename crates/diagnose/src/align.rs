@@ -4,6 +4,12 @@
 //! parameter shapes modulo each framework's layout ([`ParamLayout::counterpart`]); equal
 //! names break ties. Inside a pair, parameters are paired by role; the RNN biases that Keras
 //! stores as one tensor and torch as two are paired as a group.
+//!
+//! A Keras SeparableConv has no single torch layer: its usual port is a depthwise convolution
+//! (`Conv2d(C, C·M, k, groups=C, bias=False)`) whose output goes straight into a 1×1
+//! convolution (`Conv2d(C·M, filters, 1)`). Such a two-node chain is paired with the one
+//! Keras node (depthwise kernel ↔ the grouped conv's weight, pointwise kernel and bias ↔ the
+//! 1×1 conv's).
 
 use model_ir::{Model, Node, Op, Param, ParamLayout, ParamRole};
 
@@ -11,10 +17,40 @@ use model_ir::{Model, Node, Op, Param, ParamLayout, ParamRole};
 #[derive(Debug)]
 pub(crate) struct Pair<'a> {
     pub(crate) keras: &'a Node,
+    /// The torch layer whose output is the pair's output (for a separable port, the 1×1
+    /// pointwise convolution).
     pub(crate) torch: &'a Node,
+    /// For a Keras SeparableConv ported as two convolutions: the torch depthwise one, which
+    /// feeds `torch`.
+    pub(crate) torch_depthwise: Option<&'a Node>,
     pub(crate) params: Vec<ParamMatch<'a>>,
     /// Torch parameters of the layer with no Keras counterpart.
     pub(crate) torch_unpaired: Vec<&'a Param>,
+}
+
+impl<'a> Pair<'a> {
+    /// The torch node holding the pair's spatial window (kernel size, strides, padding): the
+    /// depthwise convolution of a separable port, `torch` otherwise.
+    pub(crate) fn torch_window(&self) -> &'a Node {
+        self.torch_depthwise.unwrap_or(self.torch)
+    }
+
+    /// Every torch node of the pair, in graph order.
+    pub(crate) fn torch_nodes(&self) -> Vec<&'a Node> {
+        self.torch_depthwise
+            .into_iter()
+            .chain(std::iter::once(self.torch))
+            .collect()
+    }
+
+    /// The torch name(s) of the pair (`conv_dw + conv_pw` for a separable port).
+    pub(crate) fn torch_name(&self) -> String {
+        self.torch_nodes()
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
 }
 
 /// A Keras parameter and the torch parameter(s) that hold the same quantity.
@@ -132,6 +168,111 @@ fn compatible(k: &Node, t: &Node) -> bool {
     })
 }
 
+/// A torch depthwise convolution: `Op::DepthwiseConv`, or a grouped `Op::Conv` with one
+/// input channel per group.
+fn torch_depthwise(n: &Node) -> bool {
+    match &n.op {
+        Op::DepthwiseConv { .. } => true,
+        Op::Conv { groups, .. } if *groups > 1 => n
+            .params
+            .iter()
+            .find(|p| p.role == ParamRole::Kernel)
+            .is_some_and(|p| p.tensor.shape().get(1) == Some(&1)),
+        _ => false,
+    }
+}
+
+/// A torch 1×1 convolution with unit strides and one group (the pointwise half of a
+/// separable port).
+fn torch_pointwise(n: &Node) -> bool {
+    matches!(
+        &n.op,
+        Op::Conv { groups: 1, kernel_size, strides, .. }
+            if kernel_size.iter().all(|&k| k == 1) && strides.iter().all(|&s| s == 1)
+    )
+}
+
+/// Whether the torch nodes `dw` → `pw` are the usual port of the Keras SeparableConv `k`:
+/// `dw` a depthwise convolution whose only consumer is the 1×1 convolution `pw`, with the
+/// depthwise kernel `(*k, C, M)` ↔ `(C·M, 1, *k)` and the pointwise kernel
+/// `(1…, C·M, out)` ↔ `(out, C·M, 1…)`.
+fn separable_compatible(t: &Model, k: &Node, dw: &Node, pw: &Node) -> bool {
+    let Op::SeparableConv {
+        depth_multiplier, ..
+    } = &k.op
+    else {
+        return false;
+    };
+    if !torch_depthwise(dw) || !torch_pointwise(pw) {
+        return false;
+    }
+    let Some(out) = dw.outputs.first() else {
+        return false;
+    };
+    if pw.inputs.first() != Some(out) || crate::graph::consumers(t, out).len() != 1 {
+        return false;
+    }
+    let kernel = |n: &'_ Node, role: ParamRole| -> Option<Vec<usize>> {
+        n.params
+            .iter()
+            .find(|p| p.role == role)
+            .map(|p| p.tensor.shape().to_vec())
+    };
+    let (Some(kd), Some(kp), Some(td), Some(tp)) = (
+        kernel(k, ParamRole::DepthwiseKernel),
+        k.params
+            .iter()
+            .find(|p| p.role == ParamRole::PointwiseKernel),
+        kernel(dw, ParamRole::Kernel),
+        pw.params.iter().find(|p| p.role == ParamRole::Kernel),
+    ) else {
+        return false;
+    };
+    // (*k, C, M) vs (C·M, 1, *k).
+    let r = kd.len().saturating_sub(2);
+    let depthwise_ok = kd.len() >= 3
+        && td.len() == kd.len()
+        && kd[r + 1] == *depth_multiplier
+        && td[0] == kd[r] * kd[r + 1]
+        && td[1] == 1
+        && td[2..] == kd[..r];
+    depthwise_ok && shape_in(kp, &tp.layout).is_some_and(|s| s == tp.tensor.shape())
+}
+
+/// Parameters of a Keras SeparableConv and its two-node torch port.
+fn match_separable<'a>(
+    k: &'a Node,
+    dw: &'a Node,
+    pw: &'a Node,
+) -> (Vec<ParamMatch<'a>>, Vec<&'a Param>) {
+    let mut out: Vec<ParamMatch<'a>> = Vec::new();
+    for p in &k.params {
+        let (node, role) = match p.role {
+            ParamRole::DepthwiseKernel => (dw, ParamRole::Kernel),
+            ParamRole::PointwiseKernel => (pw, ParamRole::Kernel),
+            ParamRole::Bias => (pw, ParamRole::Bias),
+            _ => continue,
+        };
+        if let Some(q) = node.params.iter().find(|q| q.role == role) {
+            out.push(ParamMatch {
+                keras: p,
+                torch: vec![q],
+                group: Group::One,
+            });
+        }
+    }
+    let unpaired = dw
+        .params
+        .iter()
+        .chain(&pw.params)
+        .filter(|q| {
+            q.role != ParamRole::NumBatchesTracked
+                && !out.iter().any(|m| std::ptr::eq(m.torch[0], *q))
+        })
+        .collect();
+    (out, unpaired)
+}
+
 fn match_params<'a>(k: &'a Node, t: &'a Node) -> (Vec<ParamMatch<'a>>, Vec<&'a Param>) {
     let mut used = vec![false; t.params.len()];
     let mut out = Vec::new();
@@ -208,12 +349,26 @@ pub(crate) fn align<'a>(keras: &'a Model, torch: &'a Model) -> Aligned<'a> {
             0
         }
     };
+    // A Keras SeparableConv against torch's depthwise `t[j]` then pointwise `t[j + 1]`.
+    let score2 = |i: usize, j: usize| -> u32 {
+        if j + 1 < m && separable_compatible(torch, k[i], t[j], t[j + 1]) {
+            if t[j..=j + 1].iter().any(|x| x.name == k[i].name) {
+                3
+            } else {
+                2
+            }
+        } else {
+            0
+        }
+    };
     let mut dp = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
             let s = score(i, j);
             let diag = if s > 0 { dp[i + 1][j + 1] + s } else { 0 };
-            dp[i][j] = diag.max(dp[i + 1][j]).max(dp[i][j + 1]);
+            let s2 = score2(i, j);
+            let diag2 = if s2 > 0 { dp[i + 1][j + 2] + s2 } else { 0 };
+            dp[i][j] = diag.max(diag2).max(dp[i + 1][j]).max(dp[i][j + 1]);
         }
     }
     let (mut i, mut j) = (0, 0);
@@ -227,11 +382,25 @@ pub(crate) fn align<'a>(keras: &'a Model, torch: &'a Model) -> Aligned<'a> {
             pairs.push(Pair {
                 keras: k[i],
                 torch: t[j],
+                torch_depthwise: None,
                 params,
                 torch_unpaired,
             });
             i += 1;
             j += 1;
+        } else if let s2 @ 1.. = score2(i, j)
+            && dp[i][j] == dp[i + 1][j + 2] + s2
+        {
+            let (params, torch_unpaired) = match_separable(k[i], t[j], t[j + 1]);
+            pairs.push(Pair {
+                keras: k[i],
+                torch: t[j + 1],
+                torch_depthwise: Some(t[j]),
+                params,
+                torch_unpaired,
+            });
+            i += 1;
+            j += 2;
         } else if dp[i + 1][j] >= dp[i][j + 1] {
             keras_only.push(k[i]);
             i += 1;

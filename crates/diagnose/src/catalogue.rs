@@ -424,7 +424,7 @@ pub const EXTRA: [Entry; 4] = [
 ];
 
 /// Catalogue ids that cannot be decided from two bundles, with the reason.
-pub const UNDECIDABLE: [(&str, &str); 6] = [
+pub const UNDECIDABLE: [(&str, &str); 5] = [
     (
         "reduce-lr-on-plateau-threshold",
         "Keras callbacks are not saved in model.keras, so the Keras side's ReduceLROnPlateau (if any) is unknown",
@@ -432,10 +432,6 @@ pub const UNDECIDABLE: [(&str, &str); 6] = [
     (
         "default-train-mode",
         "depends on whether the user's inference code calls model.eval(); no bundle file records it",
-    ),
-    (
-        "resize-semantics",
-        "resizing happens in the input pipeline before the bundles' inputs; inside the model only the interpolation kind is compared",
     ),
     (
         "reported-loss-semantics",

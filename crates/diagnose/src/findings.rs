@@ -167,3 +167,34 @@ fn as_code_line(line: &str) -> String {
         format!("# {line}")
     }
 }
+
+/// Python that reaches a torch parameter or module from `model`, given its `state_dict` key or
+/// module path: `fc1.weight` → `model.fc1.weight`, `0.weight` → `model[0].weight`,
+/// `layers.2.bias` → `model.layers[2].bias`.
+pub(crate) fn torch_ref(path: &str) -> String {
+    let mut out = String::from("model");
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        if seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(seg);
+            out.push(']');
+        } else {
+            out.push('.');
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod torch_ref_tests {
+    use super::torch_ref;
+
+    #[test]
+    fn state_dict_keys_become_python() {
+        assert_eq!(torch_ref("fc1.weight"), "model.fc1.weight");
+        assert_eq!(torch_ref("0.weight"), "model[0].weight");
+        assert_eq!(torch_ref("layers.2.bias"), "model.layers[2].bias");
+        assert_eq!(torch_ref("2"), "model[2]");
+    }
+}

@@ -45,13 +45,14 @@ pub(crate) fn fused_activation(op: &Op) -> Option<&Activation> {
 
 /// The element-wise activations applied after `node`: its fused activation, then the
 /// stand-alone activation layers that follow it one after another (through Dropout and
-/// Identity), up to the next layer of any other kind or a branch.
+/// Identity), up to the next layer of any other kind or a branch. The crop Slices right after
+/// a transposed convolution ([`crop_slices`]) belong to that layer: the chain starts after them.
 pub(crate) fn activation_chain<'a>(m: &'a Model, node: &'a Node) -> Vec<(&'a Activation, &'a str)> {
     let mut out = Vec::new();
     if let Some(a) = fused_activation(&node.op) {
         out.push((a, node.name.as_str()));
     }
-    let mut cur = node;
+    let mut cur = crop_slices(m, node).last().map_or(node, |(_, n)| *n);
     while let Some(v) = cur.outputs.first() {
         let next = consumers(m, v);
         if next.len() != 1 {
@@ -569,6 +570,126 @@ pub(crate) fn transpose_crop(
     }
 }
 
+/// The Slices directly after a transposed convolution that crop its output (one after
+/// another, each the only consumer of the value before it, on a spatial axis, step 1): how a
+/// port writes the Keras 'same' crop torch cannot express (`ConvTranspose2d` then
+/// `y[..., 0:8, 0:8]`). Each comes with the spatial axis (0-based) it crops. Empty for any
+/// other node.
+pub(crate) fn crop_slices<'a>(m: &'a Model, node: &'a Node) -> Vec<(usize, &'a Node)> {
+    let Op::ConvTranspose { rank, layout, .. } = &node.op else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cur = node;
+    while let Some(v) = cur.outputs.first() {
+        let next = consumers(m, v);
+        let [n] = next.as_slice() else {
+            break;
+        };
+        let Op::Slice {
+            axis: a, step: 1, ..
+        } = &n.op
+        else {
+            break;
+        };
+        if n.inputs.len() != 1 {
+            break;
+        }
+        let Some(a) = axis(*a, rank + 2) else {
+            break;
+        };
+        let spatial = match layout {
+            DataLayout::ChannelsLast => a.checked_sub(1).filter(|i| i < rank),
+            DataLayout::ChannelsFirst => a.checked_sub(2),
+        };
+        let Some(i) = spatial else {
+            break;
+        };
+        out.push((i, *n));
+        cur = n;
+    }
+    out
+}
+
+/// Crop `(begin, end)` that `x[start:end]` (step 1) removes from an axis of length `len`,
+/// with ONNX Slice clamping. With the length unknown only a non-negative start with a
+/// negative or open end is understood. `None` when not understood or when nothing is left.
+pub(crate) fn slice_crop(len: Option<usize>, start: i64, end: i64) -> Option<(usize, usize)> {
+    const OPEN: i64 = i64::MAX / 2;
+    let Some(len) = len else {
+        return match (start, end) {
+            (s, e) if s >= 0 && e < 0 => Some((s as usize, e.unsigned_abs() as usize)),
+            (s, e) if s >= 0 && e >= OPEN => Some((s as usize, 0)),
+            _ => None,
+        };
+    };
+    let l = len as i64;
+    let clamp = |v: i64| if v < 0 { (v + l).max(0) } else { v.min(l) };
+    let (s, e) = (clamp(start), clamp(end));
+    (e > s).then(|| (s as usize, (l - e) as usize))
+}
+
+/// Output crop `(begin, end)` per spatial axis of a transposed convolution with input
+/// spatial sizes `n`, including the crop Slices that follow it ([`crop_slices`]): the conv's
+/// own crop ([`transpose_crop`]) plus what the Slices remove. Slice lengths come from
+/// `shapes` when the conv's output shape is known there, else from `n`.
+pub(crate) fn effective_transpose_crop(
+    m: &Model,
+    shapes: &Shapes,
+    node: &Node,
+    n: &[usize],
+) -> Vec<(usize, i64)> {
+    let Op::ConvTranspose {
+        rank,
+        kernel_size,
+        strides,
+        dilation,
+        padding,
+        output_padding,
+        layout,
+        ..
+    } = &node.op
+    else {
+        return Vec::new();
+    };
+    let known = node
+        .outputs
+        .first()
+        .and_then(|v| shapes.get(v))
+        .and_then(|s| split_spatial(s, *rank, *layout))
+        .map(|(sp, _)| sp);
+    let mut crop = Vec::new();
+    let mut len = Vec::new();
+    for i in 0..*rank {
+        let ni = *n.get(i).unwrap_or(&8);
+        let k = *kernel_size.get(i).unwrap_or(&1);
+        let s = *strides.get(i).unwrap_or(&1);
+        let d = *dilation.get(i).unwrap_or(&1);
+        let (b, e) = transpose_crop(padding, output_padding.as_deref(), i, ni, k, s, d);
+        let eff = (k.max(1) - 1) * d.max(1) + 1;
+        let full = ((ni.max(1) - 1) * s + eff) as i64;
+        let computed = usize::try_from(full - b as i64 - e).ok();
+        let l = known
+            .as_ref()
+            .and_then(|sp| sp.get(i).copied().flatten())
+            .or(computed);
+        crop.push((b, e));
+        len.push(l);
+    }
+    for (i, sl) in crop_slices(m, node) {
+        let Op::Slice { start, end, .. } = &sl.op else {
+            continue;
+        };
+        let Some((sb, se)) = slice_crop(len[i], *start, *end) else {
+            break;
+        };
+        crop[i].0 += sb;
+        crop[i].1 += se as i64;
+        len[i] = len[i].and_then(|l| l.checked_sub(sb + se));
+    }
+    crop
+}
+
 /// Shape as text (`[?,8,8,1]`).
 pub(crate) fn show_shape(s: &[Option<usize>]) -> String {
     let v: Vec<String> = s
@@ -647,5 +768,96 @@ mod tests {
             transpose_crop(&Padding::symmetric(&[1]), Some(&[1]), 0, 4, 3, 2, 1),
             (1, 0)
         );
+    }
+
+    #[test]
+    fn slice_crops() {
+        assert_eq!(slice_crop(Some(9), 0, 8), Some((0, 1)));
+        assert_eq!(slice_crop(Some(9), 1, i64::MAX), Some((1, 0)));
+        assert_eq!(slice_crop(Some(9), -8, -1), Some((1, 1)));
+        assert_eq!(slice_crop(Some(9), 5, 3), None);
+        assert_eq!(slice_crop(None, 0, -1), Some((0, 1)));
+        assert_eq!(slice_crop(None, 2, i64::MAX), Some((2, 0)));
+        assert_eq!(slice_crop(None, 0, 8), None);
+    }
+
+    /// `x [?,c,4,4] → ConvTranspose2d(c, 2, 3, stride=2) → Slices (axis, start, end, step) → ReLU`.
+    fn transposed_then(slices: &[(i64, i64, i64, i64)]) -> Model {
+        let mut m = Model::new(Framework::Torch, "m");
+        m.inputs.push(ValueInfo {
+            name: "x".into(),
+            shape: vec![None, Some(3), Some(4), Some(4)],
+            dtype: DType::F32,
+        });
+        m.nodes.push(node(
+            "up",
+            Op::ConvTranspose {
+                rank: 2,
+                filters: 2,
+                kernel_size: vec![3, 3],
+                strides: vec![2, 2],
+                dilation: vec![1, 1],
+                groups: 1,
+                padding: Padding::Valid,
+                output_padding: None,
+                layout: DataLayout::ChannelsFirst,
+                use_bias: true,
+                activation: Activation::Linear,
+            },
+            "x",
+        ));
+        let mut prev = "up".to_string();
+        for (j, (axis, start, end, step)) in slices.iter().enumerate() {
+            let name = format!("s{j}");
+            m.nodes.push(node(
+                &name,
+                Op::Slice {
+                    axis: *axis,
+                    start: *start,
+                    end: *end,
+                    step: *step,
+                },
+                &prev,
+            ));
+            prev = name;
+        }
+        m.nodes.push(node(
+            "relu",
+            Op::Activation {
+                function: Activation::RELU,
+            },
+            &prev,
+        ));
+        m.outputs = vec!["relu".into()];
+        m
+    }
+
+    #[test]
+    fn crop_slices_belong_to_the_transposed_conv() {
+        let m = transposed_then(&[(2, 0, 8, 1), (-1, 0, -1, 1)]);
+        let up = &m.nodes[0];
+        let s = infer_shapes(&m);
+        assert_eq!(s["up"], vec![None, Some(2), Some(9), Some(9)]);
+        let axes: Vec<usize> = crop_slices(&m, up).iter().map(|(i, _)| *i).collect();
+        assert_eq!(axes, vec![0, 1]);
+        assert_eq!(
+            effective_transpose_crop(&m, &s, up, &[4, 4]),
+            vec![(0, 1), (0, 1)]
+        );
+        let chain: Vec<&str> = activation_chain(&m, up).iter().map(|(_, n)| *n).collect();
+        assert_eq!(chain, vec!["relu"]);
+
+        // A slice of the channel axis or with a step is not a crop: the chain stops there.
+        for bad in [(1, 0, 1, 1), (2, 0, 8, 2)] {
+            let m = transposed_then(&[bad]);
+            let up = &m.nodes[0];
+            assert!(crop_slices(&m, up).is_empty());
+            assert!(activation_chain(&m, up).is_empty());
+            let s = infer_shapes(&m);
+            assert_eq!(
+                effective_transpose_crop(&m, &s, up, &[4, 4]),
+                vec![(0, 0), (0, 0)]
+            );
+        }
     }
 }

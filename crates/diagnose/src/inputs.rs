@@ -156,38 +156,54 @@ fn affine_fit(k: &Table, t: &Table, n: usize) -> Option<Fit> {
     })
 }
 
-fn reordered(k: &Table, t: &Table, n: usize) -> Option<usize> {
-    // Every torch row equals some Keras row; count rows that moved.
+/// For every torch row, the Keras row it equals (within float32 round-off), preferring the
+/// same position; `None` when some torch row is not a Keras row.
+fn match_rows(k: &Table, t: &Table) -> Option<Vec<usize>> {
+    if k.f != t.f {
+        return None;
+    }
     let key = |r: &[f64]| {
         r.iter()
             .enumerate()
             .map(|(i, x)| x * (1.0 + i as f64 * 1e-3))
             .sum::<f64>()
     };
-    let mut ks: Vec<(f64, usize)> = (0..n).map(|i| (key(k.row(i)), i)).collect();
+    let same = |j: usize, i: usize| {
+        k.row(j)
+            .iter()
+            .zip(t.row(i))
+            .all(|(a, b)| SAME.close(*b, *a))
+    };
+    let mut ks: Vec<(f64, usize)> = (0..k.n).map(|i| (key(k.row(i)), i)).collect();
     ks.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut moved = 0;
-    for i in 0..n {
+    let mut map = Vec::with_capacity(t.n);
+    for i in 0..t.n {
+        if i < k.n && same(i, i) {
+            map.push(i);
+            continue;
+        }
         let kt = key(t.row(i));
-        let lo = ks.partition_point(|(v, _)| *v < kt - 1e-6 * kt.abs().max(1.0));
+        let tol = 1e-6 * kt.abs().max(1.0) + 1e-6 * k.f as f64;
+        let lo = ks.partition_point(|(v, _)| *v < kt - tol);
         let hit = ks[lo..]
             .iter()
-            .take_while(|(v, _)| *v <= kt + 1e-6 * kt.abs().max(1.0))
-            .find(|(_, j)| {
-                k.row(*j)
-                    .iter()
-                    .zip(t.row(i))
-                    .all(|(a, b)| SAME.close(*b, *a))
-            });
-        match hit {
-            Some((_, j)) => moved += usize::from(*j != i),
-            None => return None,
-        }
+            .take_while(|(v, _)| *v <= kt + tol)
+            .find(|(_, j)| same(*j, i))?;
+        map.push(hit.1);
     }
-    (moved > 0).then_some(moved)
+    Some(map)
 }
 
-fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut Findings) {
+/// Compares one input; returns, when every torch row is a Keras row, the Keras row of each
+/// torch row. `validation_split`: Keras trains on the leading ⌊n·(1 − v)⌋ rows.
+fn compare_x(
+    name: &str,
+    kx: &Tensor,
+    tx: &Tensor,
+    k_layout_cf: bool,
+    validation_split: f64,
+    out: &mut Findings,
+) -> Option<Vec<usize>> {
     let raw_k = kx;
     let permuted = if k_layout_cf {
         to_channels_first(kx)
@@ -212,11 +228,82 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
             "feed the torch model the same samples, permuted to its layout",
             "nothing to change on this side",
         );
-        return;
+        return None;
     }
     let (Some(k), Some(t)) = (Table::of(kx), Table::of(tx)) else {
-        return;
+        return None;
     };
+    let split = crate::measure::train_rows(validation_split, k.n);
+    if let Some(map) = match_rows(&k, &t) {
+        let identity = map.iter().enumerate().all(|(i, j)| i == *j);
+        if identity && t.n == split {
+            // Exactly the rows Keras trains on, in its order.
+            return Some(map);
+        }
+        let tail = map.iter().filter(|j| **j >= split).count();
+        let mut seen = vec![false; split];
+        map.iter()
+            .filter(|j| **j < split)
+            .for_each(|j| seen[*j] = true);
+        let missing = seen.iter().filter(|s| !**s).count();
+        if tail > 0 {
+            out.add(
+                "validation-split-tail",
+                if 4 * tail >= t.n { Severity::High } else { Severity::Medium },
+                tail as f64 / t.n.max(1) as f64,
+                vec![ev(
+                    format!("`{name}` training rows"),
+                    format!(
+                        "the first {split} of {} (validation_split holds out the last {}, before any shuffling)",
+                        k.n,
+                        k.n - split
+                    ),
+                    format!(
+                        "{} rows: {tail} of them from the Keras held-out tail, {missing} of the Keras training rows absent",
+                        t.n
+                    ),
+                    None,
+                )],
+                format!(
+                    "split = int(len(x) * (1 - {v})); x_train, y_train = x[:split], y[:split]  # Keras's validation_split: the last rows, not random_split",
+                    v = crate::training::num(validation_split)
+                ),
+                "shuffle x and y once before fit(validation_split=…), or pass validation_data explicitly",
+            );
+            return Some(map);
+        }
+        if missing > 0 || t.n != split {
+            out.add(
+                "input-mismatch",
+                Severity::Medium,
+                1.0,
+                vec![ev(
+                    format!("`{name}` samples"),
+                    format!("{split} training rows"),
+                    format!("{} rows, {missing} of the Keras training rows absent", t.n),
+                    None,
+                )],
+                "train on the same samples as the Keras side",
+                "nothing to change on this side",
+            );
+        } else {
+            let moved = map.iter().enumerate().filter(|(i, j)| i != *j).count();
+            out.add(
+                "input-mismatch",
+                Severity::Medium,
+                1.0,
+                vec![ev(
+                    format!("`{name}` sample order"),
+                    "reference order",
+                    format!("the same samples, {moved} of {} in other positions", t.n),
+                    None,
+                )],
+                "ship (and feed) the samples in the Keras order",
+                "nothing to change on this side",
+            );
+        }
+        return Some(map);
+    }
     let n = k.n.min(t.n);
     if k.n != t.n {
         out.add(
@@ -234,12 +321,9 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
         );
     }
     if n == 0 {
-        return;
+        return None;
     }
     let equal = |a: &Table, b: &Table| (0..n * a.f).all(|i| SAME.close(b.v[i], a.v[i]));
-    if equal(&k, &t) {
-        return;
-    }
     // NHWC data reshaped instead of transposed.
     if permuted.is_some()
         && let Some(r) = raw_k.reshaped(tx.shape())
@@ -259,23 +343,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
             "x = x.permute(0, 3, 1, 2)  # NHWC → NCHW, not x.reshape(N, C, H, W)",
             "nothing to change on this side",
         );
-        return;
-    }
-    if let Some(moved) = reordered(&k, &t, n) {
-        out.add(
-            "input-mismatch",
-            Severity::Medium,
-            1.0,
-            vec![ev(
-                format!("`{name}` sample order"),
-                "reference order",
-                format!("the same samples, {moved} of {n} in other positions"),
-                None,
-            )],
-            "ship (and feed) the samples in the Keras order",
-            "nothing to change on this side",
-        );
-        return;
+        return None;
     }
     if k.int || t.int {
         out.add(
@@ -291,7 +359,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
             "feed the same ids",
             "nothing to change on this side",
         );
-        return;
+        return None;
     }
     if let Some(fit) = affine_fit(&k, &t, n)
         && fit.r2_min > 0.9999
@@ -334,7 +402,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
                     "x.std(dim=0, correction=0)  # population std, as numpy / StandardScaler / Keras Normalization",
                     "nothing to change on this side (or StandardScaler with the ddof=1 std, to copy torch.std)",
                 );
-                return;
+                return None;
             }
         }
         if constant_scale || offsets_vanish {
@@ -356,7 +424,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
                 "apply the Keras preprocessing (same scale, offset and statistics) before the torch model",
                 "nothing to change on this side",
             );
-            return;
+            return None;
         }
         out.add(
             "input-mismatch",
@@ -375,7 +443,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
             "standardize with the statistics the Keras side used",
             "nothing to change on this side",
         );
-        return;
+        return None;
     }
     // Channel order (RGB vs BGR) for 3-channel feature maps.
     if tx.shape().len() == 4 && tx.shape()[1] == 3 {
@@ -397,7 +465,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
                 "x = x[:, [2, 1, 0]]  # or use the Keras preprocess_input mode on both sides",
                 "nothing to change on this side",
             );
-            return;
+            return None;
         }
     }
     let diff = (0..n * k.f)
@@ -416,6 +484,7 @@ fn compare_x(name: &str, kx: &Tensor, tx: &Tensor, k_layout_cf: bool, out: &mut 
         "feed the torch model exactly the samples (and preprocessing) of the Keras side",
         "nothing to change on this side",
     );
+    None
 }
 
 /// `c` with enough digits to show how far it is from 1 (`0.999652`).
@@ -536,6 +605,7 @@ pub(crate) fn check(
     let kcf = spatial_layout(&kb.model) == Some(DataLayout::ChannelsLast)
         && spatial_layout(&tb.model) == Some(DataLayout::ChannelsFirst);
     let n_in = kb.model.inputs.len().min(tb.model.inputs.len());
+    let mut row_map: Option<Vec<usize>> = None;
     for i in 0..n_in {
         let kname = format!("x.{}", kb.model.inputs[i].name);
         let tname = format!("x.{}", tb.model.inputs[i].name);
@@ -557,13 +627,28 @@ pub(crate) fn check(
         } else {
             kname.clone()
         };
-        compare_x(&label, kx, tx, kcf, out);
+        let vsplit = kb
+            .model
+            .training
+            .as_ref()
+            .map_or(0.0, |t| t.validation_split);
+        let map = compare_x(&label, kx, tx, kcf, vsplit, out);
+        if row_map.is_none() {
+            row_map = map;
+        }
     }
     if let (Some(ky), Some(ty)) = (ki.get("y"), ti.get("y")) {
         match (class_indices(ky), class_indices(ty)) {
             (Some(a), Some(b)) => {
-                let n = a.len().min(b.len());
-                let differ = a[..n].iter().zip(&b[..n]).filter(|(x, y)| x != y).count();
+                // Torch row i holds Keras row map[i] when the rows were matched.
+                let pairs: Vec<(i64, i64)> = match &row_map {
+                    Some(m) if m.len() == b.len() && m.iter().all(|j| *j < a.len()) => {
+                        m.iter().zip(&b).map(|(j, y)| (a[*j], *y)).collect()
+                    }
+                    _ => a.iter().copied().zip(b.iter().copied()).collect(),
+                };
+                let n = pairs.len();
+                let differ = pairs.iter().filter(|(x, y)| x != y).count();
                 if differ > 0 {
                     out.add(
                         "input-mismatch",
@@ -618,13 +703,58 @@ mod tests {
 
     #[track_caller]
     fn check_x(k: Tensor, t: Tensor, cf: bool, expect: Option<&str>) {
+        check_split(k, t, cf, 0.0, expect);
+    }
+
+    #[track_caller]
+    fn check_split(k: Tensor, t: Tensor, cf: bool, split: f64, expect: Option<&str>) {
         let mut out = Findings::default();
-        compare_x("x", &k, &t, cf, &mut out);
+        compare_x("x", &k, &t, cf, split, &mut out);
         let found: Vec<String> = out.into_findings().into_iter().map(|f| f.id).collect();
         match expect {
             None => assert!(found.is_empty(), "{found:?}"),
             Some(id) => assert_eq!(found, vec![id.to_string()]),
         }
+    }
+
+    #[test]
+    fn validation_split_rows() {
+        let (n, f) = (40, 3);
+        let k = standardized(n, f);
+        let rows = |idx: &[usize]| -> Tensor {
+            let v: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| k[i * f..(i + 1) * f].to_vec())
+                .collect();
+            tensor(&[idx.len(), f], v)
+        };
+        let all = tensor(&[n, f], k.clone());
+        // validation_split=0.25 of 40 rows: Keras trains on rows 0..30.
+        let head: Vec<usize> = (0..30).collect();
+        check_split(all.clone(), rows(&head), false, 0.25, None);
+        // A random 30 rows, some from the held-out tail.
+        let picked: Vec<usize> = (0..30).map(|i| (i * 17 + 3) % n).collect();
+        check_split(
+            all.clone(),
+            rows(&picked),
+            false,
+            0.25,
+            Some("validation-split-tail"),
+        );
+        // All 40 rows fed to torch: it trains on the held-out rows too.
+        check_split(
+            all.clone(),
+            all.clone(),
+            false,
+            0.25,
+            Some("validation-split-tail"),
+        );
+        // Without a validation split, the same 40 rows are fine and a subset is a mismatch.
+        check_split(all.clone(), all.clone(), false, 0.0, None);
+        check_split(all, rows(&head), false, 0.0, Some("input-mismatch"));
+        // train_rows follows Keras: floor(n·(1 − v)).
+        assert_eq!(crate::measure::train_rows(0.25, 142), 106);
+        assert_eq!(crate::measure::train_rows(0.0, 142), 142);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use report::{Severity, Tolerance, sig};
 use crate::align::{Aligned, Pair};
 use crate::findings::{Findings, ev, pair_label};
 use crate::graph::{
-    Shapes, activation_chain, norm_axis, producer, show_shape, source_of, spatial_layout,
-    transpose_crop,
+    Shapes, activation_chain, effective_transpose_crop, norm_axis, producer, show_shape, source_of,
+    spatial_layout,
 };
 
 /// Float hyper-parameters compared for equality (configs store float32 round-trips).
@@ -222,8 +222,8 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                 format!("keep `{}` in train mode while training", p.torch.name)
             } else {
                 format!(
-                    "after every model.train(): model.{}.eval()  # requires_grad_(False) alone still updates the statistics",
-                    p.torch.name
+                    "after every model.train(): {}.eval()  # requires_grad_(False) alone still updates the statistics",
+                    crate::findings::torch_ref(&p.torch.name)
                 )
             },
             if *ktrain {
@@ -543,14 +543,16 @@ fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             _ => None,
         }
     };
-    let (Some(k), Some(t)) = (conv(&p.keras.op), conv(&p.torch.op)) else {
+    // A separable port's window is its depthwise convolution's (the 1×1 has none).
+    let tw = p.torch_window();
+    let (Some(k), Some(t)) = (conv(&p.keras.op), conv(&tw.op)) else {
         return;
     };
-    let label = pair_label(&p.keras.name, &p.torch.name);
+    let label = pair_label(&p.keras.name, &tw.name);
     let Some((a, b, same_total, size)) = compare_windows(
         c,
         p.keras,
-        p.torch,
+        tw,
         (&k.0, &k.1, &k.2, &k.3),
         (&t.0, &t.1, &t.2, &t.3),
         k.4,
@@ -593,39 +595,21 @@ fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     }
 }
 
+/// Compares the effective output crop of aligned transposed convolutions: the layer's own
+/// crop plus the spatial crop Slices right after it (the exact torch port of a Keras 'same'
+/// crop is `padding=0` then `y[..., 0:n·s]`).
 fn conv_transpose_crop(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
-    let (
-        Op::ConvTranspose {
-            padding: kp,
-            output_padding: ko,
-            kernel_size,
-            strides,
-            dilation,
-            layout,
-            rank,
-            ..
-        },
-        Op::ConvTranspose {
-            padding: tp,
-            output_padding: to,
-            ..
-        },
-    ) = (&p.keras.op, &p.torch.op)
+    let (Op::ConvTranspose { layout, rank, .. }, Op::ConvTranspose { .. }) =
+        (&p.keras.op, &p.torch.op)
     else {
         return;
     };
     let (sizes, _) = spatial_sizes(c, p.keras, *rank, *layout);
-    let sz = sizes.first().cloned().unwrap_or_default();
-    let mut a = Vec::new();
-    let mut b = Vec::new();
-    for i in 0..*rank {
-        let n = *sz.get(i).unwrap_or(&8);
-        let k = *kernel_size.get(i).unwrap_or(&1);
-        let s = *strides.get(i).unwrap_or(&1);
-        let d = *dilation.get(i).unwrap_or(&1);
-        a.push(transpose_crop(kp, ko.as_deref(), i, n, k, s, d));
-        b.push(transpose_crop(tp, to.as_deref(), i, n, k, s, d));
-    }
+    let sz: Vec<usize> = (0..*rank)
+        .map(|i| sizes.first().and_then(|s| s.get(i)).copied().unwrap_or(8))
+        .collect();
+    let a = effective_transpose_crop(c.keras, c.kshapes, p.keras, &sz);
+    let b = effective_transpose_crop(c.torch, c.tshapes, p.torch, &sz);
     if a != b {
         let show = |v: &[(usize, i64)]| {
             v.iter()
@@ -1119,18 +1103,54 @@ fn pooling(c: &Ctx<'_>, out: &mut Findings) {
     }
 }
 
+/// `nn.Upsample` / `F.interpolate` mode of an interpolation at spatial rank `rank`.
+fn torch_resize_mode(i: model_ir::Interpolation, rank: usize) -> String {
+    if !i.is_bilinear() {
+        return "mode='nearest'".into();
+    }
+    let mode = match rank {
+        1 => "linear",
+        3 => "trilinear",
+        _ => "bilinear",
+    };
+    let ac = if i == model_ir::Interpolation::BilinearAlignCorners {
+        "True"
+    } else {
+        "False"
+    };
+    format!("mode='{mode}', align_corners={ac}")
+}
+
+/// `scale_factor=` value: one number when every axis has the same factor.
+fn py_scale(size: &[usize]) -> String {
+    match size {
+        [s, rest @ ..] if rest.iter().all(|r| r == s) => s.to_string(),
+        _ => format!(
+            "({})",
+            size.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Upsampling layers paired in graph order (they have no parameters): interpolation kind, its
+/// coordinate convention (half-pixel centres vs align_corners) and the factors.
 fn upsampling(c: &Ctx<'_>, out: &mut Findings) {
+    use model_ir::Interpolation;
     let is_up = |op: &Op| matches!(op, Op::UpSampling { .. });
     let (ku, tu) = (nodes_of(c.keras, is_up), nodes_of(c.torch, is_up));
     if ku.len() != tu.len() {
         return;
     }
     for (k, t) in ku.iter().zip(&tu) {
-        if let (
+        let (
             Op::UpSampling {
+                rank,
                 interpolation: a,
                 size: sa,
-                ..
+                layout,
             },
             Op::UpSampling {
                 interpolation: b,
@@ -1138,28 +1158,78 @@ fn upsampling(c: &Ctx<'_>, out: &mut Findings) {
                 ..
             },
         ) = (&k.op, &t.op)
-            && (a != b || sa != sb)
-        {
-            out.add(
-                "resize-semantics",
-                Severity::Medium,
-                1.0,
-                vec![ev(
-                    "upsampling",
-                    format!("{a:?} ×{sa:?}"),
-                    format!("{b:?} ×{sb:?}"),
-                    pair_label(&k.name, &t.name),
-                )],
-                format!(
-                    "nn.Upsample(scale_factor={sa:?}, mode='{}')",
-                    match a {
-                        model_ir::Interpolation::Nearest => "nearest-exact",
-                        model_ir::Interpolation::Bilinear => "bilinear', align_corners=False",
-                    }
-                ),
-                "nothing to change on this side",
-            );
+        else {
+            continue;
+        };
+        let (a, b) = (*a, *b);
+        if a == b && sa == sb {
+            continue;
         }
+        // Every convention reads the single input of a length-1 axis: no effect then.
+        let spatial: Option<Vec<Option<usize>>> = input_shape(c.kshapes, k).and_then(|s| {
+            let first = match layout {
+                DataLayout::ChannelsLast => 1,
+                DataLayout::ChannelsFirst => 2,
+            };
+            s.get(first..first + rank).map(<[Option<usize>]>::to_vec)
+        });
+        let inert = sa == sb && spatial.is_some_and(|sp| sp.iter().all(|d| *d == Some(1)));
+        let severity = if inert {
+            Severity::Info
+        } else {
+            Severity::High
+        };
+        let keras_class = format!("UpSampling{rank}D");
+        let kind = if a.is_bilinear() {
+            "bilinear"
+        } else {
+            "nearest"
+        };
+        let keras_text = format!(
+            "{keras_class}(size={}, interpolation='{kind}')  # {}",
+            py_scale(sa),
+            a.describe()
+        );
+        let torch_text = format!(
+            "F.interpolate(scale_factor={}, {})  # {}",
+            py_scale(sb),
+            torch_resize_mode(b, *rank),
+            b.describe()
+        );
+        let what = if a != b && a.is_bilinear() && b.is_bilinear() {
+            "bilinear upsampling coordinate convention"
+        } else {
+            "upsampling"
+        };
+        let args = format!(
+            "scale_factor={}, {}",
+            py_scale(sa),
+            torch_resize_mode(a, *rank)
+        );
+        let torch_fix = format!(
+            "nn.Upsample({args})  # {}, as Keras {keras_class}\nF.interpolate(x, {args})  # the functional form",
+            a.describe()
+        );
+        let keras_fix = if b == Interpolation::BilinearAlignCorners {
+            format!(
+                "nothing to change on this side: Keras {keras_class} has no align_corners option, change the torch side"
+            )
+        } else {
+            "nothing to change on this side".to_string()
+        };
+        out.add(
+            "resize-semantics",
+            severity,
+            1.0,
+            vec![ev(
+                what,
+                keras_text,
+                torch_text,
+                pair_label(&k.name, &t.name),
+            )],
+            torch_fix,
+            keras_fix,
+        );
     }
 }
 
@@ -1473,6 +1543,82 @@ mod tests {
         check(k, t, &[("softmax-implicit-dim", Severity::High)]);
     }
 
+    fn up_pair(
+        ki: model_ir::Interpolation,
+        ti: model_ir::Interpolation,
+        hw: usize,
+    ) -> (model_ir::Model, model_ir::Model) {
+        let up = |fw, interpolation, layout| {
+            node(
+                fw,
+                "up",
+                Op::UpSampling {
+                    rank: 2,
+                    size: vec![2, 2],
+                    interpolation,
+                    layout,
+                },
+                "x",
+                vec![],
+            )
+        };
+        let k = model(
+            Framework::Keras,
+            &[hw, hw, 2],
+            vec![up(Framework::Keras, ki, DataLayout::ChannelsLast)],
+        );
+        let t = model(
+            Framework::Torch,
+            &[2, hw, hw],
+            vec![up(Framework::Torch, ti, DataLayout::ChannelsFirst)],
+        );
+        (k, t)
+    }
+
+    #[test]
+    fn upsampling_coordinate_conventions() {
+        use model_ir::Interpolation::{Bilinear, BilinearAlignCorners, Nearest};
+        for i in [Nearest, Bilinear] {
+            let (k, t) = up_pair(i, i, 4);
+            check(k, t, &[]);
+        }
+        // Keras UpSampling2D(interpolation='bilinear') is half-pixel; torch align_corners=True.
+        let (k, t) = up_pair(Bilinear, BilinearAlignCorners, 4);
+        let d = run(k, t);
+        assert_eq!(d.findings.len(), 1);
+        let f = &d.findings[0];
+        assert_eq!(
+            (f.id.as_str(), f.severity),
+            ("resize-semantics", Severity::High)
+        );
+        let e = &f.evidence[0];
+        assert!(e.keras.contains("interpolation='bilinear'"), "{e:?}");
+        assert!(e.keras.contains("half-pixel"), "{e:?}");
+        assert!(e.torch.contains("align_corners=True"), "{e:?}");
+        assert!(
+            f.fix
+                .torch
+                .contains("nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False)"),
+            "{}",
+            f.fix.torch
+        );
+        assert!(
+            f.fix
+                .torch
+                .contains("F.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False)"),
+            "{}",
+            f.fix.torch
+        );
+        // Nearest vs bilinear changes the outputs too; the fix keeps Keras's nearest.
+        let (k, t) = up_pair(Nearest, Bilinear, 4);
+        let d = run(k, t);
+        assert_eq!(d.findings[0].severity, Severity::High);
+        assert!(d.findings[0].fix.torch.contains("mode='nearest'"));
+        // A 1×1 input reads its one pixel under every convention.
+        let (k, t) = up_pair(Bilinear, BilinearAlignCorners, 1);
+        check(k, t, &[("resize-semantics", Severity::Info)]);
+    }
+
     fn strided_conv(torch_pad: Padding, n: usize) -> (model_ir::Model, model_ir::Model) {
         let kk = tensor(&[3, 3, 1, 2], uniform(18, 0.3, 2));
         let k = model(
@@ -1570,5 +1716,103 @@ mod tests {
             )],
         );
         check(k, t, &[("pooling-padding", Severity::High)]);
+    }
+
+    fn conv_transpose_op(
+        padding: Padding,
+        output_padding: Option<Vec<usize>>,
+        layout: DataLayout,
+    ) -> Op {
+        Op::ConvTranspose {
+            rank: 2,
+            filters: 2,
+            kernel_size: vec![3, 3],
+            strides: vec![2, 2],
+            dilation: vec![1, 1],
+            groups: 1,
+            padding,
+            output_padding,
+            layout,
+            use_bias: true,
+            activation: Activation::Linear,
+        }
+    }
+
+    /// Keras `Conv2DTranspose(2, 3, strides=2, padding='same') → ReLU` on a 4×4×3 input, and
+    /// a torch `ConvTranspose2d(3, 2, 3, stride=2, padding=p, output_padding=op)` followed by
+    /// the Slices `(axis, start, end)` and a ReLU, with the kernel mapped exactly.
+    fn transposed_pair(
+        torch_pad: Padding,
+        output_padding: Option<Vec<usize>>,
+        slices: &[(i64, i64, i64)],
+    ) -> (model_ir::Model, model_ir::Model) {
+        let kk = tensor(&[3, 3, 2, 3], uniform(54, 0.3, 4));
+        let k = model(
+            Framework::Keras,
+            &[4, 4, 3],
+            vec![
+                node(
+                    Framework::Keras,
+                    "up",
+                    conv_transpose_op(Padding::SameUpper, None, DataLayout::ChannelsLast),
+                    "x",
+                    vec![param(
+                        "up/kernel",
+                        model_ir::ParamRole::Kernel,
+                        model_ir::ParamLayout::ConvTransposeSpatialOutIn { rank: 2 },
+                        kk.clone(),
+                    )],
+                ),
+                act(Framework::Keras, "act", "up", Activation::RELU),
+            ],
+        );
+        let mut nodes = vec![node(
+            Framework::Torch,
+            "up",
+            conv_transpose_op(torch_pad, output_padding, DataLayout::ChannelsFirst),
+            "x",
+            vec![param(
+                "up.weight",
+                model_ir::ParamRole::Kernel,
+                model_ir::ParamLayout::ConvTransposeInOutSpatial { rank: 2 },
+                kk.permuted(&[3, 2, 0, 1]),
+            )],
+        )];
+        let mut prev = "up".to_string();
+        for (j, (axis, start, end)) in slices.iter().enumerate() {
+            let name = format!("slice{j}");
+            nodes.push(node(
+                Framework::Torch,
+                &name,
+                Op::Slice {
+                    axis: *axis,
+                    start: *start,
+                    end: *end,
+                    step: 1,
+                },
+                &prev,
+                vec![],
+            ));
+            prev = name;
+        }
+        nodes.push(act(Framework::Torch, "relu", &prev, Activation::RELU));
+        let t = model(Framework::Torch, &[3, 4, 4], nodes);
+        (k, t)
+    }
+
+    #[test]
+    fn conv_transpose_crop_through_slices() {
+        // padding=0 then y[:, :, 0:8, 0:8]: exactly Keras 'same' (crop 0 at the start, 1 at the end).
+        let (k, t) = transposed_pair(Padding::Valid, None, &[(2, 0, 8), (3, 0, 8)]);
+        check(k, t, &[]);
+        // The same crop written with negative ends (y[..., :-1, :-1]).
+        let (k, t) = transposed_pair(Padding::Valid, None, &[(-2, 0, -1), (-1, 0, -1)]);
+        check(k, t, &[]);
+        // y[:, :, 1:9, 1:9] crops the pixel at the start: a one-pixel shift.
+        let (k, t) = transposed_pair(Padding::Valid, None, &[(2, 1, 9), (3, 1, 9)]);
+        check(k, t, &[("conv-transpose-same-crop", Severity::High)]);
+        // The common padding=1, output_padding=1 port, without a slice.
+        let (k, t) = transposed_pair(Padding::symmetric(&[1, 1]), Some(vec![1, 1]), &[]);
+        check(k, t, &[("conv-transpose-same-crop", Severity::High)]);
     }
 }

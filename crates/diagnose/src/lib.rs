@@ -167,7 +167,7 @@ fn verdict(findings: &[report::Finding]) -> String {
 /// the whole training gap lies inside the noise floor, the measured findings above `low` are
 /// lowered to `low`, with a note in their evidence.
 fn apply_impacts(findings: &mut [report::Finding], m: &measure::Measured) {
-    let noise = m.noise.as_ref().map(|n| n.keras.max(n.torch));
+    let noise = m.noise.as_ref().map(|n| n.floor());
     let gap = m.training.as_ref().map(|t| t.gap);
     for f in findings.iter_mut() {
         match m.impacts.get(&f.id) {
@@ -201,7 +201,7 @@ fn measured_verdict(findings: &[report::Finding], m: &measure::Measured) -> Stri
     let (Some(t), Some(n)) = (&m.training, &m.noise) else {
         return base;
     };
-    let noise = n.keras.max(n.torch);
+    let noise = n.floor();
     let mut s = if t.gap <= noise {
         format!(
             "{base} Measured: the training gap ({}) is inside the noise floor ({}), i.e. noise.",
@@ -292,7 +292,7 @@ pub fn diagnose_with_progress(
             .zip(&w.layers)
             .map(|(p, (weights, maps))| LayerPair {
                 keras: p.keras.name.clone(),
-                torch: p.torch.name.clone(),
+                torch: p.torch_name(),
                 kind: p.keras.op.kind().into(),
                 params: p
                     .params

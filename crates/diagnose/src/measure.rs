@@ -112,9 +112,11 @@ fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
         | "kld-poisson-cosine"
         | "loss-reduction-weights"
         | "loss-mismatch" => Switch::Loss,
-        "std-ddof" | "imagenet-preprocess-modes" | "channels-last" | "input-mismatch" => {
-            Switch::Inputs
-        }
+        "std-ddof"
+        | "imagenet-preprocess-modes"
+        | "channels-last"
+        | "input-mismatch"
+        | "validation-split-tail" => Switch::Inputs,
         "fit-batch-shuffle-defaults" => Switch::Batching,
         "bn-epsilon"
         | "bn-momentum-convention"
@@ -125,7 +127,9 @@ fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
         | "gelu-approximate"
         | "hard-sigmoid-definition"
         | "same-padding-asymmetric"
-        | "pooling-padding" => Switch::Attr,
+        | "conv-transpose-same-crop"
+        | "pooling-padding"
+        | "resize-semantics" => Switch::Attr,
         "seeding-determinism" => {
             return Err(
                 "the simulation starts both sides from the same (Keras) weights already".into(),
@@ -145,6 +149,13 @@ struct Data {
 impl Data {
     fn rows(&self) -> usize {
         self.y.shape().first().copied().unwrap_or(0)
+    }
+
+    /// The first `n` rows (all of them when there are fewer).
+    fn head(&self, n: usize) -> Data {
+        let idx: Vec<usize> = (0..n.min(self.rows())).collect();
+        let (x, y) = self.select(&idx);
+        Data { x, y }
     }
 
     fn select(&self, idx: &[usize]) -> (Vec<ArrayD<F>>, ArrayD<F>) {
@@ -182,6 +193,14 @@ struct Setup {
     drop_last: bool,
     /// Output probabilities need a softmax/sigmoid first (the model ends in logits).
     probe_logits: bool,
+    /// What the probe scores: every row of the Keras inputs (in this side's layout), or the
+    /// side's own rows when they are the same samples under its own preprocessing.
+    probe_data: Data,
+    /// Keras `fit(class_weight=…)`: class index → weight, applied as per-sample weights.
+    class_weight: Option<BTreeMap<i64, F>>,
+    /// Parameters whose initial value is this side's own random draw (not shared with the
+    /// other side): the noise floor redraws them.
+    redraw: Vec<String>,
 }
 
 fn arr(t: &Tensor) -> ArrayD<F> {
@@ -266,7 +285,7 @@ fn torch_optimizer(m: &Model) -> Result<Opt, String> {
     })
 }
 
-fn side(b: &Bundle, data: Data, init: ParamStore<F>) -> Result<Setup, String> {
+fn side(b: &Bundle, data: Data, probe_data: Data, init: ParamStore<F>) -> Result<Setup, String> {
     let m = &b.model;
     let t = m
         .training
@@ -289,21 +308,75 @@ fn side(b: &Bundle, data: Data, init: ParamStore<F>) -> Result<Setup, String> {
         shuffle: t.shuffle,
         drop_last: t.drop_last,
         probe_logits: ends_in_logits(m),
+        probe_data,
+        class_weight: t.class_weight.as_ref().map(|cw| {
+            cw.iter()
+                .filter_map(|(k, v)| Some((k.parse::<i64>().ok()?, *v as F)))
+                .collect()
+        }),
+        redraw: Vec::new(),
     })
 }
 
-/// What the probe scores against (the Keras targets, shared by both sides).
+/// Another draw of the same initialisation: each tensor's entries permuted (rows and columns
+/// of a matrix, which keeps an orthogonal matrix orthogonal), so every marginal distribution
+/// is the one the framework drew from.
+fn redraw(init: &ParamStore<F>, trainable: &[String], rng: &mut Rng) -> ParamStore<F> {
+    let mut out = init.clone();
+    for name in trainable {
+        let Some(a) = init.values.get(name) else {
+            continue;
+        };
+        let shape = a.shape().to_vec();
+        let flat: Vec<F> = a.iter().copied().collect();
+        let v: Vec<F> = if shape.len() == 2 {
+            let (r, c) = (shape[0], shape[1]);
+            let mut pr: Vec<usize> = (0..r).collect();
+            let mut pc: Vec<usize> = (0..c).collect();
+            rng.shuffle(&mut pr);
+            rng.shuffle(&mut pc);
+            (0..r * c)
+                .map(|i| flat[pr[i / c] * c + pc[i % c]])
+                .collect()
+        } else {
+            let mut p: Vec<usize> = (0..flat.len()).collect();
+            rng.shuffle(&mut p);
+            p.iter().map(|&i| flat[i]).collect()
+        };
+        if let Ok(b) = ArrayD::from_shape_vec(IxDyn(&shape), v) {
+            out.values.insert(name.clone(), b);
+        }
+    }
+    out
+}
+
+/// Keras `fit(validation_split=v)`: the rows it trains on are the first ⌊n·(1 − v)⌋, taken
+/// before any shuffling (`keras/src/trainers/data_adapters/array_slicing.py`,
+/// `train_validation_split`).
+pub(crate) fn keras_train_rows(m: &Model, n: usize) -> usize {
+    train_rows(m.training.as_ref().map_or(0.0, |t| t.validation_split), n)
+}
+
+/// The leading rows `fit(validation_split=v)` trains on, out of `n`.
+pub(crate) fn train_rows(v: f64, n: usize) -> usize {
+    if v > 0.0 && v < 1.0 {
+        ((n as f64) * (1.0 - v)).floor() as usize
+    } else {
+        n
+    }
+}
+
+/// How the probe scores.
 #[derive(Debug, Clone)]
 struct Probe {
     classification: bool,
-    y: ArrayD<F>,
 }
 
-fn probe_value(p: &Probe, out: &ArrayD<F>, logits: bool) -> f64 {
+fn probe_value(p: &Probe, y: &ArrayD<F>, out: &ArrayD<F>, logits: bool) -> f64 {
     let n = out.shape().first().copied().unwrap_or(0).max(1);
     let c = out.len() / n;
     let o: Vec<f64> = out.iter().map(|&v| f64::from(v)).collect();
-    let y: Vec<f64> = p.y.iter().map(|&v| f64::from(v)).collect();
+    let y: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
     if !p.classification || c == 0 {
         if y.len() != o.len() {
             return f64::NAN;
@@ -522,10 +595,14 @@ fn masks(
 /// One training run: the probe curve (start, then every `every` steps).
 fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<f64>, String> {
     let program = Program::new(&s.model).map_err(|e| e.to_string())?;
-    let mut params = s.init.clone();
     let names: Vec<String> = program.trainable().to_vec();
+    let mut params = match seed {
+        Some(seed) if !s.redraw.is_empty() => redraw(&s.init, &s.redraw, &mut Rng(seed ^ 0x1417)),
+        _ => s.init.clone(),
+    };
     let mut opt = stepper(s, &names, &program)?;
-    let shuffle = s.shuffle || seed.is_some();
+    // A seed varies the sample order only where the side shuffles.
+    let shuffle = s.shuffle;
     let plan = batch_plan(
         s.data.rows(),
         s.batch_size,
@@ -541,6 +618,7 @@ fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<
     let mut batches = Vec::with_capacity(plan.len());
     for idx in &plan {
         let (x, y) = s.data.select(idx);
+        let sample_weight = s.class_weight.as_ref().map(|cw| class_weights(cw, &y));
         let masks = if seed.is_some() {
             masks(&s.model, &program, &x, &mut rng)?
         } else {
@@ -549,7 +627,7 @@ fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<
         batches.push(Batch {
             inputs: x,
             target: y,
-            sample_weight: None,
+            sample_weight,
             masks,
         });
     }
@@ -560,12 +638,17 @@ fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<
         let f = forward(
             &program,
             params,
-            &s.data.x,
+            &s.probe_data.x,
             Mode::Inference,
             &DropoutMasks::new(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(probe_value(probe, &f.outputs[0], s.probe_logits))
+        Ok(probe_value(
+            probe,
+            &s.probe_data.y,
+            &f.outputs[0],
+            s.probe_logits,
+        ))
     };
     let mut curve = vec![score(&params)?];
     let shapes = program.param_shapes().clone();
@@ -612,6 +695,63 @@ fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<
         return Err("the probe loss is not finite".into());
     }
     Ok(curve)
+}
+
+/// Appends `act` after the model's first output.
+fn append_activation(m: &mut Model, act: Activation) {
+    let Some(out) = m.outputs.first().cloned() else {
+        return;
+    };
+    let name = "parallax.output_activation".to_string();
+    let value = format!("{name}.out");
+    m.nodes.push(Node {
+        name: name.clone(),
+        op: Op::Activation { function: act },
+        inputs: vec![out],
+        outputs: vec![value.clone()],
+        params: vec![],
+        origin: model_ir::Origin {
+            framework: m.framework,
+            name,
+            class: "Activation (added by the loss ablation)".into(),
+        },
+    });
+    m.outputs[0] = value;
+}
+
+fn has_dropout(m: &Model) -> bool {
+    m.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
+}
+
+/// Keras `class_weight` as per-sample weights: the weight of each row's class (integer
+/// targets, or the argmax of one-hot rows); classes without an entry weigh 1.
+fn class_weights(cw: &BTreeMap<i64, F>, y: &ArrayD<F>) -> ArrayD<F> {
+    let idx = if y.ndim() >= 2 && y.shape()[1] > 1 {
+        argmax_rows(y)
+    } else {
+        y.clone()
+    };
+    let w: Vec<F> = idx
+        .iter()
+        .map(|c| cw.get(&(c.round() as i64)).copied().unwrap_or(1.0))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&[w.len()]), w).unwrap_or_else(|_| y.clone())
+}
+
+/// Class indices (as floats) of one-hot or probability rows.
+fn argmax_rows(y: &ArrayD<F>) -> ArrayD<F> {
+    let rows: Vec<F> = y
+        .outer_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0usize, F::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv { (i, v) } else { (bi, bv) }
+                })
+                .0 as F
+        })
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&[rows.len()]), rows).unwrap_or_else(|_| y.clone())
 }
 
 fn mean_gap(a: &[f64], b: &[f64]) -> f64 {
@@ -736,9 +876,78 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                 }
             }
         }
+        "conv-transpose-same-crop" => {
+            // Transposed convolutions pair in graph order; the Keras padding rule (its crop)
+            // replaces torch's, and the Slices that cropped the torch output become no-ops.
+            let kp: Vec<(model_ir::Padding, Option<Vec<usize>>)> = keras
+                .nodes
+                .iter()
+                .filter_map(|n| match &n.op {
+                    Op::ConvTranspose {
+                        padding,
+                        output_padding,
+                        ..
+                    } => Some((padding.clone(), output_padding.clone())),
+                    _ => None,
+                })
+                .collect();
+            let slices: BTreeSet<String> = torch
+                .nodes
+                .iter()
+                .flat_map(|n| crate::graph::crop_slices(torch, n))
+                .map(|(_, n)| n.name.clone())
+                .collect();
+            let mut i = 0;
+            for n in &mut torch.nodes {
+                if slices.contains(&n.name) {
+                    n.op = Op::Identity;
+                    changed = true;
+                } else if let Op::ConvTranspose {
+                    padding,
+                    output_padding,
+                    ..
+                } = &mut n.op
+                {
+                    if let Some((p, o)) = kp.get(i) {
+                        *padding = p.clone();
+                        *output_padding = o.clone();
+                        changed = true;
+                    }
+                    i += 1;
+                }
+            }
+        }
+        "resize-semantics" => {
+            // Upsampling layers pair in graph order (as the detector pairs them); the Keras
+            // interpolation and its coordinate convention replace torch's.
+            let ki: Vec<model_ir::Interpolation> = keras
+                .nodes
+                .iter()
+                .filter_map(|n| match &n.op {
+                    Op::UpSampling { interpolation, .. } => Some(*interpolation),
+                    _ => None,
+                })
+                .collect();
+            let mut i = 0;
+            for n in &mut torch.nodes {
+                if let Op::UpSampling { interpolation, .. } = &mut n.op {
+                    if let Some(k) = ki.get(i) {
+                        *interpolation = *k;
+                        changed = true;
+                    }
+                    i += 1;
+                }
+            }
+        }
         _ => {
             for pair in &aligned.pairs {
-                let Some(tn) = torch.nodes.iter_mut().find(|n| n.name == pair.torch.name) else {
+                // A separable pair's padding lives on its depthwise half.
+                let target = if id == "same-padding-asymmetric" {
+                    pair.torch_window()
+                } else {
+                    pair.torch
+                };
+                let Some(tn) = torch.nodes.iter_mut().find(|n| n.name == target.name) else {
                     continue;
                 };
                 match (&pair.keras.op, &mut tn.op) {
@@ -850,10 +1059,31 @@ impl Ctx<'_> {
                 }
                 Switch::Loss => {
                     s.loss = keras.loss.clone();
-                    s.data.y = keras.data.y.clone();
+                    s.class_weight = keras.class_weight.clone();
+                    if s.probe_logits && !keras.probe_logits {
+                        // Keras's loss takes the probabilities of its output activation: the
+                        // torch model (ending in logits) gets that activation appended.
+                        if let Some((_, Some(act))) = output_activation(&self.kb.model) {
+                            append_activation(&mut s.model, act.clone());
+                            s.probe_logits = false;
+                        }
+                    }
+                    if s.data.rows() == keras.data.rows() {
+                        s.data.y = keras.data.y.clone();
+                    }
+                    if s.probe_data.rows() == keras.probe_data.rows() {
+                        s.probe_data.y = keras.probe_data.y.clone();
+                    }
                 }
                 Switch::Inputs => {
-                    s.data.x = self.kdata_t.x.clone();
+                    // The rows Keras trains on, in the torch layout; scored on every row.
+                    let torch_ints = s.data.y.ndim() == 1 && keras.data.y.ndim() == 2;
+                    s.data = self.kdata_t.head(keras.data.rows());
+                    s.probe_data = self.kdata_t.clone();
+                    if torch_ints {
+                        // The torch loss takes class indices where Keras has one-hot rows.
+                        s.data.y = argmax_rows(&s.data.y);
+                    }
                 }
                 Switch::Batching => {
                     s.batch_size = keras.batch_size;
@@ -984,9 +1214,28 @@ fn training(
     out: &mut Measured,
 ) -> Result<(), String> {
     let kinit = ParamStore::from_model(&ctx.kb.model);
-    let keras = side(ctx.kb, kdata, kinit).map_err(|e| format!("Keras side: {e}"))?;
-    let torch = side(ctx.tb, tdata, torch_init(ctx.tb, ctx.w, false))
+    let ktrain = kdata.head(keras_train_rows(&ctx.kb.model, kdata.rows()));
+    let keras = side(ctx.kb, ktrain, kdata, kinit).map_err(|e| format!("Keras side: {e}"))?;
+    // The torch side is scored on its own rows when they are the Keras samples (possibly
+    // preprocessed its own way), else on every Keras row.
+    let tprobe = if tdata.rows() == ctx.kdata_t.rows() {
+        tdata.clone()
+    } else {
+        ctx.kdata_t.clone()
+    };
+    let mut torch = side(ctx.tb, tdata, tprobe, torch_init(ctx.tb, ctx.w, false))
         .map_err(|e| format!("torch side: {e}"))?;
+    // The simulation starts both sides from the same weights, so the initial draw is not a
+    // source of the gap, except where a finding keeps the torch side's own initialisation
+    // (`dense-init`, ...): those tensors are a second draw, which the floor redraws.
+    torch.redraw = ctx
+        .w
+        .own
+        .iter()
+        .filter(|(_, id)| id.ends_with("-init") && findings.iter().any(|f| f.id == **id))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let fresh = !torch.redraw.is_empty();
     let classification = ctx
         .kb
         .model
@@ -994,10 +1243,7 @@ fn training(
         .as_ref()
         .and_then(|t| t.loss.as_ref())
         .is_some_and(|l| l.class_name.to_lowercase().contains("crossentropy"));
-    let probe = Probe {
-        classification,
-        y: keras.data.y.clone(),
-    };
+    let probe = Probe { classification };
     let kc = run(&keras, steps, None, &probe).map_err(|e| format!("Keras run: {e}"))?;
     let tc = run(&torch, steps, None, &probe).map_err(|e| format!("torch run: {e}"))?;
     let gap = mean_gap(&kc, &tc);
@@ -1068,18 +1314,39 @@ fn training(
     };
     let nk = spread(&keras, &kc)?;
     let nt = spread(&torch, &tc)?;
-    let noise = nk.max(nt);
+    let mut sources = Vec::new();
+    if keras.shuffle || torch.shuffle {
+        sources.push("the sample order");
+    }
+    if has_dropout(&keras.model) || has_dropout(&torch.model) {
+        sources.push("the dropout masks");
+    }
+    if fresh {
+        sources.push("the torch side's own initial draws");
+    }
+    let sources = if sources.is_empty() {
+        "nothing: neither side shuffles or drops out, and both start from the same weights"
+            .to_string()
+    } else {
+        sources.join(", ")
+    };
+    // Float32 round-off: 0.1 % of the mean Keras probe loss.
+    let numerical = 1e-3 * kc.iter().map(|v| v.abs()).sum::<f64>() / kc.len().max(1) as f64;
+    let floor = NoiseFloor {
+        seeds,
+        metric: METRIC.into(),
+        keras: nk,
+        torch: nt,
+        sources,
+        numerical,
+    };
+    let noise = floor.floor();
     let unexplained = match &all_aligned {
         Some(a) if a.gap > noise => Some(a.gap),
         None if gap > noise => Some(gap),
         _ => None,
     };
-    out.noise = Some(NoiseFloor {
-        seeds,
-        metric: METRIC.into(),
-        keras: nk,
-        torch: nt,
-    });
+    out.noise = Some(floor);
     out.training = Some(TrainingReport {
         steps,
         seeds,
@@ -1102,9 +1369,15 @@ fn training(
 
 /// The node whose output a pair is compared at: the end of its activation chain.
 fn chain_end<'a>(m: &'a Model, n: &'a Node) -> &'a Node {
+    // The end of the activation chain, else the last Slice cropping a transposed conv.
+    let crop = crate::graph::crop_slices(m, n)
+        .last()
+        .map(|(_, s)| s.name.as_str());
     let name = activation_chain(m, n)
         .last()
-        .map_or(n.name.as_str(), |(_, name)| name);
+        .map(|&(_, name)| name)
+        .or(crop)
+        .unwrap_or(n.name.as_str());
     m.nodes.iter().find(|x| x.name == name).unwrap_or(n)
 }
 
@@ -1259,14 +1532,14 @@ fn forward_parity(ctx: &Ctx<'_>, kdata: &Data) -> Result<ForwardReport, String> 
             errors(&kv_t, &squash(&f.outputs[0])).map(|e| e.0)
         });
         if first.is_none() && max_abs > FORWARD_THRESHOLD {
-            first = Some(pair_name(&pair.keras.name, &pair.torch.name));
+            first = Some(pair_name(&pair.keras.name, &pair.torch_name()));
         }
         if first_iso.is_none() && isolated.is_some_and(|e| e > FORWARD_THRESHOLD) {
-            first_iso = Some(pair_name(&pair.keras.name, &pair.torch.name));
+            first_iso = Some(pair_name(&pair.keras.name, &pair.torch_name()));
         }
         layers.push(LayerError {
             keras: pair.keras.name.clone(),
-            torch: pair.torch.name.clone(),
+            torch: pair.torch_name(),
             max_abs,
             rel,
             cosine,

@@ -17,7 +17,7 @@ use report::{NotChecked, Severity, Tolerance, sig};
 
 use crate::align::Aligned;
 use crate::catalogue;
-use crate::findings::{Findings, ev, pair_label};
+use crate::findings::{Findings, ev, pair_label, torch_ref};
 use crate::graph::{Shapes, infer_shapes, output_activation, show_shape};
 
 /// Hyper-parameters compared for equality: Keras stores float32 values (0.001 is
@@ -31,60 +31,41 @@ fn differs(a: f64, b: f64) -> bool {
     !HP.close(b, a)
 }
 
-fn num(x: f64) -> String {
+pub(crate) fn num(x: f64) -> String {
     sig(x)
 }
 
-/// An L1/L2 regularizer read from the Keras import notes.
+/// An L1/L2 weight regularizer of one Keras variable.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Regularizer {
     pub(crate) layer: String,
-    /// `kernel`, `bias` or `activity`.
+    /// The variable: `kernel`, `bias`, `depthwise_kernel`, ...
     pub(crate) target: String,
     pub(crate) l1: f64,
     pub(crate) l2: f64,
 }
 
-/// Parses `layer `NAME` (CLASS): kernel_regularizer L2({"l2":0.001}) adds a penalty ...`.
+/// The Keras weight regularizers the importer put in the training configuration
+/// (`TrainingConfig::regularizers`, by parameter name: only trainable variables, whose
+/// penalty Keras adds to the loss), in graph order.
 pub(crate) fn regularizers(m: &Model) -> Vec<Regularizer> {
+    let Some(t) = &m.training else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    for note in &m.notes {
-        let Some(rest) = note.strip_prefix("layer `") else {
-            continue;
-        };
-        let Some((layer, rest)) = rest.split_once('`') else {
-            continue;
-        };
-        let Some((_, rest)) = rest.split_once("): ") else {
-            continue;
-        };
-        let Some((key, rest)) = rest.split_once(' ') else {
-            continue;
-        };
-        let Some(target) = key.strip_suffix("_regularizer") else {
-            continue;
-        };
-        let Some((what, _)) = rest.split_once(" adds a penalty") else {
-            continue;
-        };
-        let (class, cfg) = match what.split_once('(') {
-            Some((c, r)) => (c.trim().to_string(), r.trim_end_matches(')').to_string()),
-            None => (what.trim().trim_matches('"').to_string(), String::new()),
-        };
-        let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap_or(serde_json::Value::Null);
-        let get = |k: &str| cfg.get(k).and_then(serde_json::Value::as_f64);
-        let (l1, l2) = match class.to_ascii_lowercase().as_str() {
-            "l2" => (0.0, get("l2").unwrap_or(0.01)),
-            "l1" => (get("l1").unwrap_or(0.01), 0.0),
-            "l1l2" | "l1_l2" => (get("l1").unwrap_or(0.0), get("l2").unwrap_or(0.0)),
-            _ => continue,
-        };
-        out.push(Regularizer {
-            layer: layer.to_string(),
-            target: target.to_string(),
-            l1,
-            l2,
-        });
+    for n in &m.nodes {
+        for p in &n.params {
+            let Some(r) = t.regularizers.get(&p.name) else {
+                continue;
+            };
+            let leaf = p.name.rsplit('/').next().unwrap_or(&p.name);
+            out.push(Regularizer {
+                layer: n.name.clone(),
+                target: leaf.to_string(),
+                l1: r.l1,
+                l2: r.l2,
+            });
+        }
     }
     out
 }
@@ -1073,16 +1054,16 @@ fn regularization(
         let wd = wd_of(&tp.name);
         let label = pair_label(&pair.keras.name, &pair.torch.name);
         let fix_t = format!(
-            "torch.optim.{}([{{'params': [model.{}], 'weight_decay': {}}}, {{'params': <the rest>, 'weight_decay': 0}}], ...)  # coupled (not AdamW); or loss += {} * model.{}.pow(2).sum()",
+            "torch.optim.{}([{{'params': [{}], 'weight_decay': {}}}, {{'params': <the rest>, 'weight_decay': 0}}], ...)  # coupled (not AdamW); or loss += {} * {}.pow(2).sum()",
             if decoupled {
                 "Adam"
             } else {
                 base.kind.class_name()
             },
-            tp.name,
+            torch_ref(&tp.name),
             num(2.0 * r.l2),
             num(r.l2),
-            tp.name
+            torch_ref(&tp.name)
         );
         if r.l1 > 0.0 {
             out.add(
@@ -1095,7 +1076,11 @@ fn regularization(
                     "no L1 term",
                     label.clone(),
                 )],
-                format!("loss += {} * model.{}.abs().sum()", num(r.l1), tp.name),
+                format!(
+                    "loss += {} * {}.abs().sum()",
+                    num(r.l1),
+                    torch_ref(&tp.name)
+                ),
                 "nothing to change on this side",
             );
         }
@@ -1637,7 +1622,9 @@ fn loss(
     }
 }
 
-fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, out: &mut Findings) {
+/// Batching and shuffling; `validation_split` from the config alone when the bundles carry no
+/// inputs to tell which rows each side trains on (step 4 decides it from the rows otherwise).
+fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, rows_known: bool, out: &mut Findings) {
     let id = "fit-batch-shuffle-defaults";
     let mut ev_list = Vec::new();
     let mut sev = Severity::Low;
@@ -1709,10 +1696,10 @@ fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, out: &mut Findings) {
             ),
         );
     }
-    if kt.validation_split > 0.0 {
+    if kt.validation_split > 0.0 && !rows_known {
         out.add(
             "validation-split-tail",
-            Severity::Medium,
+            Severity::Low,
             kt.validation_split,
             vec![ev(
                 "validation split",
@@ -1721,7 +1708,7 @@ fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, out: &mut Findings) {
                     num(kt.validation_split),
                     num(kt.validation_split * 100.0)
                 ),
-                "not recorded (random_split draws at random)",
+                "not decidable: the bundles carry no inputs.safetensors to show which rows each side trains on",
                 None,
             )],
             format!(
@@ -1788,7 +1775,7 @@ pub(crate) fn check(
     regularization(tt, aligned, &regs, out);
     let tshapes = infer_shapes(&tb.model);
     loss(kb, tb, &tshapes, out, not_checked);
-    data_loop(kt, tt, out);
+    data_loop(kt, tt, kb.inputs.is_some() && tb.inputs.is_some(), out);
 }
 
 #[cfg(test)]
@@ -1796,18 +1783,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn regularizer_notes_parse() {
-        let mut m = Model::new(model_ir::Framework::Keras, "m");
-        m.notes.push("layer `branch_a` (Dense): kernel_regularizer L2({\"l2\":0.001}) adds a penalty to the training loss; the IR does not carry it".into());
-        m.notes.push("layer `d` (Dense): bias_regularizer \"l2\" adds a penalty to the training loss; the IR does not carry it".into());
-        m.notes.push("layer `e` (Dense): kernel_constraint MaxNorm is applied to the variable after every optimizer step; the IR does not carry it".into());
+    fn regularizers_come_from_the_training_config() {
+        use crate::testkit::{model, node, param, tensor};
+        use model_ir::{Framework, ParamLayout, ParamRole, TrainingConfig, WeightRegularizer};
+        let mut m = model(
+            Framework::Keras,
+            &[2],
+            vec![node(
+                Framework::Keras,
+                "branch_a",
+                model_ir::Op::Dense {
+                    units: 2,
+                    use_bias: true,
+                    activation: model_ir::Activation::Linear,
+                },
+                "x",
+                vec![
+                    param(
+                        "branch_a/kernel",
+                        ParamRole::Kernel,
+                        ParamLayout::DenseInOut,
+                        tensor(&[2, 2], vec![1.0; 4]),
+                    ),
+                    param(
+                        "branch_a/bias",
+                        ParamRole::Bias,
+                        ParamLayout::Vector,
+                        tensor(&[2], vec![0.0; 2]),
+                    ),
+                ],
+            )],
+        );
+        let mut t = TrainingConfig::defaults(Framework::Keras);
+        t.regularizers.insert(
+            "branch_a/kernel".into(),
+            WeightRegularizer { l1: 0.0, l2: 0.001 },
+        );
+        m.training = Some(t);
         let r = regularizers(&m);
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), 1);
         assert_eq!(r[0].layer, "branch_a");
         assert_eq!(r[0].target, "kernel");
         assert!((r[0].l2 - 0.001).abs() < 1e-12);
-        assert_eq!(r[1].target, "bias");
-        assert!((r[1].l2 - 0.01).abs() < 1e-12);
     }
 
     use crate::testkit::{faithful_mlp, ids, train};
@@ -1953,7 +1970,10 @@ mod tests {
                 "categorical_crossentropy",
                 json!({}),
             );
-            k.notes.push("layer `d1` (Dense): kernel_regularizer L2({\"l2\":0.001}) adds a penalty to the training loss; the IR does not carry it".into());
+            k.training.as_mut().unwrap().regularizers.insert(
+                "d1/kernel".into(),
+                model_ir::WeightRegularizer { l1: 0.0, l2: 0.001 },
+            );
             train(
                 &mut t,
                 "SGD",

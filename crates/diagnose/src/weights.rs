@@ -24,7 +24,7 @@ use model_ir::{
 use report::{Evidence, Severity, Tolerance};
 
 use crate::align::{Aligned, Group, Pair, ParamMatch};
-use crate::findings::{Findings, ev, pair_label};
+use crate::findings::{Findings, ev, pair_label, torch_ref};
 use crate::graph::{Shapes, source_of};
 use crate::stats::{Dist, Known, Stats, describe, fits, orthogonal, same_distribution};
 
@@ -400,17 +400,20 @@ fn candidates(
         }
         ParamLayout::ConvSpatialInOut { rank } => {
             let r = *rank;
-            c.wrong.push((
-                "conv-layout",
-                "reshaped instead of transposed".into(),
-                kv.clone(),
-            ));
+            // The pointwise kernel of a SeparableConv belongs to the separable layout.
+            let id = if k.role == ParamRole::PointwiseKernel {
+                "depthwise-separable-layout"
+            } else {
+                "conv-layout"
+            };
+            c.wrong
+                .push((id, "reshaped instead of transposed".into(), kv.clone()));
             // Spatial axes swapped: (o, i, kw, kh).
             if r == 2 {
                 let t = k.tensor.permuted(&[3, 2, 1, 0]);
                 if t.shape() == torch_shape {
                     c.wrong.push((
-                        "conv-layout",
+                        id,
                         "transposed with the spatial axes swapped (permute 3,2,1,0)".into(),
                         values(&t)?,
                     ));
@@ -421,15 +424,12 @@ fn candidates(
             p.extend(0..r);
             let t = k.tensor.permuted(&p);
             if t.shape() == torch_shape {
-                c.wrong.push((
-                    "conv-layout",
-                    "in and out channels swapped".into(),
-                    values(&t)?,
-                ));
+                c.wrong
+                    .push((id, "in and out channels swapped".into(), values(&t)?));
             }
             // Spatially flipped (convolution vs cross-correlation).
             c.wrong.push((
-                "conv-layout",
+                id,
                 "kernel flipped spatially (both frameworks cross-correlate)".into(),
                 flip_spatial(&correct, torch_shape, 2),
             ));
@@ -457,11 +457,37 @@ fn candidates(
                 flip_spatial(&correct, torch_shape, 2),
             ));
         }
-        ParamLayout::DepthwiseSpatialInMult { .. } => {
+        ParamLayout::DepthwiseSpatialInMult { rank } => {
+            // Keras (*k, C, M) → torch (C·M, 1, *k), output channel c·M + m.
+            let r = *rank;
+            let id = "depthwise-separable-layout";
+            let ks = k.tensor.shape();
+            let (ch, mult) = (ks.get(r).copied()?, ks.get(r + 1).copied()?);
             c.wrong.push((
-                "depthwise-separable-layout",
-                "reshaped instead of transposed".into(),
+                id,
+                format!(
+                    "reshaped to {torch_shape:?} instead of transposed: the ({}, C·M) buffer \
+                     reinterpreted as (C·M, 1, {})",
+                    spatial_names(r),
+                    spatial_names(r)
+                ),
                 kv.clone(),
+            ));
+            // The regular-conv transpose (M taken for the output axis): channel m·C + c.
+            if mult > 1 && ch > 1 {
+                let mut p: Vec<usize> = vec![r + 1, r];
+                p.extend(0..r);
+                c.wrong.push((
+                    id,
+                    "transposed like a regular conv kernel (channel m·C + c instead of c·M + m)"
+                        .into(),
+                    values(&k.tensor.permuted(&p))?,
+                ));
+            }
+            c.wrong.push((
+                id,
+                "kernel flipped spatially (both frameworks cross-correlate)".into(),
+                flip_spatial(&correct, torch_shape, 2),
             ));
         }
         _ => {}
@@ -476,6 +502,16 @@ fn candidates(
     }
     c.correct = Some((correct, desc));
     Some(c)
+}
+
+/// `kh, kw` (or `kw`, `kd, kh, kw`) for a kernel of spatial rank `r`.
+fn spatial_names(r: usize) -> &'static str {
+    match r {
+        1 => "kw",
+        2 => "kh, kw",
+        3 => "kd, kh, kw",
+        _ => "k…",
+    }
 }
 
 /// Reverses every axis from `first` on of a row-major tensor of `shape`.
@@ -753,7 +789,7 @@ fn init_fix(op: &Op, m: &ParamMatch<'_>, kdesc: &str) -> (String, String) {
     let module = first.rsplit_once('.').map_or(first, |(m, _)| m);
     let zeros = names
         .iter()
-        .map(|n| format!("nn.init.zeros_({n})"))
+        .map(|n| format!("nn.init.zeros_({})", torch_ref(n)))
         .collect::<Vec<_>>()
         .join("; ");
     let units = match op {
@@ -764,13 +800,16 @@ fn init_fix(op: &Op, m: &ParamMatch<'_>, kdesc: &str) -> (String, String) {
         zeros
     } else if kdesc.contains("ones, ") {
         let h = units.map_or_else(|| "H".to_string(), |u| u.to_string());
-        format!("{zeros}; {first}.data[{h}:2*{h}] = 1  # Keras unit_forget_bias")
+        format!(
+            "{zeros}; {}.data[{h}:2*{h}] = 1  # Keras unit_forget_bias",
+            torch_ref(first)
+        )
     } else if kdesc.contains("glorot_uniform") {
-        format!("nn.init.xavier_uniform_({first})")
+        format!("nn.init.xavier_uniform_({})", torch_ref(first))
     } else if kdesc.contains("orthogonal") {
-        format!("nn.init.orthogonal_({first})")
+        format!("nn.init.orthogonal_({})", torch_ref(first))
     } else if kdesc.contains("RandomUniform(−0.05, 0.05)") {
-        format!("nn.init.uniform_({first}, -0.05, 0.05)")
+        format!("nn.init.uniform_({}, -0.05, 0.05)", torch_ref(first))
     } else {
         format!(
             "# copy the Keras initial weights into `{module}` (the layer alignment gives the exact mapping)"
@@ -816,7 +855,7 @@ pub(crate) fn check(
     for pair in &aligned.pairs {
         let cell = cell_of(pair.keras);
         let flatten = flatten_context(keras, torch, pair, kshapes);
-        let label = pair_label(&pair.keras.name, &pair.torch.name);
+        let label = pair_label(&pair.keras.name, &pair.torch_name());
         let mut maps = Vec::new();
         let mut rels = Vec::new();
         for m in &pair.params {
@@ -845,10 +884,18 @@ pub(crate) fn check(
                         Op::Rnn { units, .. } => Some(*units),
                         _ => None,
                     };
-                    let fix_t = format!(
-                        "{}  # exact mapping",
-                        mapping_code(m, flatten.as_ref(), units)
-                    );
+                    let separable = matches!(
+                        m.keras.role,
+                        ParamRole::DepthwiseKernel | ParamRole::PointwiseKernel
+                    )
+                    .then(|| separable_code(pair))
+                    .flatten();
+                    let fix_t = separable.unwrap_or_else(|| {
+                        format!(
+                            "{}  # exact mapping",
+                            mapping_code(m, flatten.as_ref(), units)
+                        )
+                    });
                     out.add(
                         id,
                         Severity::High,
@@ -955,14 +1002,35 @@ fn summarize(rels: &[Relation]) -> String {
     }
 }
 
+/// Python for the exact mapping of a Keras SeparableConv onto its two-convolution torch port
+/// (depthwise, pointwise, bias), one line per tensor.
+fn separable_code(pair: &Pair<'_>) -> Option<String> {
+    pair.torch_depthwise?;
+    let lines: Vec<String> = pair
+        .params
+        .iter()
+        .map(|m| {
+            let note = match m.keras.role {
+                ParamRole::DepthwiseKernel => {
+                    "depthwise (k…, C, M) → (C·M, 1, k…), channel c·M + m"
+                }
+                ParamRole::PointwiseKernel => "pointwise (1…, C·M, out) → (out, C·M, 1…)",
+                _ => "bias as is",
+            };
+            format!("{}  # {note}", mapping_code(m, None, None))
+        })
+        .collect();
+    Some(lines.join("\n"))
+}
+
 /// Python for the exact mapping of one match (`torch.from_numpy(K.T)` and friends).
 fn mapping_code(m: &ParamMatch<'_>, flatten: Option<&Flat>, units: Option<usize>) -> String {
     let k = format!("K = keras['{}']", m.keras.name);
     let t: Vec<&str> = m.torch.iter().map(|p| p.name.as_str()).collect();
     let set = |expr: &str| {
         format!(
-            "{k}; model.{}.data = torch.from_numpy({expr})",
-            t.first().copied().unwrap_or("?")
+            "{k}; {}.data = torch.from_numpy({expr})",
+            torch_ref(t.first().copied().unwrap_or("?"))
         )
     };
     let h = units.map_or_else(|| "H".to_string(), |u| u.to_string());
@@ -992,13 +1060,18 @@ fn mapping_code(m: &ParamMatch<'_>, flatten: Option<&Flat>, units: Option<usize>
             _,
         ) => set(&format!("K.transpose({}).copy()", perm(*rank))),
         (ParamLayout::DepthwiseSpatialInMult { rank }, _) => {
-            let sp: Vec<String> = m.keras.tensor.shape()[..*rank]
+            // (*k, C, M) → (*k, C·M) → (C·M, *k) → (C·M, 1, *k): channel c·M + m.
+            let r = *rank;
+            let sp: Vec<String> = m.keras.tensor.shape()[..r.min(m.keras.tensor.shape().len())]
                 .iter()
                 .map(usize::to_string)
                 .collect();
+            let mut p = vec![r.to_string()];
+            p.extend((0..r).map(|i| i.to_string()));
             set(&format!(
-                "K.reshape({}, -1).transpose(2, 0, 1)[:, None].copy()",
-                sp.join(", ")
+                "K.reshape({}, -1).transpose({})[:, None].copy()",
+                sp.join(", "),
+                p.join(", ")
             ))
         }
         (
@@ -1008,15 +1081,15 @@ fn mapping_code(m: &ParamMatch<'_>, flatten: Option<&Flat>, units: Option<usize>
             _,
         ) => set(&format!("{}.T.copy()", swap("K"))),
         (ParamLayout::GruBiasRows { .. }, _) => format!(
-            "{k}; B = {}; model.{}.data, model.{}.data = torch.from_numpy(B[0]), torch.from_numpy(B[1])",
+            "{k}; B = {}; {}.data, {}.data = torch.from_numpy(B[0]), torch.from_numpy(B[1])",
             swap("K"),
-            t.first().copied().unwrap_or("?"),
-            t.get(1).copied().unwrap_or("?")
+            torch_ref(t.first().copied().unwrap_or("?")),
+            torch_ref(t.get(1).copied().unwrap_or("?"))
         ),
         (ParamLayout::RnnGateVector { .. }, Group::SumOfTwo) => format!(
-            "{k}; model.{}.data = torch.from_numpy(K); model.{}.data.zero_()",
-            t.first().copied().unwrap_or("?"),
-            t.get(1).copied().unwrap_or("?")
+            "{k}; {}.data = torch.from_numpy(K); {}.data.zero_()",
+            torch_ref(t.first().copied().unwrap_or("?")),
+            torch_ref(t.get(1).copied().unwrap_or("?"))
         ),
         (ParamLayout::RnnInGates { .. }, _) => set("K.T.copy()"),
         _ => set("K"),
@@ -1075,7 +1148,7 @@ mod tests {
         assert_eq!(f.severity, Severity::Medium);
         assert!(f.evidence[0].what.contains("bias"));
         assert!(f.evidence[0].keras.contains("zeros"));
-        assert_eq!(f.fix.torch, "nn.init.zeros_(fc1.bias)");
+        assert_eq!(f.fix.torch, "nn.init.zeros_(model.fc1.bias)");
     }
 
     #[test]
@@ -1219,6 +1292,280 @@ mod tests {
         check(k, t, &[]);
         let (k, t) = flatten_pair(false);
         check(k, t, &["flatten-order"]);
+    }
+
+    /// How the torch port of a SeparableConv copies the Keras kernels.
+    #[derive(Clone, Copy, PartialEq)]
+    enum SepCopy {
+        /// Depthwise `K.reshape(kh, kw, C*M).transpose(2, 0, 1)[:, None]`, pointwise
+        /// `P.transpose(3, 2, 0, 1)`.
+        Faithful,
+        /// Depthwise `K.reshape(C*M, 1, kh, kw)` (the plant of the bundled case).
+        DepthwiseReshaped,
+        /// Depthwise transposed like a regular conv kernel: channel `m·C + c`.
+        DepthwiseMultMajor,
+        /// Pointwise `P.reshape(out, C*M, 1, 1)`.
+        PointwiseReshaped,
+    }
+
+    /// Keras `SeparableConv2D(f, 3, depth_multiplier=M)` on a 6×6×C input and its usual torch
+    /// port `Conv2d(C, C*M, 3, groups=C, bias=False) → Conv2d(C*M, f, 1)`; the torch
+    /// tensors are built index by index here (not with the code under test).
+    fn separable_pair(c: usize, mult: usize, how: SepCopy) -> (model_ir::Model, model_ir::Model) {
+        let (k, f) = (3, 4);
+        let cm = c * mult;
+        let dk = tensor(&[k, k, c, mult], uniform(k * k * cm, 0.4, 31));
+        let pk = tensor(&[1, 1, cm, f], uniform(cm * f, 0.5, 32));
+        let bias = uniform(f, 0.2, 33);
+        let (dv, pv) = (dk.to_f64(), pk.to_f64());
+        let (dv, pv): (Vec<f64>, Vec<f64>) =
+            (dv.iter().copied().collect(), pv.iter().copied().collect());
+        // Keras depthwise index (i, j, ch, m); pointwise (0, 0, q, o).
+        let kd = |i: usize, j: usize, ch: usize, m: usize| dv[((i * k + j) * c + ch) * mult + m];
+        let mut tw = vec![0.0f32; cm * k * k];
+        for ch in 0..c {
+            for m in 0..mult {
+                for i in 0..k {
+                    for j in 0..k {
+                        let o = match how {
+                            SepCopy::DepthwiseMultMajor => m * c + ch,
+                            _ => ch * mult + m,
+                        };
+                        tw[(o * k + i) * k + j] = kd(i, j, ch, m) as f32;
+                    }
+                }
+            }
+        }
+        if how == SepCopy::DepthwiseReshaped {
+            tw = dv.iter().map(|&x| x as f32).collect();
+        }
+        let mut tp = vec![0.0f32; f * cm];
+        for o in 0..f {
+            for q in 0..cm {
+                tp[o * cm + q] = pv[q * f + o] as f32;
+            }
+        }
+        if how == SepCopy::PointwiseReshaped {
+            tp = pv.iter().map(|&x| x as f32).collect();
+        }
+        let keras = model(
+            Framework::Keras,
+            &[6, 6, c],
+            vec![node(
+                Framework::Keras,
+                "sep",
+                Op::SeparableConv {
+                    rank: 2,
+                    filters: f,
+                    depth_multiplier: mult,
+                    kernel_size: vec![k, k],
+                    strides: vec![1, 1],
+                    dilation: vec![1, 1],
+                    padding: Padding::Valid,
+                    layout: DataLayout::ChannelsLast,
+                    use_bias: true,
+                    activation: Activation::Linear,
+                },
+                "x",
+                vec![
+                    param(
+                        "sep/depthwise_kernel",
+                        ParamRole::DepthwiseKernel,
+                        ParamLayout::DepthwiseSpatialInMult { rank: 2 },
+                        dk,
+                    ),
+                    param(
+                        "sep/pointwise_kernel",
+                        ParamRole::PointwiseKernel,
+                        ParamLayout::ConvSpatialInOut { rank: 2 },
+                        pk,
+                    ),
+                    param(
+                        "sep/bias",
+                        ParamRole::Bias,
+                        ParamLayout::Vector,
+                        tensor(&[f], bias.clone()),
+                    ),
+                ],
+            )],
+        );
+        let torch = model(
+            Framework::Torch,
+            &[c, 6, 6],
+            vec![
+                node(
+                    Framework::Torch,
+                    "sep_dw",
+                    Op::DepthwiseConv {
+                        rank: 2,
+                        depth_multiplier: mult,
+                        kernel_size: vec![k, k],
+                        strides: vec![1, 1],
+                        dilation: vec![1, 1],
+                        padding: Padding::Valid,
+                        layout: DataLayout::ChannelsFirst,
+                        use_bias: false,
+                        activation: Activation::Linear,
+                    },
+                    "x",
+                    vec![param(
+                        "sep_dw.weight",
+                        ParamRole::Kernel,
+                        ParamLayout::DepthwiseOutOneSpatial { rank: 2 },
+                        tensor(&[cm, 1, k, k], tw),
+                    )],
+                ),
+                node(
+                    Framework::Torch,
+                    "sep_pw",
+                    conv_op(f, 1, 1, Padding::Valid, DataLayout::ChannelsFirst),
+                    "sep_dw",
+                    vec![
+                        param(
+                            "sep_pw.weight",
+                            ParamRole::Kernel,
+                            ParamLayout::ConvOutInSpatial { rank: 2 },
+                            tensor(&[f, cm, 1, 1], tp),
+                        ),
+                        param(
+                            "sep_pw.bias",
+                            ParamRole::Bias,
+                            ParamLayout::Vector,
+                            tensor(&[f], bias),
+                        ),
+                    ],
+                ),
+            ],
+        );
+        (keras, torch)
+    }
+
+    #[test]
+    fn faithful_separable_port_is_one_copied_pair() {
+        for mult in [1, 2] {
+            let (k, t) = separable_pair(3, mult, SepCopy::Faithful);
+            let d = run(k.clone(), t.clone());
+            assert_eq!(d.alignment.pairs.len(), 1, "mult {mult}");
+            let p = &d.alignment.pairs[0];
+            assert_eq!(
+                (p.keras.as_str(), p.torch.as_str()),
+                ("sep", "sep_dw + sep_pw")
+            );
+            assert_eq!(p.weights, "copied (exact mapping)", "mult {mult}");
+            assert!(d.alignment.keras_only.is_empty() && d.alignment.torch_only.is_empty());
+            assert!(
+                d.findings
+                    .iter()
+                    .all(|f| f.id != "architecture-mismatch" && f.id != "same-padding-asymmetric"),
+                "{:?}",
+                d.findings
+            );
+            check(k, t, &[]);
+        }
+    }
+
+    #[test]
+    fn separable_kernels_copied_wrongly_are_depthwise_separable_layout() {
+        for (mult, how) in [
+            (1, SepCopy::DepthwiseReshaped),
+            (2, SepCopy::DepthwiseReshaped),
+            (2, SepCopy::DepthwiseMultMajor),
+            (2, SepCopy::PointwiseReshaped),
+        ] {
+            let (k, t) = separable_pair(3, mult, how);
+            check(k.clone(), t.clone(), &["depthwise-separable-layout"]);
+            let d = run(k, t);
+            let f = d
+                .findings
+                .iter()
+                .find(|f| f.id == "depthwise-separable-layout")
+                .expect("finding");
+            assert_eq!(f.severity, Severity::High);
+            // The fix maps both halves exactly.
+            assert!(
+                f.fix.torch.contains(
+                    "model.sep_dw.weight.data = torch.from_numpy(K.reshape(3, 3, -1).transpose(2, 0, 1)[:, None].copy())"
+                ),
+                "{}",
+                f.fix.torch
+            );
+            assert!(
+                f.fix.torch.contains(
+                    "model.sep_pw.weight.data = torch.from_numpy(K.transpose(3, 2, 0, 1).copy())"
+                ),
+                "{}",
+                f.fix.torch
+            );
+            let e = &f.evidence[0];
+            let part = if how == SepCopy::PointwiseReshaped {
+                "pointwise"
+            } else {
+                "depthwise"
+            };
+            assert!(
+                e.what
+                    .starts_with(&format!("{part} kernel copied with the wrong mapping"))
+            );
+            assert_eq!(e.layer.as_deref(), Some("sep ↔ sep_dw + sep_pw"));
+        }
+    }
+
+    /// The correct mapping (`WeightReport::mapped`) of a SeparableConv with depth multiplier 2
+    /// makes the two-convolution torch port compute what Keras computes, and the wrong
+    /// torch tensor is the one the finding owns.
+    #[test]
+    fn separable_mapping_reproduces_keras_output() {
+        use engine::{DropoutMasks, Mode, ParamStore, Program, forward};
+        use ndarray::{ArrayD, IxDyn};
+
+        let (c, mult) = (3, 2);
+        let (k, t) = separable_pair(c, mult, SepCopy::DepthwiseReshaped);
+        let aligned = crate::align::align(&k, &t);
+        let kshapes = crate::graph::infer_shapes(&k);
+        let mut out = crate::findings::Findings::default();
+        let w = super::check(&k, &t, &aligned, &kshapes, &mut out);
+        assert_eq!(
+            w.own.get("sep_dw.weight").copied(),
+            Some("depthwise-separable-layout")
+        );
+        assert_eq!(w.own.len(), 1, "{:?}", w.own);
+        for n in ["sep_dw.weight", "sep_pw.weight", "sep_pw.bias"] {
+            assert!(w.mapped.contains_key(n), "{n} not mapped");
+        }
+        let xk: Vec<f32> = uniform(2 * 6 * 6 * c, 1.0, 41);
+        let xk = ArrayD::from_shape_vec(IxDyn(&[2, 6, 6, c]), xk).unwrap();
+        let xt = xk
+            .clone()
+            .permuted_axes(IxDyn(&[0, 3, 1, 2]))
+            .as_standard_layout()
+            .to_owned();
+        let run = |m: &model_ir::Model, x: ArrayD<f32>, mapped: bool| -> ArrayD<f32> {
+            let p = Program::new(m).expect("program");
+            let mut s = ParamStore::<f32>::from_model(m);
+            if mapped {
+                for (name, (v, shape)) in &w.mapped {
+                    let a =
+                        ArrayD::from_shape_vec(IxDyn(shape), v.iter().map(|&x| x as f32).collect())
+                            .unwrap();
+                    s.values.insert(name.clone(), a);
+                }
+            }
+            let f = forward(&p, &s, &[x], Mode::Inference, &DropoutMasks::new()).expect("runs");
+            f.outputs[0].clone()
+        };
+        let yk = run(&k, xk, false);
+        let yk = yk.permuted_axes(IxDyn(&[0, 3, 1, 2]));
+        let max = |a: &ArrayD<f32>| {
+            a.iter()
+                .zip(yk.iter())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let yt = run(&t, xt.clone(), true);
+        assert_eq!(yt.shape(), yk.shape());
+        assert!(max(&yt) < 1e-5, "mapped port differs by {}", max(&yt));
+        // The planted port's own weights do not.
+        assert!(max(&run(&t, xt, false)) > 1e-2);
     }
 
     #[test]

@@ -118,11 +118,7 @@ fn faithful_port_gap_is_inside_the_noise_floor() {
     let d = run("models/cases/faithful-mlp-sgd");
     let t = d.training.as_ref().expect("training measured");
     let noise = d.noise_floor.as_ref().expect("noise floor");
-    assert!(
-        t.gap < 0.1 * noise.keras.max(noise.torch),
-        "gap {} vs {noise:?}",
-        t.gap
-    );
+    assert!(t.gap < 0.1 * noise.floor(), "gap {} vs {noise:?}", t.gap);
     assert!(
         d.verdict.contains("inside the noise floor"),
         "{}",

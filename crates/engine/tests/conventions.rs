@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use common::{Builder, assert_close, assert_near, param};
 use engine::{DropoutMasks, EngineError, Mode, OutputGrad, ParamStore, Program, backward, forward};
 use model_ir::{
-    Activation, DataLayout, Framework, GateOrder, GruReset, HardSigmoid, Model, MomentumForm, Op,
-    Padding, ParamLayout, ParamRole, PoolKind, RnnBias, RnnCell, RnnDirection, VarianceEstimate,
+    Activation, DataLayout, Framework, GateOrder, GruReset, HardSigmoid, Interpolation, Model,
+    MomentumForm, Op, Padding, ParamLayout, ParamRole, PoolKind, RnnBias, RnnCell, RnnDirection,
+    VarianceEstimate,
 };
 use ndarray::{ArrayD, IxDyn, arr1, arr2};
 
@@ -149,6 +150,65 @@ fn average_pooling_excludes_or_counts_padding() {
         Mode::Inference,
     );
     assert_close(&y[0], &[1.5, 3.5, 5.0], 0.0, 1e-15);
+}
+
+fn up_1d(interpolation: Interpolation) -> Op {
+    Op::UpSampling {
+        rank: 1,
+        size: vec![2],
+        interpolation,
+        layout: DataLayout::ChannelsLast,
+    }
+}
+
+#[test]
+fn bilinear_upsampling_half_pixel_vs_align_corners() {
+    let up = |values: &[f64], interpolation| {
+        let n = values.len();
+        let x = arr1(values)
+            .into_shape_with_order(IxDyn(&[1, n, 1]))
+            .unwrap();
+        let (y, _) = run(
+            &single(up_1d(interpolation), &[n, 1], vec![]),
+            &[x],
+            Mode::Inference,
+        );
+        y.into_iter().next().unwrap()
+    };
+    // 2 → 4 on [0, 1]. Keras/TF2 and torch align_corners=False: half-pixel centres,
+    // src = (j + ½)/2 − ½ clamped at 0 → 0, ¼, ¾, 1¼ (clamped to the last input).
+    assert_close(
+        &up(&[0.0, 1.0], Interpolation::Bilinear),
+        &[0.0, 0.25, 0.75, 1.0],
+        1e-15,
+        0.0,
+    );
+    // torch align_corners=True: src = j·(2 − 1)/(4 − 1).
+    assert_close(
+        &up(&[0.0, 1.0], Interpolation::BilinearAlignCorners),
+        &[0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
+        1e-15,
+        0.0,
+    );
+    assert_close(
+        &up(&[0.0, 1.0], Interpolation::Nearest),
+        &[0.0, 0.0, 1.0, 1.0],
+        0.0,
+        0.0,
+    );
+    // 3 → 6 on [0, 1, 2] (the output is the source coordinate itself).
+    assert_close(
+        &up(&[0.0, 1.0, 2.0], Interpolation::Bilinear),
+        &[0.0, 0.25, 0.75, 1.25, 1.75, 2.0],
+        1e-15,
+        0.0,
+    );
+    assert_close(
+        &up(&[0.0, 1.0, 2.0], Interpolation::BilinearAlignCorners),
+        &[0.0, 0.4, 0.8, 1.2, 1.6, 2.0],
+        1e-15,
+        0.0,
+    );
 }
 
 fn bn_model(momentum: MomentumForm, var: VarianceEstimate, trainable: bool, count: bool) -> Model {

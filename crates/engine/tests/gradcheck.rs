@@ -1052,7 +1052,11 @@ fn padding_modes() {
 
 #[test]
 fn upsampling_nearest_and_bilinear() {
-    for interpolation in [Interpolation::Nearest, Interpolation::Bilinear] {
+    for interpolation in [
+        Interpolation::Nearest,
+        Interpolation::Bilinear,
+        Interpolation::BilinearAlignCorners,
+    ] {
         let op = Op::UpSampling {
             rank: 2,
             size: vec![2, 3],
@@ -1061,6 +1065,25 @@ fn upsampling_nearest_and_bilinear() {
         };
         check_unary_op(op, &[2, 3, 2, 2], no_params, -1.0, 1.0);
     }
+}
+
+#[test]
+fn upsampling_bilinear_align_corners_edge_sizes() {
+    // A length-1 axis (all outputs read input 0) next to a length-4 axis, channels first.
+    let op = Op::UpSampling {
+        rank: 2,
+        size: vec![3, 2],
+        interpolation: Interpolation::BilinearAlignCorners,
+        layout: DataLayout::ChannelsFirst,
+    };
+    check_unary_op(op, &[2, 2, 1, 4], no_params, -1.0, 1.0);
+    let op = Op::UpSampling {
+        rank: 1,
+        size: vec![1],
+        interpolation: Interpolation::BilinearAlignCorners,
+        layout: DataLayout::ChannelsLast,
+    };
+    check_unary_op(op, &[2, 1, 3], no_params, -1.0, 1.0);
 }
 
 // ---- embedding -----------------------------------------------------------------------------

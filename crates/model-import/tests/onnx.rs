@@ -566,7 +566,9 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
             };
             let scale = num(&a["scale_factor"]) as usize;
             assert_eq!(size, &vec![scale; size.len()], "{ctx}");
-            let want = if a["mode"] == "bilinear" {
+            let want = if a["mode"] == "bilinear" && a["align_corners"] == true {
+                model_ir::Interpolation::BilinearAlignCorners
+            } else if a["mode"] == "bilinear" {
                 model_ir::Interpolation::Bilinear
             } else {
                 model_ir::Interpolation::Nearest

@@ -254,11 +254,41 @@ pub enum PadMode {
     Edge,
 }
 
+/// How upsampling by an integer factor `s` maps output index `j` of an axis of length `n` to
+/// the input (the coordinate convention is part of the value: Keras and torch disagree on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Interpolation {
+    /// Nearest neighbour, input `⌊j / s⌋`. For integer factors every convention in use gives
+    /// this: Keras `UpSampling` (`ops.repeat`), TF2 half-pixel nearest, torch `'nearest'` and
+    /// `'nearest-exact'`, ONNX `asymmetric`/`floor` and `half_pixel`/`round_prefer_floor`.
     Nearest,
+    /// Bilinear with half-pixel centres, `src = (j + ½)/s − ½` clamped at 0: Keras
+    /// `UpSampling(interpolation='bilinear')` and TF2 `tf.image.resize`, torch
+    /// `align_corners=False`, ONNX `half_pixel`/`pytorch_half_pixel`.
     Bilinear,
+    /// Bilinear with aligned corners, `src = j·(n − 1)/(n·s − 1)` (0 when `n·s = 1`): torch
+    /// `align_corners=True`, TF1 `align_corners=True`, ONNX `align_corners`.
+    BilinearAlignCorners,
+}
+
+impl Interpolation {
+    /// Whether the value interpolates linearly (either coordinate convention).
+    pub fn is_bilinear(self) -> bool {
+        matches!(
+            self,
+            Interpolation::Bilinear | Interpolation::BilinearAlignCorners
+        )
+    }
+
+    /// The coordinate convention in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Interpolation::Nearest => "nearest neighbour, input ⌊j/s⌋",
+            Interpolation::Bilinear => "half-pixel centres",
+            Interpolation::BilinearAlignCorners => "corner pixels aligned",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -290,11 +290,13 @@ pub fn render_html(d: &Diagnosis) -> String {
     if let Some(n) = &d.noise_floor {
         let _ = write!(
             o,
-            "<h2>Noise floor</h2><p>Spread of each side against itself over {} seeds ({}): Keras {}, PyTorch {}.</p>",
+            "<h2>Noise floor</h2><p>Spread of each side against itself over {} seeds varying {} ({}): Keras {}, PyTorch {}. Float32 round-off floor: {}.</p>",
             n.seeds,
+            esc(&n.sources),
             esc(&n.metric),
             sig(n.keras),
-            sig(n.torch)
+            sig(n.torch),
+            sig(n.numerical)
         );
     }
 

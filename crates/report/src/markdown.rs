@@ -201,11 +201,13 @@ pub fn render_markdown(d: &Diagnosis) -> String {
     if let Some(n) = &d.noise_floor {
         let _ = writeln!(
             o,
-            "## Noise floor\n\nSpread of each side against itself over {} seeds ({}): Keras {}, PyTorch {}.\n",
+            "## Noise floor\n\nSpread of each side against itself over {} seeds varying {} ({}): Keras {}, PyTorch {}. Float32 round-off floor: {}.\n",
             n.seeds,
+            n.sources,
             n.metric,
             sig(n.keras),
-            sig(n.torch)
+            sig(n.torch),
+            sig(n.numerical)
         );
     }
 

@@ -222,6 +222,18 @@ pub struct NoiseFloor {
     pub metric: String,
     pub keras: f64,
     pub torch: f64,
+    /// What the seeds vary (sample order, dropout masks, re-initialisation).
+    pub sources: String,
+    /// The floor of float32 round-off, in the units of the metric: a gap below it is noise
+    /// even when nothing in either pipeline is random.
+    pub numerical: f64,
+}
+
+impl NoiseFloor {
+    /// The floor a gap is compared with: the larger side's spread, at least the numerical floor.
+    pub fn floor(&self) -> f64 {
+        self.keras.max(self.torch).max(self.numerical)
+    }
 }
 
 /// Something the comparison did not decide.

@@ -192,11 +192,13 @@ pub fn render_terminal(d: &Diagnosis) -> String {
             "",
             2,
             &format!(
-                "Noise floor ({} seeds, {}): keras {}, torch {}.",
+                "Noise floor ({} seeds varying {}; {}): keras {}, torch {}; float32 round-off {}.",
                 n.seeds,
+                n.sources,
                 n.metric,
                 sig(n.keras),
-                sig(n.torch)
+                sig(n.torch),
+                sig(n.numerical)
             ),
         );
     }

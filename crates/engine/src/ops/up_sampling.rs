@@ -2,9 +2,15 @@
 //!
 //! Nearest: output index `j` reads input `⌊j / size⌋` (Keras `UpSampling2D` via `ops.repeat`,
 //! `keras/src/layers/reshaping/up_sampling2d.py`; torch `Upsample(mode='nearest')` with an integer
-//! scale). Bilinear, separable per axis with half-pixel centers (TF2 `tf.image.resize`,
-//! torch `align_corners=False`): `src = (j + ½)/size − ½` clamped at 0, `i0 = ⌊src⌋`,
-//! `i1 = min(i0 + 1, n − 1)`, `λ = src − i0`, `y = (1 − λ)·x[i0] + λ·x[i1]`.
+//! scale). Bilinear, separable per axis, `i0 = ⌊src⌋`, `i1 = min(i0 + 1, n − 1)`,
+//! `λ = src − i0`, `y = (1 − λ)·x[i0] + λ·x[i1]`, where the source coordinate of output `j`
+//! follows the convention:
+//! - half-pixel centers (TF2 `tf.image.resize`, Keras `UpSampling2D(interpolation='bilinear')`,
+//!   torch `align_corners=False`): `src = (j + ½)/size − ½` clamped at 0;
+//! - aligned corners (torch `align_corners=True`, `aten/src/ATen/native/UpSample.h`
+//!   `area_pixel_compute_scale` / `area_pixel_compute_source_index`):
+//!   `src = j·(n − 1)/(n·size − 1)`, and 0 when the output has one element.
+//!
 //! VJP: the transpose of each linear map (gradients summed into the inputs read).
 
 use model_ir::{DataLayout, Interpolation};
@@ -56,10 +62,18 @@ impl UpSampling {
         }
     }
 
-    fn taps<F: Float>(n: usize, s: usize) -> Vec<(usize, usize, F)> {
-        (0..n * s)
+    /// The `(i0, i1, λ)` of every output index along an axis of length `n` upsampled by `s`.
+    fn taps<F: Float>(n: usize, s: usize, align_corners: bool) -> Vec<(usize, usize, F)> {
+        let out = n * s;
+        (0..out)
             .map(|j| {
-                let src = ((j as f64 + 0.5) / s as f64 - 0.5).max(0.0);
+                let src = if !align_corners {
+                    ((j as f64 + 0.5) / s as f64 - 0.5).max(0.0)
+                } else if out > 1 {
+                    j as f64 * (n - 1) as f64 / (out - 1) as f64
+                } else {
+                    0.0
+                };
                 let i0 = (src.floor() as usize).min(n - 1);
                 let i1 = (i0 + 1).min(n - 1);
                 (i0, i1, c(src - i0 as f64))
@@ -98,7 +112,10 @@ impl UpSampling {
                     let map: Vec<Option<usize>> = (0..n * s).map(|j| Some(j / s)).collect();
                     gather_axis(&y, ax, &map, F::zero())
                 }
-                Interpolation::Bilinear => lerp_axis(&y, ax, &Self::taps::<F>(n, s)),
+                Interpolation::Bilinear => lerp_axis(&y, ax, &Self::taps::<F>(n, s, false)),
+                Interpolation::BilinearAlignCorners => {
+                    lerp_axis(&y, ax, &Self::taps::<F>(n, s, true))
+                }
             };
         }
         Ok(Out::one(y))
@@ -115,7 +132,10 @@ impl UpSampling {
                     let map: Vec<Option<usize>> = (0..n * s).map(|j| Some(j / s)).collect();
                     scatter_axis(&d, ax, &map, n)
                 }
-                Interpolation::Bilinear => lerp_axis_t(&d, ax, &Self::taps::<F>(n, s), n),
+                Interpolation::Bilinear => lerp_axis_t(&d, ax, &Self::taps::<F>(n, s, false), n),
+                Interpolation::BilinearAlignCorners => {
+                    lerp_axis_t(&d, ax, &Self::taps::<F>(n, s, true), n)
+                }
             };
         }
         NodeGrads::input(d)
