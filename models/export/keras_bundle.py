@@ -71,8 +71,12 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 def _to_numpy(value):
     import numpy as np
 
-    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
-        value = value.numpy()
+    if not isinstance(value, np.ndarray):
+        # keras.ops.convert_to_numpy handles every backend's tensors (a torch tensor that
+        # requires grad, a jax array, a tf.Tensor); plain Python values go through numpy.
+        import keras
+
+        value = keras.ops.convert_to_numpy(value)
     return np.ascontiguousarray(np.asarray(value))
 
 

@@ -37,7 +37,7 @@ train.json:
 JSON conversion: tuples become lists, tensors lists (0-d tensors numbers),
 None null, non-finite floats the strings "inf", "-inf", "nan", callables are
 dropped, other objects become their str().  `param_groups` is null when there
-is one group equal to the defaults.  A group's `initial_lr` (set by an LR
+is one group equal to the defaults holding every model parameter.  A group's `initial_lr` (set by an LR
 scheduler) is reported as its `lr`, and scheduler bookkeeping keys
 (initial_lr, max_lr, min_lr, max_momentum, base_momentum) are not listed.
 Loss and scheduler configs are the constructor arguments that can be read
@@ -155,7 +155,11 @@ def optimizer_json(optimizer, model) -> tuple[dict, list | None]:
             if key not in defaults or defaults[key] != v:
                 diff[key] = v
         groups.append({"params": params, **diff})
-    if len(groups) == 1 and len(groups[0]) == 1:
+    # null only when one group with the defaults holds every parameter of the model: a
+    # group that leaves some out (frozen layers, a fine-tuned head) must be listed, or the
+    # parameters it does not hold would read as trained.
+    every = {n for n, _ in model.named_parameters()}
+    if len(groups) == 1 and len(groups[0]) == 1 and set(groups[0]["params"]) == every:
         return {"class_name": type(optimizer).__name__, "defaults": defaults}, None
     return {"class_name": type(optimizer).__name__, "defaults": defaults}, groups
 

@@ -272,36 +272,30 @@ fn compare_x(
             );
             return Some(map);
         }
-        if missing > 0 || t.n != split {
-            out.add(
-                "input-mismatch",
-                Severity::Medium,
-                1.0,
-                vec![ev(
-                    format!("`{name}` samples"),
-                    format!("{split} training rows"),
-                    format!("{} rows, {missing} of the Keras training rows absent", t.n),
-                    None,
-                )],
+        let (what, ours, theirs, fix) = if missing > 0 || t.n != split {
+            (
+                "samples",
+                format!("{split} training rows"),
+                format!("{} rows, {missing} of the Keras training rows absent", t.n),
                 "train on the same samples as the Keras side",
-                "nothing to change on this side",
-            );
+            )
         } else {
             let moved = map.iter().enumerate().filter(|(i, j)| i != *j).count();
-            out.add(
-                "input-mismatch",
-                Severity::Medium,
-                1.0,
-                vec![ev(
-                    format!("`{name}` sample order"),
-                    "reference order",
-                    format!("the same samples, {moved} of {} in other positions", t.n),
-                    None,
-                )],
+            (
+                "sample order",
+                "reference order".to_string(),
+                format!("the same samples, {moved} of {} in other positions", t.n),
                 "ship (and feed) the samples in the Keras order",
-                "nothing to change on this side",
-            );
-        }
+            )
+        };
+        out.add(
+            "input-mismatch",
+            Severity::Medium,
+            1.0,
+            vec![ev(format!("`{name}` {what}"), ours, theirs, None)],
+            fix,
+            "nothing to change on this side",
+        );
         return Some(map);
     }
     let n = k.n.min(t.n);
