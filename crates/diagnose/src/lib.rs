@@ -184,6 +184,18 @@ fn apply_impacts(findings: &mut [report::Finding], m: &measure::Measured) {
                     ));
                     f.severity = Severity::Low;
                 }
+                if let Some(others) = m.shared.get(&f.id) {
+                    let list: Vec<String> = others.iter().map(|o| format!("`{o}`")).collect();
+                    f.evidence.push(findings::ev(
+                        "impact measured together with the findings the same switch aligns",
+                        "-",
+                        format!(
+                            "{}: one simulation switch aligns them all, so they share this impact",
+                            list.join(", ")
+                        ),
+                        None,
+                    ));
+                }
                 f.impact = Some(i.clone());
             }
             Some(Err(why)) => {

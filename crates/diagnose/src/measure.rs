@@ -58,6 +58,9 @@ pub(crate) struct Measured {
     pub(crate) noise: Option<NoiseFloor>,
     /// Per finding id: the measured impact, or why there is none.
     pub(crate) impacts: BTreeMap<String, Result<Impact, String>>,
+    /// Per finding id: the other findings one and the same switch aligns (the whole Keras
+    /// optimizer, loss or inputs), whose measured impact it therefore shares.
+    pub(crate) shared: BTreeMap<String, Vec<String>>,
     pub(crate) not_checked: Vec<NotChecked>,
 }
 
@@ -723,6 +726,28 @@ fn has_dropout(m: &Model) -> bool {
     m.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
 }
 
+/// For each finding, the other findings that one coarse switch (the whole Keras optimizer,
+/// loss, inputs or batching) aligns as well: their measured impacts are one and the same.
+fn shared_switches(ids: &[&str], w: &WeightReport) -> BTreeMap<String, Vec<String>> {
+    let coarse: Vec<(&str, Switch)> = ids
+        .iter()
+        .filter_map(|id| switch(id, w).ok().map(|s| (*id, s)))
+        .filter(|(_, s)| !matches!(s, Switch::Weights | Switch::Attr))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (id, sw) in &coarse {
+        let others: Vec<String> = coarse
+            .iter()
+            .filter(|(o, s)| o != id && s == sw)
+            .map(|(o, _)| o.to_string())
+            .collect();
+        if !others.is_empty() {
+            out.insert(id.to_string(), others);
+        }
+    }
+    out
+}
+
 /// Keras `class_weight` as per-sample weights: the weight of each row's class (integer
 /// targets, or the argmax of one-hot rows); classes without an entry weigh 1.
 fn class_weights(cw: &BTreeMap<i64, F>, y: &ArrayD<F>) -> ArrayD<F> {
@@ -1248,6 +1273,8 @@ fn training(
     let tc = run(&torch, steps, None, &probe).map_err(|e| format!("torch run: {e}"))?;
     let gap = mean_gap(&kc, &tc);
 
+    let ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
+    out.shared = shared_switches(&ids, ctx.w);
     progress("ablations");
     let mut ablations = Vec::new();
     let mut alignable = Vec::new();
@@ -1586,5 +1613,44 @@ fn pair_name(k: &str, t: &str) -> String {
         k.to_string()
     } else {
         format!("{k} ↔ {t}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_under_one_switch_share_their_impact() {
+        let w = WeightReport::default();
+        let s = shared_switches(
+            &[
+                "adam-epsilon-hat",
+                "sgd-default-lr",
+                "double-softmax",
+                "bn-epsilon",
+                "leaky-relu-slope",
+                "adam-weight-decay-coupling",
+            ],
+            &w,
+        );
+        // Both swap in the whole Keras optimizer; decay coupling also drops torch's decay.
+        assert_eq!(
+            s.get("adam-epsilon-hat"),
+            Some(&vec!["sgd-default-lr".to_string()])
+        );
+        assert_eq!(
+            s.get("sgd-default-lr"),
+            Some(&vec!["adam-epsilon-hat".to_string()])
+        );
+        // Alone under its switch, or aligned attribute by attribute: not shared.
+        for id in [
+            "double-softmax",
+            "bn-epsilon",
+            "leaky-relu-slope",
+            "adam-weight-decay-coupling",
+        ] {
+            assert!(!s.contains_key(id), "{id}");
+        }
     }
 }

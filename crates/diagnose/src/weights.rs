@@ -44,7 +44,7 @@ pub(crate) enum Relation {
 }
 
 /// The result of step 2 for every pair, in the order of [`Aligned::pairs`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct WeightReport {
     /// Per pair: the layer's summary (`copied`, `independent draws`, ...) and, per parameter
     /// match, the mapping description.
