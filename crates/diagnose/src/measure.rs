@@ -72,6 +72,9 @@ enum Switch {
     /// The Keras optimizer (its schedule, clipping, EMA) on the torch side; `decay`: torch's
     /// coupled weight decay dropped too.
     Optimizer { decay: bool },
+    /// Only Adam's epsilon placement: the Keras Adam step (ε̂) with the torch learning rate,
+    /// betas, AMSGrad and weight decay.
+    EpsilonPlacement,
     /// Keras regularizers on the torch side instead of torch weight decay.
     Regularizer,
     /// The Keras loss (and targets) on the torch side.
@@ -90,8 +93,8 @@ fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
     }
     Ok(match id {
         "adam-weight-decay-coupling" | "adamw-default-decay" => Switch::Optimizer { decay: true },
-        "adam-epsilon-hat"
-        | "sgd-momentum-lr-in-buffer"
+        "adam-epsilon-hat" => Switch::EpsilonPlacement,
+        "sgd-momentum-lr-in-buffer"
         | "sgd-default-lr"
         | "rmsprop-eps-and-rho"
         | "adagrad-init-eps"
@@ -726,6 +729,67 @@ fn has_dropout(m: &Model) -> bool {
     m.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
 }
 
+/// The torch Adam/AdamW run with Keras's epsilon placement (ε̂ = ε·√(1−β2^t), added to √v
+/// before bias correction) and every other setting torch's: the Keras Adam step with the torch
+/// learning rate, betas and AMSGrad, decoupled decay as Keras `weight_decay`, coupled decay
+/// returned to be added to the gradients. Errors when that is not one plain Adam group.
+fn epsilon_only(torch: &Opt, keras: &Opt) -> Result<(Opt, f64), String> {
+    use optim::keras::Kind as K;
+    use optim::torch::Kind as T;
+    let Opt::Keras(k) = keras else {
+        return Err("no Keras optimizer".into());
+    };
+    let (K::Adam { epsilon, .. } | K::AdamW { epsilon, .. }) = k.kind else {
+        return Err("the Keras optimizer is not Adam or AdamW".into());
+    };
+    let Opt::Torch {
+        groups,
+        clip,
+        scheduler,
+    } = torch
+    else {
+        return Err("the torch side already runs the Keras optimizer".into());
+    };
+    let [(c, _)] = groups.as_slice() else {
+        return Err(
+            "several torch parameter groups: the epsilon placement alone is not aligned".into(),
+        );
+    };
+    if clip.is_some() || scheduler.is_some() || c.maximize {
+        return Err(
+            "torch clipping, a scheduler or maximize: the epsilon placement alone is not aligned"
+                .into(),
+        );
+    }
+    let (betas, amsgrad, decoupled) = match c.kind {
+        T::Adam {
+            betas,
+            amsgrad,
+            decoupled_weight_decay,
+            ..
+        } => (betas, amsgrad, decoupled_weight_decay),
+        T::AdamW { betas, amsgrad, .. } => (betas, amsgrad, true),
+        _ => return Err("the torch optimizer is not Adam or AdamW".into()),
+    };
+    let wd = (decoupled && c.weight_decay != 0.0).then_some(c.weight_decay);
+    let spec = model_ir::OptimizerSpec {
+        class_name: "Adam".into(),
+        config: serde_json::json!({
+            "learning_rate": c.lr,
+            "beta_1": betas.0,
+            "beta_2": betas.1,
+            "epsilon": epsilon,
+            "amsgrad": amsgrad,
+            "weight_decay": wd,
+        }),
+    };
+    let cfg = optim::keras::Config::from_spec(&spec).map_err(|e| e.to_string())?;
+    Ok((
+        Opt::Keras(cfg),
+        if decoupled { 0.0 } else { c.weight_decay },
+    ))
+}
+
 /// For each finding, the other findings that one coarse switch (the whole Keras optimizer,
 /// loss, inputs or batching) aligns as well: their measured impacts are one and the same.
 fn shared_switches(ids: &[&str], w: &WeightReport) -> BTreeMap<String, Vec<String>> {
@@ -1061,7 +1125,13 @@ impl Ctx<'_> {
                     let Opt::Keras(k) = &keras.opt else {
                         return Err("no Keras optimizer".into());
                     };
-                    if !decay {
+                    if matches!(s.opt, Opt::Keras(_)) {
+                        // Another finding put the Keras optimizer in already: only the decay
+                        // may still have to go.
+                        if decay {
+                            s.coupled_wd = 0.0;
+                        }
+                    } else if !decay {
                         s.coupled_wd = match &base.opt {
                             Opt::Torch { groups, .. } => {
                                 groups.first().map_or(0.0, |(c, _)| c.weight_decay)
@@ -1072,6 +1142,14 @@ impl Ctx<'_> {
                         s.coupled_wd = 0.0;
                     }
                     s.opt = Opt::Keras(k.clone());
+                }
+                // Already on the whole Keras optimizer (another finding's switch): nothing
+                // left to align.
+                Switch::EpsilonPlacement if matches!(s.opt, Opt::Keras(_)) => {}
+                Switch::EpsilonPlacement => {
+                    let (opt, wd) = epsilon_only(&s.opt, &keras.opt)?;
+                    s.opt = opt;
+                    s.coupled_wd = wd;
                 }
                 Switch::Regularizer => {
                     s.regularizers = self.torch_regularizers(keras);
@@ -1627,6 +1705,7 @@ mod tests {
             &[
                 "adam-epsilon-hat",
                 "sgd-default-lr",
+                "rmsprop-eps-and-rho",
                 "double-softmax",
                 "bn-epsilon",
                 "leaky-relu-slope",
@@ -1636,15 +1715,16 @@ mod tests {
         );
         // Both swap in the whole Keras optimizer; decay coupling also drops torch's decay.
         assert_eq!(
-            s.get("adam-epsilon-hat"),
-            Some(&vec!["sgd-default-lr".to_string()])
+            s.get("sgd-default-lr"),
+            Some(&vec!["rmsprop-eps-and-rho".to_string()])
         );
         assert_eq!(
-            s.get("sgd-default-lr"),
-            Some(&vec!["adam-epsilon-hat".to_string()])
+            s.get("rmsprop-eps-and-rho"),
+            Some(&vec!["sgd-default-lr".to_string()])
         );
-        // Alone under its switch, or aligned attribute by attribute: not shared.
+        // Aligned on its own (epsilon placement, attributes) or alone under its switch.
         for id in [
+            "adam-epsilon-hat",
             "double-softmax",
             "bn-epsilon",
             "leaky-relu-slope",
@@ -1652,5 +1732,52 @@ mod tests {
         ] {
             assert!(!s.contains_key(id), "{id}");
         }
+    }
+
+    fn torch_adam(wd: f64, decoupled: bool) -> Opt {
+        let mut c = optim::torch::Config::default_for(if decoupled { "AdamW" } else { "Adam" })
+            .expect("torch default");
+        c.lr = 0.01;
+        c.weight_decay = wd;
+        Opt::Torch {
+            groups: vec![(c, vec!["w".into()])],
+            clip: None,
+            scheduler: None,
+        }
+    }
+
+    #[test]
+    fn epsilon_placement_alone_keeps_torch_settings() {
+        let spec = model_ir::OptimizerSpec {
+            class_name: "Adam".into(),
+            config: serde_json::json!({"learning_rate": 0.001, "epsilon": 1e-7}),
+        };
+        let keras = Opt::Keras(optim::keras::Config::from_spec(&spec).expect("keras adam"));
+        // Coupled decay stays torch's, added to the gradients; lr is torch's.
+        let (opt, wd) = epsilon_only(&torch_adam(1e-4, false), &keras).expect("aligned");
+        assert!((wd - 1e-4).abs() < 1e-15);
+        let Opt::Keras(k) = opt else {
+            panic!("Keras step")
+        };
+        assert!(
+            matches!(k.learning_rate, optim::keras::LearningRate::Constant(lr) if (lr - 0.01).abs() < 1e-12)
+        );
+        assert!(
+            matches!(k.kind, optim::keras::Kind::Adam { epsilon, .. } if (epsilon - 1e-7).abs() < 1e-20)
+        );
+        assert_eq!(k.weight_decay, None);
+        // Decoupled (AdamW) decay becomes Keras's decoupled weight_decay.
+        let (opt, wd) = epsilon_only(&torch_adam(0.01, true), &keras).expect("aligned");
+        assert_eq!(wd, 0.0);
+        let Opt::Keras(k) = opt else {
+            panic!("Keras step")
+        };
+        assert_eq!(k.weight_decay, Some(0.01));
+        // Not a plain Adam on the torch side: no partial alignment.
+        let mut sgd = torch_adam(0.0, false);
+        if let Opt::Torch { groups, .. } = &mut sgd {
+            groups[0].0 = optim::torch::Config::default_for("SGD").expect("sgd");
+        }
+        assert!(epsilon_only(&sgd, &keras).is_err());
     }
 }
