@@ -1,5 +1,6 @@
 //! Convolution (1-D, 2-D, 3-D; groups, strides, dilation, every padding rule, both layouts) via
-//! im2col + GEMM; the shared core also runs DepthwiseConv and SeparableConv.
+//! im2col + GEMM; the shared core also runs DepthwiseConv and SeparableConv, and [`ConvCore`]
+//! holds the steps the whole family (with ConvTranspose) shares.
 //!
 //! Forward (cross-correlation, as both frameworks compute it; no kernel flip):
 //! `y[n, o, c_out] = b[c_out] + Σ_{q, c} x[n, o·s + q·d − pad_b, g·C_g + c] · W[q, c, c_out]`
@@ -17,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use model_ir::{Activation, DataLayout, Padding, ParamLayout, ParamRole};
+use model_ir::{Activation, DataLayout, Op, Padding, ParamLayout, ParamRole};
 use ndarray::{Array2, ArrayD, Axis, IxDyn, s};
 
 use super::activation;
@@ -134,7 +135,93 @@ impl KernelOrder {
     }
 }
 
-/// Geometry of a grouped convolution, shared by Conv, DepthwiseConv and SeparableConv.
+/// The attributes every convolution-family node (Conv, DepthwiseConv, SeparableConv,
+/// ConvTranspose) carries: window geometry, layout, bias flag and fused activation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvSpec<'a> {
+    pub(crate) rank: usize,
+    pub(crate) kernel_size: &'a [usize],
+    pub(crate) strides: &'a [usize],
+    pub(crate) dilation: &'a [usize],
+    pub(crate) padding: &'a Padding,
+    pub(crate) layout: DataLayout,
+    pub(crate) use_bias: bool,
+    pub(crate) activation: &'a Activation,
+}
+
+impl<'a> ConvSpec<'a> {
+    /// The shared attributes of a convolution-family node.
+    pub(crate) fn of(cx: &NodeCx<'a>) -> Result<ConvSpec<'a>, EngineError> {
+        match &cx.node.op {
+            Op::Conv {
+                rank,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout,
+                use_bias,
+                activation,
+                ..
+            }
+            | Op::DepthwiseConv {
+                rank,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout,
+                use_bias,
+                activation,
+                ..
+            }
+            | Op::SeparableConv {
+                rank,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout,
+                use_bias,
+                activation,
+                ..
+            }
+            | Op::ConvTranspose {
+                rank,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout,
+                use_bias,
+                activation,
+                ..
+            } => Ok(ConvSpec {
+                rank: *rank,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout: *layout,
+                use_bias: *use_bias,
+                activation,
+            }),
+            _ => Err(cx.unsupported("a non-convolution op compiled as a convolution")),
+        }
+    }
+}
+
+/// `(K, C_g, C_out)`: kernel positions, input channels per group and output channels of a
+/// canonical kernel.
+pub(crate) type KernelDims = (usize, usize, usize);
+
+/// `(N, spatial, C)`: batch, spatial sizes and channels of an input shape.
+pub(crate) type Split<'s> = (usize, &'s [usize], usize);
+
+/// Geometry of a grouped convolution, shared by Conv, DepthwiseConv, SeparableConv,
+/// ConvTranspose and pooling; also the family's common compile prologue, forward epilogue
+/// ([`ConvCore::finish`]) and backward prologue/epilogue ([`ConvCore::dz_cl`],
+/// [`ConvCore::grads`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ConvCore {
     pub(crate) rank: usize,
@@ -195,8 +282,49 @@ impl ConvCore {
         })
     }
 
+    /// The compile prologue shared by the convolution family: one input, one output, a valid
+    /// fused activation, then [`ConvCore::new`]. A transposed convolution rejects causal
+    /// padding before the geometry is checked.
+    pub(crate) fn compile(
+        cx: &NodeCx<'_>,
+        spec: &ConvSpec<'_>,
+        transposed: bool,
+    ) -> Result<ConvCore, EngineError> {
+        cx.inputs(1, 1)?;
+        cx.outputs(1)?;
+        activation::check(cx, spec.activation)?;
+        if transposed && matches!(spec.padding, Padding::Causal) {
+            return Err(cx.unsupported("causal padding on a transposed convolution"));
+        }
+        ConvCore::new(
+            cx,
+            spec.rank,
+            spec.kernel_size,
+            spec.strides,
+            spec.dilation,
+            spec.padding,
+            spec.layout,
+        )
+    }
+
+    /// Checks that a stored kernel's spatial size matches `kernel_size`.
+    pub(crate) fn check_kernel_spatial(
+        &self,
+        cx: &NodeCx<'_>,
+        order: KernelOrder,
+        shape: &[usize],
+    ) -> Result<(), EngineError> {
+        if order.spatial(shape, self.rank) != self.kernel_size {
+            return Err(cx.invalid(format!(
+                "kernel shape {shape:?} does not match kernel_size {:?}",
+                self.kernel_size
+            )));
+        }
+        Ok(())
+    }
+
     /// `(N, spatial, C)` of an input shape.
-    pub(crate) fn split<'s>(&self, x: &'s [usize]) -> Result<(usize, &'s [usize], usize), String> {
+    pub(crate) fn split<'s>(&self, x: &'s [usize]) -> Result<Split<'s>, String> {
         if x.len() != self.rank + 2 {
             return Err(format!(
                 "expects a rank-{} input (batch, {} spatial, channels), got shape {x:?}",
@@ -208,6 +336,23 @@ impl ConvCore {
             DataLayout::ChannelsLast => (x[0], &x[1..=self.rank], x[self.rank + 1]),
             DataLayout::ChannelsFirst => (x[0], &x[2..], x[1]),
         })
+    }
+
+    /// [`ConvCore::split`] of an input shape, then the stored shape of the kernel `kernel` and
+    /// its canonical `(K, C_g, C_out)` (shape inference).
+    pub(crate) fn split_with_kernel<'s, 'p>(
+        &self,
+        x: &'s [usize],
+        ps: &'p ParamShapes,
+        kernel: &str,
+        order: KernelOrder,
+    ) -> Result<(Split<'s>, &'p [usize], KernelDims), String> {
+        let split = self.split(x)?;
+        let kshape = &ps[kernel];
+        let dims = order
+            .canonical_dims(kshape, self.rank)
+            .ok_or_else(|| format!("kernel shape {kshape:?}"))?;
+        Ok((split, kshape, dims))
     }
 
     pub(crate) fn window(&self, in_sp: &[usize]) -> Result<Window, String> {
@@ -252,13 +397,154 @@ impl ConvCore {
             DataLayout::ChannelsFirst => permuted(&y, &to_first_perm(y.ndim())),
         }
     }
+
+    /// The window of an input shape given in the op's layout.
+    pub(crate) fn window_of(&self, x: &[usize]) -> Result<Window, String> {
+        let (_, sp, _) = self.split(x)?;
+        self.window(sp)
+    }
+
+    /// [`ConvCore::window_of`] in a backward pass, where the forward pass already checked it.
+    pub(crate) fn checked_window(&self, x: &[usize]) -> Window {
+        match self.window_of(x) {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The forward epilogue of the family: bias added in channels-last, the result back in the
+    /// op's layout, then the fused activation (its input saved for the backward pass).
+    pub(crate) fn finish<F: Float>(
+        &self,
+        cx: &FwdCx<'_, F>,
+        mut y: ArrayD<F>,
+        bias: Option<&str>,
+        act: &Activation,
+    ) -> Result<Out<F>, String> {
+        if let Some(b) = bias {
+            add_bias_cl(&mut y, cx.param(b));
+        }
+        let z = self.cl_to_layout(y);
+        let mut saved = Saved::default();
+        let y = activation::fused(act, z, &mut saved)?;
+        Ok(Out { ys: vec![y], saved })
+    }
+
+    /// The backward prologue of the family: the fused activation's VJP, as channels-last
+    /// standard layout.
+    pub(crate) fn dz_cl<F: Float>(&self, cx: &BwdCx<'_, F>, act: &Activation) -> ArrayD<F> {
+        let dz = activation::fused_backward(act, cx.saved, cx.ys[0], &cx.dys[0], cx.seed);
+        match self.layout {
+            DataLayout::ChannelsLast => standard(dz),
+            DataLayout::ChannelsFirst => permuted(&dz, &to_last_perm(dz.ndim())),
+        }
+    }
+
+    /// The backward epilogue of the family: the bias gradient `Σ dz` (when there is a bias)
+    /// appended to `dparams`, and the channels-last input gradient back in the op's layout.
+    pub(crate) fn grads<F: Float>(
+        &self,
+        dx: ArrayD<F>,
+        mut dparams: Vec<(String, ArrayD<F>)>,
+        bias: Option<&str>,
+        dz: &ArrayD<F>,
+    ) -> NodeGrads<F> {
+        if let Some(b) = bias {
+            dparams.push((b.to_owned(), bias_grad_cl(dz)));
+        }
+        NodeGrads {
+            dxs: vec![Some(self.cl_to_layout(dx))],
+            dparams,
+        }
+    }
 }
 
 /// Rows of the im2col matrix processed at once (bounds memory; whole samples per chunk).
 const CHUNK_ROWS: usize = 4096;
 
-fn samples_per_chunk(n: usize, p: usize) -> usize {
-    (CHUNK_ROWS / p.max(1)).clamp(1, n.max(1))
+/// Sizes of one grouped convolution on channels-last data, shared by its loops.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    /// Batch size.
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    /// Input channels per group.
+    cg: usize,
+    /// Output channels per group.
+    og: usize,
+    /// Kernel positions `K`.
+    kk: usize,
+    /// Output positions per sample.
+    p: usize,
+    /// Input positions per sample.
+    sp: usize,
+}
+
+impl Dims {
+    fn new<F>(x: &ArrayD<F>, w: &Array2<F>, groups: usize, win: &Window) -> Dims {
+        let cin = *x.shape().last().unwrap_or(&0);
+        let cout = w.ncols();
+        Dims {
+            n: x.shape()[0],
+            cin,
+            cout,
+            groups,
+            cg: cin / groups,
+            og: cout / groups,
+            kk: win.k_size(),
+            p: win.out_size(),
+            sp: win.in_size(),
+        }
+    }
+
+    /// Width `groups·K·C_g` of an im2col row.
+    fn cols_w(&self) -> usize {
+        self.groups * self.kk * self.cg
+    }
+
+    /// The im2col columns of group `g`.
+    fn cols_of(&self, g: usize) -> std::ops::Range<usize> {
+        g * self.kk * self.cg..(g + 1) * self.kk * self.cg
+    }
+
+    /// The output channels of group `g`.
+    fn outs_of(&self, g: usize) -> std::ops::Range<usize> {
+        g * self.og..(g + 1) * self.og
+    }
+
+    /// Whole samples per im2col chunk.
+    fn samples_per_chunk(&self) -> usize {
+        (CHUNK_ROWS / self.p.max(1)).clamp(1, self.n.max(1))
+    }
+
+    /// `(n0, m)`: the chunks of `m` samples starting at `n0`, covering the batch.
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (n, nb) = (self.n, self.samples_per_chunk());
+        (0..n).step_by(nb).map(move |n0| (n0, nb.min(n - n0)))
+    }
+
+    /// The `C_g = 1` (depthwise) case, run by a direct loop.
+    fn is_depthwise(&self) -> bool {
+        self.cg == 1 && self.groups > 1
+    }
+}
+
+/// A standard-layout array's elements.
+fn elems<'a, F, D: ndarray::Dimension>(a: &'a ndarray::Array<F, D>, what: &str) -> &'a [F] {
+    match a.as_slice() {
+        Some(s) => s,
+        None => panic!("{what} must be standard layout"),
+    }
+}
+
+/// A fresh (standard-layout) array's elements.
+fn elems_mut<F, D: ndarray::Dimension>(a: &mut ndarray::Array<F, D>) -> &mut [F] {
+    match a.as_slice_mut() {
+        Some(s) => s,
+        None => panic!("fresh array is standard layout"),
+    }
 }
 
 /// Grouped convolution on channels-last data.
@@ -271,77 +557,40 @@ pub(crate) fn forward_cl<F: Float>(
     groups: usize,
     win: &Window,
 ) -> ArrayD<F> {
-    let n = x.shape()[0];
-    let cin = *x.shape().last().unwrap_or(&0);
-    let cout = w.ncols();
-    let cg = cin / groups;
-    let og = cout / groups;
-    let kk = win.k_size();
-    let p = win.out_size();
-    let sp = win.in_size();
-    let mut out_shape = vec![n];
+    let d = Dims::new(x, w, groups, win);
+    let mut out_shape = vec![d.n];
     out_shape.extend(&win.out_sp);
-    out_shape.push(cout);
+    out_shape.push(d.cout);
     let mut y = ArrayD::<F>::zeros(IxDyn(&out_shape));
-    let xs = match x.as_slice() {
-        Some(s) => s,
-        None => panic!("conv input must be standard layout"),
-    };
+    let xs = elems(x, "conv input");
     let table = win.table();
-    if cg == 1 && groups > 1 {
-        depthwise_forward(xs, w, groups, og, kk, p, sp, n, &table, y.as_slice_mut());
+    let ys = elems_mut(&mut y);
+    if d.is_depthwise() {
+        depthwise_forward(xs, w, &d, &table, ys);
         return y;
     }
-    let ys = match y.as_slice_mut() {
-        Some(s) => s,
-        None => panic!("fresh array is standard layout"),
-    };
     let identity = is_pointwise(win);
-    let nb = samples_per_chunk(n, p);
-    let cols_w = groups * kk * cg;
-    let mut cols = vec![F::zero(); if identity { 0 } else { nb * p * cols_w }];
-    let mut n0 = 0;
-    while n0 < n {
-        let m = nb.min(n - n0);
-        let rows = m * p;
-        let ychunk = &mut ys[n0 * p * cout..(n0 + m) * p * cout];
-        let mut yv = match ndarray::ArrayViewMut2::from_shape((rows, cout), ychunk) {
+    let cols_w = d.cols_w();
+    let chunk_len = if identity {
+        0
+    } else {
+        d.samples_per_chunk() * d.p * cols_w
+    };
+    let mut cols = vec![F::zero(); chunk_len];
+    for (n0, m) in d.chunks() {
+        let rows = m * d.p;
+        let ychunk = &mut ys[n0 * d.p * d.cout..(n0 + m) * d.p * d.cout];
+        let mut yv = match ndarray::ArrayViewMut2::from_shape((rows, d.cout), ychunk) {
             Ok(v) => v,
             Err(e) => panic!("conv output chunk: {e}"),
         };
-        let cview = if identity {
-            match ndarray::ArrayView2::from_shape(
-                (rows, cin),
-                &xs[n0 * sp * cin..(n0 + m) * sp * cin],
-            ) {
-                Ok(v) => v,
-                Err(e) => panic!("pointwise input chunk: {e}"),
-            }
-        } else {
-            im2col(
-                xs,
-                n0,
-                m,
-                sp,
-                cin,
-                groups,
-                kk,
-                p,
-                &table,
-                &mut cols[..rows * cols_w],
-            );
-            match ndarray::ArrayView2::from_shape((rows, cols_w), &cols[..rows * cols_w]) {
-                Ok(v) => v,
-                Err(e) => panic!("im2col chunk: {e}"),
-            }
-        };
+        let cview = chunk_cols(xs, &d, n0, m, &table, identity, &mut cols);
         for g in 0..groups {
-            let a = cview.slice(s![.., g * kk * cg..(g + 1) * kk * cg]);
-            let b = w.slice(s![.., g * og..(g + 1) * og]);
-            let mut c = yv.slice_mut(s![.., g * og..(g + 1) * og]);
+            let a = cview.slice(s![.., d.cols_of(g)]);
+            let b = w.slice(s![.., d.outs_of(g)]);
+            let mut c = yv.slice_mut(s![.., d.outs_of(g)]);
             gemm(F::one(), &a, &b, F::zero(), &mut c);
         }
-        n0 += m;
     }
     y
 }
@@ -354,80 +603,32 @@ pub(crate) fn backward_cl<F: Float>(
     win: &Window,
     dy: &ArrayD<F>,
 ) -> (ArrayD<F>, Array2<F>) {
-    let n = x.shape()[0];
-    let cin = *x.shape().last().unwrap_or(&0);
-    let cout = w.ncols();
-    let cg = cin / groups;
-    let og = cout / groups;
-    let kk = win.k_size();
-    let p = win.out_size();
-    let sp = win.in_size();
+    let d = Dims::new(x, w, groups, win);
     let mut dx = ArrayD::<F>::zeros(x.raw_dim());
     let mut dw = Array2::<F>::zeros(w.raw_dim());
-    let xs = match x.as_slice() {
-        Some(s) => s,
-        None => panic!("conv input must be standard layout"),
-    };
+    let xs = elems(x, "conv input");
     let dy = std_ref(dy);
-    let dys = match dy.as_slice() {
-        Some(s) => s,
-        None => panic!("standard layout"),
-    };
+    let dys = elems(&dy, "dy");
     let table = win.table();
-    if cg == 1 && groups > 1 {
-        let dxs = match dx.as_slice_mut() {
-            Some(s) => s,
-            None => panic!("fresh array is standard layout"),
-        };
-        depthwise_backward(xs, w, groups, og, kk, p, sp, n, &table, dys, dxs, &mut dw);
+    let dxs = elems_mut(&mut dx);
+    if d.is_depthwise() {
+        depthwise_backward(xs, w, &d, &table, dys, dxs, &mut dw);
         return (dx, dw);
     }
     let identity = is_pointwise(win);
-    let nb = samples_per_chunk(n, p);
-    let cols_w = groups * kk * cg;
-    let mut cols = vec![F::zero(); nb * p * cols_w];
-    let mut dcols = vec![F::zero(); nb * p * cols_w];
-    let dxs = match dx.as_slice_mut() {
-        Some(s) => s,
-        None => panic!("fresh array is standard layout"),
-    };
-    let mut n0 = 0;
-    while n0 < n {
-        let m = nb.min(n - n0);
-        let rows = m * p;
+    let cols_w = d.cols_w();
+    let mut cols = vec![F::zero(); d.samples_per_chunk() * d.p * cols_w];
+    let mut dcols = vec![F::zero(); d.samples_per_chunk() * d.p * cols_w];
+    for (n0, m) in d.chunks() {
+        let rows = m * d.p;
         let dyv = match ndarray::ArrayView2::from_shape(
-            (rows, cout),
-            &dys[n0 * p * cout..(n0 + m) * p * cout],
+            (rows, d.cout),
+            &dys[n0 * d.p * d.cout..(n0 + m) * d.p * d.cout],
         ) {
             Ok(v) => v,
             Err(e) => panic!("dy chunk: {e}"),
         };
-        let cview = if identity {
-            match ndarray::ArrayView2::from_shape(
-                (rows, cin),
-                &xs[n0 * sp * cin..(n0 + m) * sp * cin],
-            ) {
-                Ok(v) => v,
-                Err(e) => panic!("pointwise chunk: {e}"),
-            }
-        } else {
-            im2col(
-                xs,
-                n0,
-                m,
-                sp,
-                cin,
-                groups,
-                kk,
-                p,
-                &table,
-                &mut cols[..rows * cols_w],
-            );
-            match ndarray::ArrayView2::from_shape((rows, cols_w), &cols[..rows * cols_w]) {
-                Ok(v) => v,
-                Err(e) => panic!("im2col chunk: {e}"),
-            }
-        };
+        let cview = chunk_cols(xs, &d, n0, m, &table, identity, &mut cols);
         {
             let mut dcv = match ndarray::ArrayViewMut2::from_shape(
                 (rows, cols_w),
@@ -437,32 +638,21 @@ pub(crate) fn backward_cl<F: Float>(
                 Err(e) => panic!("dcols chunk: {e}"),
             };
             for g in 0..groups {
-                let a = cview.slice(s![.., g * kk * cg..(g + 1) * kk * cg]);
-                let d = dyv.slice(s![.., g * og..(g + 1) * og]);
-                let mut dwg = dw.slice_mut(s![.., g * og..(g + 1) * og]);
-                gemm(F::one(), &a.t(), &d, F::one(), &mut dwg);
-                let wg = w.slice(s![.., g * og..(g + 1) * og]);
-                let mut dc = dcv.slice_mut(s![.., g * kk * cg..(g + 1) * kk * cg]);
-                gemm(F::one(), &d, &wg.t(), F::zero(), &mut dc);
+                let a = cview.slice(s![.., d.cols_of(g)]);
+                let dyg = dyv.slice(s![.., d.outs_of(g)]);
+                let mut dwg = dw.slice_mut(s![.., d.outs_of(g)]);
+                gemm(F::one(), &a.t(), &dyg, F::one(), &mut dwg);
+                let wg = w.slice(s![.., d.outs_of(g)]);
+                let mut dc = dcv.slice_mut(s![.., d.cols_of(g)]);
+                gemm(F::one(), &dyg, &wg.t(), F::zero(), &mut dc);
             }
         }
         if identity {
-            dxs[n0 * sp * cin..(n0 + m) * sp * cin].copy_from_slice(&dcols[..rows * cols_w]);
+            dxs[n0 * d.sp * d.cin..(n0 + m) * d.sp * d.cin]
+                .copy_from_slice(&dcols[..rows * cols_w]);
         } else {
-            col2im(
-                &dcols[..rows * cols_w],
-                n0,
-                m,
-                sp,
-                cin,
-                groups,
-                kk,
-                p,
-                &table,
-                dxs,
-            );
+            col2im(&dcols[..rows * cols_w], &d, n0, m, &table, dxs);
         }
-        n0 += m;
     }
     (dx, dw)
 }
@@ -475,21 +665,48 @@ fn is_pointwise(win: &Window) -> bool {
         && win.out_sp == win.in_sp
 }
 
-#[allow(clippy::too_many_arguments)]
-fn im2col<F: Float>(
-    x: &[F],
+/// The im2col matrix `(m·P, groups·K·C_g)` of samples `n0..n0 + m`: built in `cols`, or for a
+/// pointwise window a view of the input itself.
+fn chunk_cols<'a, F: Float>(
+    xs: &'a [F],
+    d: &Dims,
     n0: usize,
     m: usize,
-    sp: usize,
-    cin: usize,
-    groups: usize,
-    kk: usize,
-    p: usize,
     table: &[usize],
-    cols: &mut [F],
-) {
-    let cg = cin / groups;
-    let cols_w = groups * kk * cg;
+    identity: bool,
+    cols: &'a mut [F],
+) -> ndarray::ArrayView2<'a, F> {
+    let rows = m * d.p;
+    let (cin, sp) = (d.cin, d.sp);
+    if identity {
+        match ndarray::ArrayView2::from_shape((rows, cin), &xs[n0 * sp * cin..(n0 + m) * sp * cin])
+        {
+            Ok(v) => v,
+            Err(e) => panic!("pointwise input chunk: {e}"),
+        }
+    } else {
+        let cols_w = d.cols_w();
+        let cols = &mut cols[..rows * cols_w];
+        im2col(xs, d, n0, m, table, cols);
+        match ndarray::ArrayView2::from_shape((rows, cols_w), &*cols) {
+            Ok(v) => v,
+            Err(e) => panic!("im2col chunk: {e}"),
+        }
+    }
+}
+
+/// Fills `cols` with the im2col rows of samples `n0..n0 + m`.
+fn im2col<F: Float>(x: &[F], d: &Dims, n0: usize, m: usize, table: &[usize], cols: &mut [F]) {
+    let Dims {
+        sp,
+        cin,
+        groups,
+        cg,
+        kk,
+        p,
+        ..
+    } = *d;
+    let cols_w = d.cols_w();
     for b in 0..m {
         let xb = &x[(n0 + b) * sp * cin..(n0 + b + 1) * sp * cin];
         for pi in 0..p {
@@ -511,21 +728,18 @@ fn im2col<F: Float>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn col2im<F: Float>(
-    dcols: &[F],
-    n0: usize,
-    m: usize,
-    sp: usize,
-    cin: usize,
-    groups: usize,
-    kk: usize,
-    p: usize,
-    table: &[usize],
-    dx: &mut [F],
-) {
-    let cg = cin / groups;
-    let cols_w = groups * kk * cg;
+/// The transpose of [`im2col`]: sums the rows `dcols` of samples `n0..n0 + m` into `dx`.
+fn col2im<F: Float>(dcols: &[F], d: &Dims, n0: usize, m: usize, table: &[usize], dx: &mut [F]) {
+    let Dims {
+        sp,
+        cin,
+        groups,
+        cg,
+        kk,
+        p,
+        ..
+    } = *d;
+    let cols_w = d.cols_w();
     for b in 0..m {
         let dxb = &mut dx[(n0 + b) * sp * cin..(n0 + b + 1) * sp * cin];
         for pi in 0..p {
@@ -548,28 +762,18 @@ fn col2im<F: Float>(
 }
 
 /// Direct loop for `C_g = 1` (depthwise): `y[n,p,g·M+m] = Σ_q x[n, t(p,q), g] · W[q, g·M+m]`.
-#[allow(clippy::too_many_arguments)]
-fn depthwise_forward<F: Float>(
-    x: &[F],
-    w: &Array2<F>,
-    groups: usize,
-    mult: usize,
-    kk: usize,
-    p: usize,
-    sp: usize,
-    n: usize,
-    table: &[usize],
-    y: Option<&mut [F]>,
-) {
-    let y = match y {
-        Some(y) => y,
-        None => panic!("fresh array is standard layout"),
-    };
+fn depthwise_forward<F: Float>(x: &[F], w: &Array2<F>, d: &Dims, table: &[usize], y: &mut [F]) {
+    let Dims {
+        n,
+        groups,
+        og: mult,
+        kk,
+        p,
+        sp,
+        ..
+    } = *d;
     let w = standard_mat(w);
-    let ws = match w.as_slice() {
-        Some(s) => s,
-        None => panic!("standard layout"),
-    };
+    let ws = elems(&w, "the kernel");
     let cout = groups * mult;
     for b in 0..n {
         let xb = &x[b * sp * groups..(b + 1) * sp * groups];
@@ -597,30 +801,28 @@ fn depthwise_forward<F: Float>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Gradient of [`depthwise_forward`]: accumulates into `dx` and `dw`.
 fn depthwise_backward<F: Float>(
     x: &[F],
     w: &Array2<F>,
-    groups: usize,
-    mult: usize,
-    kk: usize,
-    p: usize,
-    sp: usize,
-    n: usize,
+    d: &Dims,
     table: &[usize],
     dy: &[F],
     dx: &mut [F],
     dw: &mut Array2<F>,
 ) {
+    let Dims {
+        n,
+        groups,
+        og: mult,
+        kk,
+        p,
+        sp,
+        ..
+    } = *d;
     let w = standard_mat(w);
-    let ws = match w.as_slice() {
-        Some(s) => s,
-        None => panic!("standard layout"),
-    };
-    let dws = match dw.as_slice_mut() {
-        Some(s) => s,
-        None => panic!("fresh array is standard layout"),
-    };
+    let ws = elems(&w, "the kernel");
+    let dws = elems_mut(dw);
     let cout = groups * mult;
     for b in 0..n {
         let xb = &x[b * sp * groups..(b + 1) * sp * groups];
@@ -692,24 +894,14 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn compile(
         cx: &NodeCx<'_>,
-        rank: usize,
+        spec: &ConvSpec<'_>,
         filters: usize,
-        kernel_size: &[usize],
-        strides: &[usize],
-        dilation: &[usize],
         groups: usize,
-        padding: &Padding,
-        layout: DataLayout,
-        use_bias: bool,
-        activation: &Activation,
     ) -> Result<Conv, EngineError> {
-        cx.inputs(1, 1)?;
-        cx.outputs(1)?;
-        activation::check(cx, activation)?;
-        let core = ConvCore::new(cx, rank, kernel_size, strides, dilation, padding, layout)?;
+        let core = ConvCore::compile(cx, spec, false)?;
+        let rank = spec.rank;
         let groups = groups.max(1);
         let k = cx.req_param(ParamRole::Kernel)?;
         let order = KernelOrder::of(cx, &k.layout, rank)?;
@@ -727,14 +919,8 @@ impl Conv {
                 k.tensor.shape()
             )));
         }
-        if order.spatial(k.tensor.shape(), rank) != core.kernel_size {
-            return Err(cx.invalid(format!(
-                "kernel shape {:?} does not match kernel_size {:?}",
-                k.tensor.shape(),
-                core.kernel_size
-            )));
-        }
-        let bias = bias_param(cx, use_bias, filters)?;
+        core.check_kernel_spatial(cx, order, k.tensor.shape())?;
+        let bias = bias_param(cx, spec.use_bias, filters)?;
         Ok(Conv {
             core,
             filters,
@@ -742,7 +928,7 @@ impl Conv {
             kernel: k.name.clone(),
             order,
             bias,
-            activation: activation.clone(),
+            activation: spec.activation.clone(),
         })
     }
 
@@ -751,12 +937,9 @@ impl Conv {
         ps: &ParamShapes,
         xs: &[&[usize]],
     ) -> Result<Vec<Vec<usize>>, String> {
-        let (n, sp, cin) = self.core.split(xs[0])?;
-        let kshape = &ps[&self.kernel];
-        let (_, cg, _) = self
-            .order
-            .canonical_dims(kshape, self.core.rank)
-            .ok_or_else(|| format!("kernel shape {kshape:?}"))?;
+        let ((n, sp, cin), kshape, (_, cg, _)) =
+            self.core
+                .split_with_kernel(xs[0], ps, &self.kernel, self.order)?;
         if cin != cg * self.groups {
             return Err(format!(
                 "input has {cin} channels, the kernel {kshape:?} expects {} ({} groups of {cg})",
@@ -774,49 +957,28 @@ impl Conv {
         xs: &[&ArrayD<F>],
     ) -> Result<Out<F>, String> {
         let x = self.core.to_cl(xs[0]);
-        let (_, sp, _) = self.core.split(xs[0].shape())?;
-        let win = self.core.window(sp)?;
+        let win = self.core.window_of(xs[0].shape())?;
         let w = self
             .order
             .to_canonical(cx.param(&self.kernel), self.core.rank);
-        let mut y = forward_cl(&x, &w, self.groups, &win);
-        if let Some(b) = &self.bias {
-            add_bias_cl(&mut y, cx.param(b));
-        }
-        let z = self.core.cl_to_layout(y);
-        let mut saved = Saved::default();
-        let y = activation::fused(&self.activation, z, &mut saved)?;
-        Ok(Out { ys: vec![y], saved })
+        let y = forward_cl(&x, &w, self.groups, &win);
+        self.core
+            .finish(cx, y, self.bias.as_deref(), &self.activation)
     }
 
     pub(crate) fn backward<F: Float>(&self, cx: &BwdCx<'_, F>) -> NodeGrads<F> {
-        let dz =
-            activation::fused_backward(&self.activation, cx.saved, cx.ys[0], &cx.dys[0], cx.seed);
-        let dz = self.core.to_cl(&dz);
+        let dz = self.core.dz_cl(cx, &self.activation);
         let x = self.core.to_cl(cx.xs[0]);
-        let (_, sp, _) = match self.core.split(cx.xs[0].shape()) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}"),
-        };
-        let win = match self.core.window(sp) {
-            Ok(w) => w,
-            Err(e) => panic!("{e}"),
-        };
+        let win = self.core.checked_window(cx.xs[0].shape());
         let kernel = cx.param(&self.kernel);
         let w = self.order.to_canonical(kernel, self.core.rank);
         let (dx, dw) = backward_cl(&x, &w, self.groups, &win, &dz);
-        let mut dparams = vec![(
+        let dparams = vec![(
             self.kernel.clone(),
             self.order
                 .canonical_to_stored(dw, kernel.shape(), self.core.rank),
         )];
-        if let Some(b) = &self.bias {
-            dparams.push((b.clone(), bias_grad_cl(&dz)));
-        }
-        NodeGrads {
-            dxs: vec![Some(self.core.cl_to_layout(dx))],
-            dparams,
-        }
+        self.core.grads(dx, dparams, self.bias.as_deref(), &dz)
     }
 }
 

@@ -18,14 +18,13 @@
 //! Weights: Keras `(*k, C_out, C_in)` is the canonical `(K·O_g, C_in)` as stored; torch
 //! `(C_in, C_out/g, *k)` is permuted to it (catalogue `conv-transpose-layout`).
 
-use model_ir::{Activation, DataLayout, Padding, ParamLayout, ParamRole};
+use model_ir::{Activation, Padding, ParamLayout, ParamRole};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, s};
 
-use super::activation;
-use super::conv::{ConvCore, KernelOrder, add_bias_cl, bias_grad_cl, bias_param};
+use super::conv::{ConvCore, ConvSpec, KernelOrder, bias_param};
 use super::util::gemm;
-use super::window::{PAD, advance};
-use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
+use super::window::{PAD, position_table};
+use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes};
 use crate::error::EngineError;
 use crate::float::Float;
 
@@ -50,28 +49,15 @@ struct TGeom {
 }
 
 impl ConvTranspose {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn compile(
         cx: &NodeCx<'_>,
-        rank: usize,
+        spec: &ConvSpec<'_>,
         filters: usize,
-        kernel_size: &[usize],
-        strides: &[usize],
-        dilation: &[usize],
         groups: usize,
-        padding: &Padding,
         output_padding: &Option<Vec<usize>>,
-        layout: DataLayout,
-        use_bias: bool,
-        activation: &Activation,
     ) -> Result<ConvTranspose, EngineError> {
-        cx.inputs(1, 1)?;
-        cx.outputs(1)?;
-        activation::check(cx, activation)?;
-        if matches!(padding, Padding::Causal) {
-            return Err(cx.unsupported("causal padding on a transposed convolution"));
-        }
-        let core = ConvCore::new(cx, rank, kernel_size, strides, dilation, padding, layout)?;
+        let core = ConvCore::compile(cx, spec, true)?;
+        let rank = spec.rank;
         let groups = groups.max(1);
         let k = cx.req_param(ParamRole::Kernel)?;
         let order = match k.layout {
@@ -97,19 +83,13 @@ impl ConvTranspose {
                 k.tensor.shape()
             )));
         }
-        if order.spatial(k.tensor.shape(), rank) != core.kernel_size {
-            return Err(cx.invalid(format!(
-                "kernel shape {:?} does not match kernel_size {:?}",
-                k.tensor.shape(),
-                core.kernel_size
-            )));
-        }
+        core.check_kernel_spatial(cx, order, k.tensor.shape())?;
         if let Some(op) = output_padding
             && op.len() != rank
         {
             return Err(cx.invalid(format!("output_padding {op:?} for rank {rank}")));
         }
-        let bias = bias_param(cx, use_bias, filters)?;
+        let bias = bias_param(cx, spec.use_bias, filters)?;
         Ok(ConvTranspose {
             core,
             filters,
@@ -118,7 +98,7 @@ impl ConvTranspose {
             kernel: k.name.clone(),
             order,
             bias,
-            activation: activation.clone(),
+            activation: spec.activation.clone(),
         })
     }
 
@@ -175,34 +155,14 @@ impl ConvTranspose {
     /// `table[i·K + q]` = output position of input position `i` and kernel offset `q`, or PAD.
     fn table(&self, g: &TGeom) -> Vec<usize> {
         let c = &self.core;
-        let r = c.rank;
-        let kk: usize = c.kernel_size.iter().product();
-        let pin: usize = g.in_sp.iter().product();
-        let mut t = vec![PAD; pin * kk];
-        let mut i = vec![0usize; r];
-        let mut q = vec![0usize; r];
-        for ip in 0..pin {
-            q.iter_mut().for_each(|v| *v = 0);
-            for qi in 0..kk {
-                let mut idx = 0usize;
-                let mut inside = true;
-                for a in 0..r {
-                    let pos =
-                        (i[a] * c.strides[a] + q[a] * c.dilation[a]) as isize - g.crop[a] as isize;
-                    if pos < 0 || pos as usize >= g.out_sp[a] {
-                        inside = false;
-                        break;
-                    }
-                    idx = idx * g.out_sp[a] + pos as usize;
-                }
-                if inside {
-                    t[ip * kk + qi] = idx;
-                }
-                advance(&mut q, &c.kernel_size);
-            }
-            advance(&mut i, &g.in_sp);
-        }
-        t
+        position_table(
+            &g.in_sp,
+            &g.out_sp,
+            &c.kernel_size,
+            &c.strides,
+            &c.dilation,
+            &g.crop,
+        )
     }
 
     pub(crate) fn infer(
@@ -210,12 +170,9 @@ impl ConvTranspose {
         ps: &ParamShapes,
         xs: &[&[usize]],
     ) -> Result<Vec<Vec<usize>>, String> {
-        let (n, sp, cin) = self.core.split(xs[0])?;
-        let kshape = &ps[&self.kernel];
-        let (_, _, kin) = self
-            .order
-            .canonical_dims(kshape, self.core.rank)
-            .ok_or_else(|| format!("kernel shape {kshape:?}"))?;
+        let ((n, sp, cin), kshape, (_, _, kin)) =
+            self.core
+                .split_with_kernel(xs[0], ps, &self.kernel, self.order)?;
         if cin != kin || cin % self.groups != 0 {
             return Err(format!(
                 "input has {cin} channels, the kernel {kshape:?} expects {kin}"
@@ -280,19 +237,12 @@ impl ConvTranspose {
                 }
             }
         }
-        if let Some(b) = &self.bias {
-            add_bias_cl(&mut y, cx.param(b));
-        }
-        let z = self.core.cl_to_layout(y);
-        let mut saved = Saved::default();
-        let y = activation::fused(&self.activation, z, &mut saved)?;
-        Ok(Out { ys: vec![y], saved })
+        self.core
+            .finish(cx, y, self.bias.as_deref(), &self.activation)
     }
 
     pub(crate) fn backward<F: Float>(&self, cx: &BwdCx<'_, F>) -> NodeGrads<F> {
-        let dz =
-            activation::fused_backward(&self.activation, cx.saved, cx.ys[0], &cx.dys[0], cx.seed);
-        let dz = self.core.to_cl(&dz).into_owned();
+        let dz = self.core.dz_cl(cx, &self.activation);
         let x = self.core.to_cl(cx.xs[0]);
         let (n, sp, cin) = match self.core.split(cx.xs[0].shape()) {
             Ok(v) => v,
@@ -353,18 +303,12 @@ impl ConvTranspose {
                 gemm(F::one(), &cg_cols.t(), &xg, F::zero(), &mut dwg);
             }
         }
-        let mut dparams = vec![(
+        let dparams = vec![(
             self.kernel.clone(),
             self.order
                 .canonical_to_stored(dw, stored.shape(), self.core.rank),
         )];
-        if let Some(b) = &self.bias {
-            dparams.push((b.clone(), bias_grad_cl(&dz)));
-        }
-        NodeGrads {
-            dxs: vec![Some(self.core.cl_to_layout(dx))],
-            dparams,
-        }
+        self.core.grads(dx, dparams, self.bias.as_deref(), &dz)
     }
 }
 

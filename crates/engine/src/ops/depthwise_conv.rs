@@ -10,15 +10,12 @@
 //! the canonical `(K, C·M)` as stored; torch `(C·M, 1, *k)` is permuted (catalogue
 //! `depthwise-separable-layout`).
 
-use model_ir::{Activation, DataLayout, Padding, ParamLayout, ParamRole};
+use model_ir::{Activation, ParamLayout, ParamRole};
 use ndarray::{Array2, ArrayD};
 
-use super::activation;
-use super::conv::{
-    ConvCore, KernelOrder, add_bias_cl, backward_cl, bias_grad_cl, bias_param, forward_cl,
-};
+use super::conv::{ConvCore, ConvSpec, KernelOrder, backward_cl, bias_param, forward_cl};
 use super::util::{from_mat, standard};
-use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
+use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes};
 use crate::error::EngineError;
 use crate::float::Float;
 
@@ -106,6 +103,55 @@ impl DwKernel {
             KernelOrder::OutInSpatial => self.order.canonical_to_stored(dw, stored, rank),
         }
     }
+
+    /// Output shape of the depthwise stage's op on input `x` with `out_c` output channels,
+    /// after checking the input's channels against the kernel.
+    pub(crate) fn infer(
+        &self,
+        core: &ConvCore,
+        x: &[usize],
+        out_c: usize,
+    ) -> Result<Vec<Vec<usize>>, String> {
+        let (n, sp, c) = core.split(x)?;
+        if c != self.channels {
+            return Err(format!(
+                "input has {c} channels, the depthwise kernel expects {}",
+                self.channels
+            ));
+        }
+        let win = core.window(sp)?;
+        Ok(vec![core.out_shape(n, &win.out_sp, out_c)])
+    }
+
+    /// The depthwise convolution of the op's input, channels-last `(N, *out, C·M)`, no bias.
+    pub(crate) fn forward_cl<F: Float>(
+        &self,
+        core: &ConvCore,
+        cx: &FwdCx<'_, F>,
+        x: &ArrayD<F>,
+    ) -> Result<ArrayD<F>, String> {
+        let win = core.window_of(x.shape())?;
+        let x = core.to_cl(x);
+        let w = self.canonical(cx.param(&self.name), core.rank);
+        Ok(forward_cl(&x, &w, self.channels, &win))
+    }
+
+    /// VJP of [`DwKernel::forward_cl`] for the channels-last gradient `du` of its output:
+    /// the channels-last input gradient and the kernel's gradient in its stored shape.
+    pub(crate) fn backward_cl<F: Float>(
+        &self,
+        core: &ConvCore,
+        cx: &BwdCx<'_, F>,
+        du: &ArrayD<F>,
+    ) -> (ArrayD<F>, (String, ArrayD<F>)) {
+        let x = core.to_cl(cx.xs[0]);
+        let win = core.checked_window(cx.xs[0].shape());
+        let stored = cx.param(&self.name);
+        let w = self.canonical(stored, core.rank);
+        let (dx, dw) = backward_cl(&x, &w, self.channels, &win, du);
+        let dw = self.canonical_to_stored(dw, stored.shape(), core.rank);
+        (dx, (self.name.clone(), dw))
+    }
 }
 
 /// Depthwise convolution.
@@ -118,30 +164,19 @@ pub(crate) struct DepthwiseConv {
 }
 
 impl DepthwiseConv {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn compile(
         cx: &NodeCx<'_>,
-        rank: usize,
+        spec: &ConvSpec<'_>,
         depth_multiplier: usize,
-        kernel_size: &[usize],
-        strides: &[usize],
-        dilation: &[usize],
-        padding: &Padding,
-        layout: DataLayout,
-        use_bias: bool,
-        activation: &Activation,
     ) -> Result<DepthwiseConv, EngineError> {
-        cx.inputs(1, 1)?;
-        cx.outputs(1)?;
-        activation::check(cx, activation)?;
-        let core = ConvCore::new(cx, rank, kernel_size, strides, dilation, padding, layout)?;
-        let kernel = DwKernel::resolve(cx, rank, &core.kernel_size, depth_multiplier)?;
-        let bias = bias_param(cx, use_bias, kernel.channels * kernel.mult)?;
+        let core = ConvCore::compile(cx, spec, false)?;
+        let kernel = DwKernel::resolve(cx, spec.rank, &core.kernel_size, depth_multiplier)?;
+        let bias = bias_param(cx, spec.use_bias, kernel.channels * kernel.mult)?;
         Ok(DepthwiseConv {
             core,
             kernel,
             bias,
-            activation: activation.clone(),
+            activation: spec.activation.clone(),
         })
     }
 
@@ -150,19 +185,8 @@ impl DepthwiseConv {
         _ps: &ParamShapes,
         xs: &[&[usize]],
     ) -> Result<Vec<Vec<usize>>, String> {
-        let (n, sp, c) = self.core.split(xs[0])?;
-        if c != self.kernel.channels {
-            return Err(format!(
-                "input has {c} channels, the depthwise kernel expects {}",
-                self.kernel.channels
-            ));
-        }
-        let win = self.core.window(sp)?;
-        Ok(vec![self.core.out_shape(
-            n,
-            &win.out_sp,
-            c * self.kernel.mult,
-        )])
+        self.kernel
+            .infer(&self.core, xs[0], self.kernel.channels * self.kernel.mult)
     }
 
     pub(crate) fn forward<F: Float>(
@@ -170,49 +194,14 @@ impl DepthwiseConv {
         cx: &mut FwdCx<'_, F>,
         xs: &[&ArrayD<F>],
     ) -> Result<Out<F>, String> {
-        let x = self.core.to_cl(xs[0]);
-        let (_, sp, _) = self.core.split(xs[0].shape())?;
-        let win = self.core.window(sp)?;
-        let w = self
-            .kernel
-            .canonical(cx.param(&self.kernel.name), self.core.rank);
-        let mut y = forward_cl(&x, &w, self.kernel.channels, &win);
-        if let Some(b) = &self.bias {
-            add_bias_cl(&mut y, cx.param(b));
-        }
-        let z = self.core.cl_to_layout(y);
-        let mut saved = Saved::default();
-        let y = activation::fused(&self.activation, z, &mut saved)?;
-        Ok(Out { ys: vec![y], saved })
+        let y = self.kernel.forward_cl(&self.core, cx, xs[0])?;
+        self.core
+            .finish(cx, y, self.bias.as_deref(), &self.activation)
     }
 
     pub(crate) fn backward<F: Float>(&self, cx: &BwdCx<'_, F>) -> NodeGrads<F> {
-        let dz =
-            activation::fused_backward(&self.activation, cx.saved, cx.ys[0], &cx.dys[0], cx.seed);
-        let dz = self.core.to_cl(&dz);
-        let x = self.core.to_cl(cx.xs[0]);
-        let win = match self
-            .core
-            .split(cx.xs[0].shape())
-            .and_then(|(_, sp, _)| self.core.window(sp))
-        {
-            Ok(w) => w,
-            Err(e) => panic!("{e}"),
-        };
-        let stored = cx.param(&self.kernel.name);
-        let w = self.kernel.canonical(stored, self.core.rank);
-        let (dx, dw) = backward_cl(&x, &w, self.kernel.channels, &win, &dz);
-        let mut dparams = vec![(
-            self.kernel.name.clone(),
-            self.kernel
-                .canonical_to_stored(dw, stored.shape(), self.core.rank),
-        )];
-        if let Some(b) = &self.bias {
-            dparams.push((b.clone(), bias_grad_cl(&dz)));
-        }
-        NodeGrads {
-            dxs: vec![Some(self.core.cl_to_layout(dx))],
-            dparams,
-        }
+        let dz = self.core.dz_cl(cx, &self.activation);
+        let (dx, dw) = self.kernel.backward_cl(&self.core, cx, &dz);
+        self.core.grads(dx, vec![dw], self.bias.as_deref(), &dz)
     }
 }

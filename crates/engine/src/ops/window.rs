@@ -105,33 +105,14 @@ impl Window {
     /// For output position `p` (row-major over `out_sp`) and window offset `q` (row-major over
     /// `k`), entry `p·K + q` is the row-major input position, or [`PAD`].
     pub(crate) fn table(&self) -> Vec<usize> {
-        let r = self.in_sp.len();
-        let kk = self.k_size();
-        let mut table = vec![PAD; self.out_size() * kk];
-        let mut o = vec![0usize; r];
-        let mut q = vec![0usize; r];
-        for p in 0..self.out_size() {
-            q.iter_mut().for_each(|v| *v = 0);
-            for qi in 0..kk {
-                let mut idx = 0usize;
-                let mut inside = true;
-                for a in 0..r {
-                    let pos =
-                        (o[a] * self.s[a] + q[a] * self.d[a]) as isize - self.pad_b[a] as isize;
-                    if pos < 0 || pos as usize >= self.in_sp[a] {
-                        inside = false;
-                        break;
-                    }
-                    idx = idx * self.in_sp[a] + pos as usize;
-                }
-                if inside {
-                    table[p * kk + qi] = idx;
-                }
-                advance(&mut q, &self.k);
-            }
-            advance(&mut o, &self.out_sp);
-        }
-        table
+        position_table(
+            &self.out_sp,
+            &self.in_sp,
+            &self.k,
+            &self.s,
+            &self.d,
+            &self.pad_b,
+        )
     }
 
     /// For each output position, how many window offsets fall inside the padded extent
@@ -160,6 +141,48 @@ impl Window {
         }
         counts
     }
+}
+
+/// The gather/scatter table of a strided, dilated window: for position `p` of `from_sp` and
+/// window offset `q` of `k` (both row-major), entry `p·K + q` is the row-major position
+/// `p·s + q·d − offset` in `to_sp`, or [`PAD`] when it falls outside. A convolution maps output
+/// to input positions (offset = leading pad); a transposed convolution input to output
+/// positions (offset = crop).
+pub(crate) fn position_table(
+    from_sp: &[usize],
+    to_sp: &[usize],
+    k: &[usize],
+    s: &[usize],
+    d: &[usize],
+    offset: &[usize],
+) -> Vec<usize> {
+    let r = from_sp.len();
+    let kk: usize = k.iter().product();
+    let n_from: usize = from_sp.iter().product();
+    let mut table = vec![PAD; n_from * kk];
+    let mut o = vec![0usize; r];
+    let mut q = vec![0usize; r];
+    for p in 0..n_from {
+        q.iter_mut().for_each(|v| *v = 0);
+        for qi in 0..kk {
+            let mut idx = 0usize;
+            let mut inside = true;
+            for a in 0..r {
+                let pos = (o[a] * s[a] + q[a] * d[a]) as isize - offset[a] as isize;
+                if pos < 0 || pos as usize >= to_sp[a] {
+                    inside = false;
+                    break;
+                }
+                idx = idx * to_sp[a] + pos as usize;
+            }
+            if inside {
+                table[p * kk + qi] = idx;
+            }
+            advance(&mut q, k);
+        }
+        advance(&mut o, from_sp);
+    }
+    table
 }
 
 /// Row-major increment of a multi-index.
