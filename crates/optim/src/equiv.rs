@@ -44,20 +44,28 @@ fn ids(v: &[u32]) -> String {
     format!(" (catalogue {list})")
 }
 
-fn none_t(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
+fn none(target: &'static str, catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
     NoEquivalent {
-        target: "torch",
+        target,
         catalogue: catalogue.to_vec(),
         reason: reason.into(),
     }
 }
 
+fn none_t(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
+    none("torch", catalogue, reason)
+}
+
 fn none_k(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
-    NoEquivalent {
-        target: "keras",
-        catalogue: catalogue.to_vec(),
-        reason: reason.into(),
-    }
+    none("keras", catalogue, reason)
+}
+
+/// Why a momentum optimizer driven by a schedule has no exact counterpart (both directions).
+const LR_IN_BUFFER: &str = "with momentum, Keras folds the learning rate into the buffer and torch \
+                            applies it outside, which agree only while the learning rate is constant";
+
+fn nonzero(x: f64) -> bool {
+    x.abs() > 0.0
 }
 
 /// The exact torch counterpart of a Keras configuration.
@@ -113,17 +121,11 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
             ),
         ));
     }
-    if scheduler.is_some() {
-        match k.kind {
-            K::Sgd { momentum, .. } | K::RmsProp { momentum, .. } if momentum.abs() > 0.0 => {
-                return Err(none_t(
-                    &[4, 14],
-                    "with momentum, Keras folds the learning rate into the buffer and torch \
-                     applies it outside, which agree only while the learning rate is constant",
-                ));
-            }
-            _ => {}
-        }
+    if scheduler.is_some()
+        && let K::Sgd { momentum, .. } | K::RmsProp { momentum, .. } = k.kind
+        && nonzero(momentum)
+    {
+        return Err(none_t(&[4, 14], LR_IN_BUFFER));
     }
     if k.use_ema {
         return Err(none_t(
@@ -151,174 +153,93 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
     }
     let wd = wd_of(k);
     let has_wd = wd.abs() > 0.0;
-    let coupled_wd = || {
-        none_t(
-            &[2],
-            "Keras weight_decay is decoupled; this torch optimizer only has coupled L2",
-        )
-    };
+    // Per class: the epsilon check first, then the weight-decay one; what passes is the
+    // by-name mapping with the (zero) epsilon, except where the exact form differs.
     let kind = match k.kind {
-        K::Sgd { momentum, nesterov } => {
-            if has_wd && momentum.abs() > 0.0 {
-                return Err(none_t(
-                    &[2, 4],
-                    "decoupled weight decay with momentum: torch SGD's weight_decay is coupled and enters the buffer",
-                ));
-            }
-            T::Sgd {
-                momentum,
-                dampening: 0.0,
-                nesterov,
-            }
+        K::Sgd { momentum, .. } if has_wd && nonzero(momentum) => Err(none_t(
+            &[2, 4],
+            "decoupled weight decay with momentum: torch SGD's weight_decay is coupled and enters the buffer",
+        )),
+        K::Adam { epsilon, .. } | K::AdamW { epsilon, .. } if nonzero(epsilon) => Err(none_t(
+            &[1],
+            format!(
+                "Keras adds epsilon-hat {} to sqrt(v) before bias correction, i.e. torch \
+                 eps_t = {}/sqrt(1-beta_2^t), which changes every step",
+                py(epsilon),
+                py(epsilon)
+            ),
+        )),
+        K::RmsProp { epsilon, .. } if nonzero(epsilon) => Err(none_t(
+            &[6],
+            "Keras RMSprop puts epsilon inside the square root, torch outside",
+        )),
+        K::Adagrad { epsilon, .. } if nonzero(epsilon) => Err(none_t(
+            &[7],
+            "Keras Adagrad puts epsilon inside the square root, torch outside",
+        )),
+        K::Adamax { epsilon, .. } if nonzero(epsilon) => Err(none_t(
+            &[10],
+            "Keras Adamax adds epsilon after the max, torch inside it",
+        )),
+        K::Adafactor { epsilon_1, .. } if nonzero(epsilon_1) => Err(none_t(
+            &[62],
+            format!(
+                "Keras Adafactor adds epsilon_1 {} to g² before factoring; torch clamps \
+                 the factored estimate at eps1 instead (same only with epsilon_1=0)",
+                py(epsilon_1)
+            ),
+        )),
+        K::Adafactor { .. } if has_wd => Err(none_t(
+            &[2, 62],
+            "Keras Adafactor scales its step by RMS(θ) after the base optimizer's weight \
+             decay, torch by RMS(θ) before its own",
+        )),
+        K::RmsProp { .. } | K::Adagrad { .. } | K::Adadelta { .. } | K::Adamax { .. } if has_wd => {
+            Err(none_t(
+                &[2],
+                "Keras weight_decay is decoupled; this torch optimizer only has coupled L2",
+            ))
         }
         K::Adam {
             beta_1,
             beta_2,
-            epsilon,
             amsgrad,
+            ..
         }
         | K::AdamW {
             beta_1,
             beta_2,
-            epsilon,
             amsgrad,
+            ..
         } => {
-            if epsilon.abs() > 0.0 {
-                return Err(none_t(
-                    &[1],
-                    format!(
-                        "Keras adds epsilon-hat {} to sqrt(v) before bias correction, i.e. torch \
-                         eps_t = {}/sqrt(1-beta_2^t), which changes every step",
-                        py(epsilon),
-                        py(epsilon)
-                    ),
-                ));
-            }
-            if has_wd {
+            let betas = (beta_1, beta_2);
+            Ok(if has_wd {
                 T::AdamW {
-                    betas: (beta_1, beta_2),
+                    betas,
                     eps: 0.0,
                     amsgrad,
                 }
             } else {
                 T::Adam {
-                    betas: (beta_1, beta_2),
+                    betas,
                     eps: 0.0,
                     amsgrad,
                     decoupled_weight_decay: false,
                 }
-            }
-        }
-        K::RmsProp {
-            rho,
-            momentum,
-            epsilon,
-            centered,
-        } => {
-            if epsilon.abs() > 0.0 {
-                return Err(none_t(
-                    &[6],
-                    "Keras RMSprop puts epsilon inside the square root, torch outside",
-                ));
-            }
-            if has_wd {
-                return Err(coupled_wd());
-            }
-            T::RmsProp {
-                alpha: rho,
-                eps: 0.0,
-                momentum,
-                centered,
-            }
-        }
-        K::Adagrad {
-            initial_accumulator_value,
-            epsilon,
-        } => {
-            if epsilon.abs() > 0.0 {
-                return Err(none_t(
-                    &[7],
-                    "Keras Adagrad puts epsilon inside the square root, torch outside",
-                ));
-            }
-            if has_wd {
-                return Err(coupled_wd());
-            }
-            T::Adagrad {
-                lr_decay: 0.0,
-                initial_accumulator_value,
-                eps: 0.0,
-            }
-        }
-        K::Adadelta { rho, epsilon } => {
-            if has_wd {
-                return Err(coupled_wd());
-            }
-            T::Adadelta { rho, eps: epsilon }
-        }
-        K::Adamax {
-            beta_1,
-            beta_2,
-            epsilon,
-        } => {
-            if epsilon.abs() > 0.0 {
-                return Err(none_t(
-                    &[10],
-                    "Keras Adamax adds epsilon after the max, torch inside it",
-                ));
-            }
-            if has_wd {
-                return Err(coupled_wd());
-            }
-            T::Adamax {
-                betas: (beta_1, beta_2),
-                eps: 0.0,
-            }
+            })
         }
         K::Nadam {
             beta_1,
             beta_2,
             epsilon,
-        } => T::NAdam {
+        } => Ok(T::NAdam {
             betas: (beta_1, beta_2),
             eps: epsilon,
             momentum_decay: 1.0,
             decoupled_weight_decay: has_wd,
-        },
-        K::Lion { .. } => {
-            return Err(none_t(&[62], "torch.optim has no Lion"));
-        }
-        K::Adafactor {
-            beta_2_decay,
-            epsilon_1,
-            epsilon_2,
-            clip_threshold,
-            ..
-        } => {
-            if epsilon_1.abs() > 0.0 {
-                return Err(none_t(
-                    &[62],
-                    format!(
-                        "Keras Adafactor adds epsilon_1 {} to g² before factoring; torch clamps \
-                         the factored estimate at eps1 instead (same only with epsilon_1=0)",
-                        py(epsilon_1)
-                    ),
-                ));
-            }
-            if has_wd {
-                return Err(none_t(
-                    &[2, 62],
-                    "Keras Adafactor scales its step by RMS(θ) after the base optimizer's weight \
-                     decay, torch by RMS(θ) before its own",
-                ));
-            }
-            T::Adafactor {
-                beta2_decay: beta_2_decay,
-                eps: (Some(0.0), epsilon_2),
-                d: clip_threshold,
-            }
-        }
-    };
+        }),
+        _ => torch_kind_by_name(&k.kind).map(zero_torch_eps),
+    }?;
     let config = torch::Config {
         kind,
         lr,
@@ -691,12 +612,8 @@ pub fn torch_to_keras_scheduled(
         .transpose()?;
     if schedule.is_some() {
         match t.kind {
-            T::Sgd { momentum, .. } | T::RmsProp { momentum, .. } if momentum.abs() > 0.0 => {
-                return Err(none_k(
-                    &[4, 14],
-                    "with momentum, Keras folds the learning rate into the buffer and torch \
-                     applies it outside, which agree only while the learning rate is constant",
-                ));
+            T::Sgd { momentum, .. } | T::RmsProp { momentum, .. } if nonzero(momentum) => {
+                return Err(none_k(&[4, 14], LR_IN_BUFFER));
             }
             T::Adagrad { lr_decay, .. } if lr_decay.abs() > 0.0 => {
                 return Err(none_k(
@@ -725,228 +642,129 @@ pub fn torch_to_keras_scheduled(
     };
     let wd = t.weight_decay;
     let has_wd = wd.abs() > 0.0;
-    let coupled = || {
+    let coupled_l2 = || {
         none_k(
             &[2],
             "torch weight_decay here is coupled L2 (g + λθ); Keras weight_decay is decoupled",
         )
     };
-    let mut learning_rate = LearningRate::Constant(t.lr);
-    let mut keras_wd = None;
+    let eps_after_bias = |catalogue: &[u32], eps: f64| {
+        none_k(
+            catalogue,
+            format!(
+                "torch adds eps {} after bias correction; Keras's epsilon-hat would have to change every step",
+                py(eps)
+            ),
+        )
+    };
+    // Per class: the epsilon (or other unmappable value) check first, then the weight-decay
+    // one; what passes is the by-name mapping with the (zero) epsilon.
     let kind = match t.kind {
         T::Sgd {
             momentum,
             dampening,
-            nesterov,
-        } => {
-            if momentum.abs() > 0.0 && dampening.abs() > 0.0 {
-                return Err(none_k(&[4], "Keras SGD momentum has no dampening"));
-            }
-            if has_wd && momentum.abs() > 0.0 {
-                return Err(coupled());
-            }
-            if has_wd {
-                keras_wd = Some(wd);
-            }
-            K::Sgd { momentum, nesterov }
+            ..
+        } if nonzero(momentum) && nonzero(dampening) => {
+            Err(none_k(&[4], "Keras SGD momentum has no dampening"))
         }
+        T::Adam { eps, .. } if nonzero(eps) => Err(eps_after_bias(&[1], eps)),
+        T::AdamW { eps, .. } if nonzero(eps) => Err(eps_after_bias(&[1, 3], eps)),
+        T::RmsProp { eps, .. } if nonzero(eps) => Err(none_k(
+            &[6],
+            "torch RMSprop puts eps outside the square root, Keras inside",
+        )),
+        T::Adagrad { eps, .. } if nonzero(eps) => Err(none_k(
+            &[7],
+            "torch Adagrad puts eps outside the square root, Keras inside",
+        )),
+        T::Adamax { eps, .. } if nonzero(eps) => Err(none_k(
+            &[10],
+            "torch Adamax adds eps inside the max, Keras after it",
+        )),
+        T::NAdam { momentum_decay, .. } if differs(momentum_decay, 1.0) => Err(none_k(
+            &[9],
+            format!(
+                "Keras Nadam's momentum schedule is 0.96^t (momentum_decay=1.0), not 0.96^({}·t)",
+                py(momentum_decay)
+            ),
+        )),
+        T::Adafactor { eps: (eps1, _), .. } if eps1.is_none_or(nonzero) => Err(none_k(
+            &[62],
+            format!(
+                "torch Adafactor clamps the factored estimate at eps1 ({}); Keras adds \
+                 epsilon_1 to g² before factoring (same only with eps1=0)",
+                eps1.map_or("None: finfo(float32).eps".to_string(), py)
+            ),
+        )),
+        T::Adafactor { .. } if has_wd => Err(none_k(
+            &[2, 62],
+            "torch Adafactor scales its step by RMS(θ) before its weight decay, Keras \
+             after the base optimizer's",
+        )),
+        T::Sgd { momentum, .. } if has_wd && nonzero(momentum) => Err(coupled_l2()),
         T::Adam {
-            betas,
-            eps,
+            decoupled_weight_decay: false,
+            ..
+        }
+        | T::NAdam {
+            decoupled_weight_decay: false,
+            ..
+        }
+        | T::RmsProp { .. }
+        | T::Adagrad { .. }
+        | T::Adadelta { .. }
+        | T::Adamax { .. }
+            if has_wd =>
+        {
+            Err(coupled_l2())
+        }
+        T::Adam { betas, amsgrad, .. } if has_wd => Ok(K::AdamW {
+            beta_1: betas.0,
+            beta_2: betas.1,
+            epsilon: 0.0,
             amsgrad,
-            decoupled_weight_decay,
-        } => {
-            if eps.abs() > 0.0 {
-                return Err(none_k(
-                    &[1],
-                    format!(
-                        "torch adds eps {} after bias correction; Keras's epsilon-hat would have to change every step",
-                        py(eps)
-                    ),
-                ));
-            }
-            if has_wd && !decoupled_weight_decay {
-                return Err(coupled());
-            }
-            if has_wd {
-                keras_wd = Some(wd);
-                K::AdamW {
-                    beta_1: betas.0,
-                    beta_2: betas.1,
-                    epsilon: 0.0,
-                    amsgrad,
-                }
-            } else {
-                K::Adam {
-                    beta_1: betas.0,
-                    beta_2: betas.1,
-                    epsilon: 0.0,
-                    amsgrad,
-                }
-            }
-        }
-        T::AdamW {
-            betas,
-            eps,
-            amsgrad,
-        } => {
-            if eps.abs() > 0.0 {
-                return Err(none_k(
-                    &[1, 3],
-                    format!(
-                        "torch adds eps {} after bias correction; Keras's epsilon-hat would have to change every step",
-                        py(eps)
-                    ),
-                ));
-            }
-            keras_wd = Some(wd);
-            K::AdamW {
-                beta_1: betas.0,
-                beta_2: betas.1,
-                epsilon: 0.0,
-                amsgrad,
-            }
-        }
-        T::RmsProp {
-            alpha,
-            eps,
-            momentum,
-            centered,
-        } => {
-            if eps.abs() > 0.0 {
-                return Err(none_k(
-                    &[6],
-                    "torch RMSprop puts eps outside the square root, Keras inside",
-                ));
-            }
-            if has_wd {
-                return Err(coupled());
-            }
-            K::RmsProp {
-                rho: alpha,
-                momentum,
-                epsilon: 0.0,
-                centered,
-            }
-        }
-        T::Adagrad {
-            lr_decay,
-            initial_accumulator_value,
-            eps,
-        } => {
-            if eps.abs() > 0.0 {
-                return Err(none_k(
-                    &[7],
-                    "torch Adagrad puts eps outside the square root, Keras inside",
-                ));
-            }
-            if has_wd {
-                return Err(coupled());
-            }
-            if lr_decay.abs() > 0.0 {
-                // η/(1 + (t−1)·d) = InverseTimeDecay(η, decay_steps=1, decay_rate=d) at step t−1.
-                learning_rate = LearningRate::Schedule(Schedule::InverseTimeDecay {
-                    initial_learning_rate: t.lr,
-                    decay_steps: 1.0,
-                    decay_rate: lr_decay,
-                    staircase: false,
-                });
-            }
-            K::Adagrad {
-                initial_accumulator_value,
-                epsilon: 0.0,
-            }
-        }
-        T::Adadelta { rho, eps } => {
-            if has_wd {
-                return Err(coupled());
-            }
-            K::Adadelta { rho, epsilon: eps }
-        }
-        T::Adamax { betas, eps } => {
-            if eps.abs() > 0.0 {
-                return Err(none_k(
-                    &[10],
-                    "torch Adamax adds eps inside the max, Keras after it",
-                ));
-            }
-            if has_wd {
-                return Err(coupled());
-            }
-            K::Adamax {
-                beta_1: betas.0,
-                beta_2: betas.1,
-                epsilon: 0.0,
-            }
-        }
-        T::NAdam {
-            betas,
-            eps,
-            momentum_decay,
-            decoupled_weight_decay,
-        } => {
-            if (momentum_decay - 1.0).abs() > 0.0 {
-                return Err(none_k(
-                    &[9],
-                    format!(
-                        "Keras Nadam's momentum schedule is 0.96^t (momentum_decay=1.0), not 0.96^({}·t)",
-                        py(momentum_decay)
-                    ),
-                ));
-            }
-            if has_wd && !decoupled_weight_decay {
-                return Err(coupled());
-            }
-            if has_wd {
-                keras_wd = Some(wd);
-            }
-            K::Nadam {
-                beta_1: betas.0,
-                beta_2: betas.1,
-                epsilon: eps,
-            }
-        }
-        T::RAdam { .. } => return Err(none_k(&[62], "Keras has no RAdam")),
-        T::Adafactor {
-            beta2_decay,
-            eps: (eps1, eps2),
-            d,
-        } => {
-            if eps1.is_none_or(|e| e.abs() > 0.0) {
-                return Err(none_k(
-                    &[62],
-                    format!(
-                        "torch Adafactor clamps the factored estimate at eps1 ({}); Keras adds \
-                         epsilon_1 to g² before factoring (same only with eps1=0)",
-                        eps1.map_or("None: finfo(float32).eps".to_string(), py)
-                    ),
-                ));
-            }
-            if has_wd {
-                return Err(none_k(
-                    &[2, 62],
-                    "torch Adafactor scales its step by RMS(θ) before its weight decay, Keras \
-                     after the base optimizer's",
-                ));
-            }
-            K::Adafactor {
-                beta_2_decay: beta2_decay,
-                epsilon_1: 0.0,
-                epsilon_2: eps2,
-                clip_threshold: d,
-                relative_step: true,
-            }
-        }
-    };
+        }),
+        _ => keras_kind_by_name(&t.kind).map(zero_keras_eps),
+    }?;
+    // Decoupled decay carries over; AdamW keeps its own (Keras's default differs).
+    let keras_wd = (has_wd || matches!(t.kind, T::AdamW { .. })).then_some(wd);
+    let mut learning_rate = LearningRate::Constant(t.lr);
+    if let T::Adagrad { lr_decay, .. } = t.kind
+        && nonzero(lr_decay)
+    {
+        // η/(1 + (t−1)·d) = InverseTimeDecay(η, decay_steps=1, decay_rate=d) at step t−1.
+        learning_rate = LearningRate::Schedule(Schedule::InverseTimeDecay {
+            initial_learning_rate: t.lr,
+            decay_steps: 1.0,
+            decay_rate: lr_decay,
+            staircase: false,
+        });
+    }
     if let Some(s) = schedule {
         learning_rate = LearningRate::Schedule(s);
     }
-    let config = keras::Config {
+    let config = keras_config(kind, learning_rate, keras_wd, None, clipvalue);
+    Ok(KerasEquivalent {
+        code: render_keras(&config),
+        config,
+    })
+}
+
+/// A Keras configuration with the given values and Keras's defaults (no EMA, no
+/// accumulation, no exclusion) for the rest.
+fn keras_config(
+    kind: keras::Kind,
+    learning_rate: LearningRate,
+    weight_decay: Option<f64>,
+    global_clipnorm: Option<f64>,
+    clipvalue: Option<f64>,
+) -> keras::Config {
+    keras::Config {
         kind,
         learning_rate,
-        weight_decay: keras_wd,
+        weight_decay,
         clipnorm: None,
-        global_clipnorm: None,
+        global_clipnorm,
         clipvalue,
         use_ema: false,
         ema_momentum: 0.99,
@@ -955,11 +773,7 @@ pub fn torch_to_keras_scheduled(
         gradient_accumulation_steps: None,
         exclude_from_weight_decay: None,
         backend: keras::Backend::default(),
-    };
-    Ok(KerasEquivalent {
-        code: render_keras(&config),
-        config,
-    })
+    }
 }
 
 /// What a porter writes: torch optimizer of the same class name with the Keras values copied
@@ -980,8 +794,6 @@ pub struct TorchByName {
 
 /// See [`TorchByName`].
 pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
-    use keras::Kind as K;
-    use torch::Kind as T;
     if k.gradient_accumulation_steps.is_some() {
         return Err(none_t(
             &[14],
@@ -989,7 +801,35 @@ pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
              the training loop",
         ));
     }
-    let kind = match k.kind {
+    let kind = torch_kind_by_name(&k.kind)?;
+    let lr = k.learning_rate.at::<f64>(0);
+    let grad_clip = match (k.global_clipnorm, k.clipvalue) {
+        (Some(c), _) => Some(GradClip::Norm {
+            max_norm: c,
+            norm_type: 2.0,
+        }),
+        (None, Some(c)) => Some(GradClip::Value { clip_value: c }),
+        _ => None,
+    };
+    Ok(TorchByName {
+        config: torch::Config {
+            kind,
+            lr,
+            weight_decay: wd_of(k),
+            maximize: false,
+        },
+        grad_clip,
+        per_param_clipnorm: k.clipnorm,
+        exclude_from_weight_decay: k.exclude_from_weight_decay.clone(),
+    })
+}
+
+/// The torch class of the same name with the Keras values copied by name, torch defaults for
+/// the rest.
+fn torch_kind_by_name(k: &keras::Kind) -> Result<torch::Kind, NoEquivalent> {
+    use keras::Kind as K;
+    use torch::Kind as T;
+    Ok(match *k {
         K::Sgd { momentum, nesterov } => T::Sgd {
             momentum,
             dampening: 0.0,
@@ -1066,27 +906,22 @@ pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
             eps: (Some(epsilon_1), epsilon_2),
             d: clip_threshold,
         },
-    };
-    let lr = k.learning_rate.at::<f64>(0);
-    let grad_clip = match (k.global_clipnorm, k.clipvalue) {
-        (Some(c), _) => Some(GradClip::Norm {
-            max_norm: c,
-            norm_type: 2.0,
-        }),
-        (None, Some(c)) => Some(GradClip::Value { clip_value: c }),
-        _ => None,
-    };
-    Ok(TorchByName {
-        config: torch::Config {
-            kind,
-            lr,
-            weight_decay: wd_of(k),
-            maximize: false,
-        },
-        grad_clip,
-        per_param_clipnorm: k.clipnorm,
-        exclude_from_weight_decay: k.exclude_from_weight_decay.clone(),
     })
+}
+
+/// `kind` with the epsilon the exact mappings require to be zero (Adafactor: `eps1`) set to 0.0.
+fn zero_torch_eps(mut kind: torch::Kind) -> torch::Kind {
+    use torch::Kind as T;
+    match &mut kind {
+        T::Adam { eps, .. }
+        | T::AdamW { eps, .. }
+        | T::RmsProp { eps, .. }
+        | T::Adagrad { eps, .. }
+        | T::Adamax { eps, .. } => *eps = 0.0,
+        T::Adafactor { eps: (eps1, _), .. } => *eps1 = Some(0.0),
+        _ => {}
+    }
+    kind
 }
 
 /// What a porter writes the other way: Keras class of the same name, torch values copied by
@@ -1096,9 +931,42 @@ pub fn keras_by_name(
     t: &torch::Config,
     clip: Option<&GradClip>,
 ) -> Result<keras::Config, NoEquivalent> {
+    let kind = keras_kind_by_name(&t.kind)?;
+    let (mut global_clipnorm, mut clipvalue) = (None, None);
+    match clip {
+        None => {}
+        Some(GradClip::Norm {
+            max_norm,
+            norm_type,
+        }) => {
+            if (norm_type - 2.0).abs() > 0.0 {
+                return Err(none_k(
+                    &[11],
+                    format!(
+                        "Keras clips by the L2 norm only, not norm_type={}",
+                        py(*norm_type)
+                    ),
+                ));
+            }
+            global_clipnorm = Some(*max_norm);
+        }
+        Some(GradClip::Value { clip_value }) => clipvalue = Some(*clip_value),
+    }
+    Ok(keras_config(
+        kind,
+        LearningRate::Constant(t.lr),
+        nonzero(t.weight_decay).then_some(t.weight_decay),
+        global_clipnorm,
+        clipvalue,
+    ))
+}
+
+/// The Keras class of the same name with the torch values copied by name, Keras defaults for
+/// the rest.
+fn keras_kind_by_name(t: &torch::Kind) -> Result<keras::Kind, NoEquivalent> {
     use keras::Kind as K;
     use torch::Kind as T;
-    let kind = match t.kind {
+    Ok(match *t {
         T::Sgd {
             momentum, nesterov, ..
         } => K::Sgd { momentum, nesterov },
@@ -1166,46 +1034,74 @@ pub fn keras_by_name(
             clip_threshold: d,
             relative_step: true,
         },
-    };
-    let (mut global_clipnorm, mut clipvalue) = (None, None);
-    match clip {
-        None => {}
-        Some(GradClip::Norm {
-            max_norm,
-            norm_type,
-        }) => {
-            if (norm_type - 2.0).abs() > 0.0 {
-                return Err(none_k(
-                    &[11],
-                    format!(
-                        "Keras clips by the L2 norm only, not norm_type={}",
-                        py(*norm_type)
-                    ),
-                ));
-            }
-            global_clipnorm = Some(*max_norm);
-        }
-        Some(GradClip::Value { clip_value }) => clipvalue = Some(*clip_value),
-    }
-    Ok(keras::Config {
-        kind,
-        learning_rate: LearningRate::Constant(t.lr),
-        weight_decay: (t.weight_decay.abs() > 0.0).then_some(t.weight_decay),
-        clipnorm: None,
-        global_clipnorm,
-        clipvalue,
-        use_ema: false,
-        ema_momentum: 0.99,
-        ema_overwrite_frequency: None,
-        loss_scale_factor: None,
-        gradient_accumulation_steps: None,
-        exclude_from_weight_decay: None,
-        backend: keras::Backend::default(),
     })
+}
+
+/// `kind` with the epsilon the exact mappings require to be zero (Adafactor: `epsilon_1`) set
+/// to 0.0.
+fn zero_keras_eps(mut kind: keras::Kind) -> keras::Kind {
+    use keras::Kind as K;
+    match &mut kind {
+        K::Adam { epsilon, .. }
+        | K::AdamW { epsilon, .. }
+        | K::RmsProp { epsilon, .. }
+        | K::Adagrad { epsilon, .. }
+        | K::Adamax { epsilon, .. }
+        | K::Adafactor {
+            epsilon_1: epsilon, ..
+        } => *epsilon = 0.0,
+        _ => {}
+    }
+    kind
 }
 
 fn differs(a: f64, b: f64) -> bool {
     (a - b).abs() > 0.0
+}
+
+/// A Python argument list being rendered: `name=value` items, in order.
+#[derive(Default)]
+struct Args(Vec<String>);
+
+impl Args {
+    fn push(&mut self, item: impl Into<String>) {
+        self.0.push(item.into());
+    }
+
+    /// `name=value`.
+    fn val(&mut self, name: &str, v: f64) {
+        self.push(format!("{name}={}", py(v)));
+    }
+
+    /// `name=value` unless `v` is the `default` (always without one).
+    fn num_or(&mut self, name: &str, v: f64, default: Option<f64>) {
+        if default.is_none_or(|d| differs(v, d)) {
+            self.val(name, v);
+        }
+    }
+
+    /// `name=value` unless `v` is the `default`.
+    fn num(&mut self, name: &str, v: f64, default: f64) {
+        self.num_or(name, v, Some(default));
+    }
+
+    /// `name=value` when there is a value.
+    fn opt(&mut self, name: &str, v: Option<f64>) {
+        if let Some(v) = v {
+            self.val(name, v);
+        }
+    }
+
+    /// `name=True` when `on`.
+    fn flag(&mut self, name: &str, on: bool) {
+        if on {
+            self.push(format!("{name}=True"));
+        }
+    }
+
+    fn join(&self) -> String {
+        self.0.join(", ")
+    }
 }
 
 /// `torch.optim.X(params, lr=..., <arguments that differ from torch's defaults>)`.
@@ -1213,13 +1109,9 @@ pub fn render_torch(c: &torch::Config) -> String {
     use torch::Kind as T;
     let d = torch::Config::default_for(c.kind.class_name()).ok();
     let dk = d.as_ref().map(|d| &d.kind);
-    let mut args = vec![format!("lr={}", py(c.lr))];
+    let mut args = Args::default();
+    args.val("lr", c.lr);
     let mut eps_arg = None;
-    let mut num = |name: &str, v: f64, dv: Option<f64>| {
-        if dv.is_none_or(|dv| differs(v, dv)) {
-            args.push(format!("{name}={}", py(v)));
-        }
-    };
     let betas_of = |k: Option<&T>| match k {
         Some(
             T::Adam { betas, .. }
@@ -1230,21 +1122,16 @@ pub fn render_torch(c: &torch::Config) -> String {
         ) => Some(*betas),
         _ => None,
     };
-    let mut flags: Vec<String> = Vec::new();
-    let mut flag = |name: &str, v: bool| {
-        if v {
-            flags.push(format!("{name}=True"));
-        }
-    };
+    let mut flags = Args::default();
     match c.kind {
         T::Sgd {
             momentum,
             dampening,
             nesterov,
         } => {
-            num("momentum", momentum, Some(0.0));
-            num("dampening", dampening, Some(0.0));
-            flag("nesterov", nesterov);
+            args.num("momentum", momentum, 0.0);
+            args.num("dampening", dampening, 0.0);
+            flags.flag("nesterov", nesterov);
         }
         T::Adam {
             eps,
@@ -1252,13 +1139,13 @@ pub fn render_torch(c: &torch::Config) -> String {
             decoupled_weight_decay,
             ..
         } => {
-            num("eps", eps, Some(1e-8));
-            flag("amsgrad", amsgrad);
-            flag("decoupled_weight_decay", decoupled_weight_decay);
+            args.num("eps", eps, 1e-8);
+            flags.flag("amsgrad", amsgrad);
+            flags.flag("decoupled_weight_decay", decoupled_weight_decay);
         }
         T::AdamW { eps, amsgrad, .. } => {
-            num("eps", eps, Some(1e-8));
-            flag("amsgrad", amsgrad);
+            args.num("eps", eps, 1e-8);
+            flags.flag("amsgrad", amsgrad);
         }
         T::RmsProp {
             alpha,
@@ -1266,61 +1153,57 @@ pub fn render_torch(c: &torch::Config) -> String {
             momentum,
             centered,
         } => {
-            num("alpha", alpha, Some(0.99));
-            num("eps", eps, Some(1e-8));
-            num("momentum", momentum, Some(0.0));
-            flag("centered", centered);
+            args.num("alpha", alpha, 0.99);
+            args.num("eps", eps, 1e-8);
+            args.num("momentum", momentum, 0.0);
+            flags.flag("centered", centered);
         }
         T::Adagrad {
             lr_decay,
             initial_accumulator_value,
             eps,
         } => {
-            num("lr_decay", lr_decay, Some(0.0));
-            num(
-                "initial_accumulator_value",
-                initial_accumulator_value,
-                Some(0.0),
-            );
-            num("eps", eps, Some(1e-10));
+            args.num("lr_decay", lr_decay, 0.0);
+            args.num("initial_accumulator_value", initial_accumulator_value, 0.0);
+            args.num("eps", eps, 1e-10);
         }
         T::Adadelta { rho, eps } => {
-            num("rho", rho, Some(0.9));
-            num("eps", eps, Some(1e-6));
+            args.num("rho", rho, 0.9);
+            args.num("eps", eps, 1e-6);
         }
-        T::Adamax { eps, .. } => num("eps", eps, Some(1e-8)),
+        T::Adamax { eps, .. } => args.num("eps", eps, 1e-8),
         T::NAdam {
             eps,
             momentum_decay,
             decoupled_weight_decay,
             ..
         } => {
-            num("eps", eps, Some(1e-8));
-            num("momentum_decay", momentum_decay, Some(4e-3));
-            flag("decoupled_weight_decay", decoupled_weight_decay);
+            args.num("eps", eps, 1e-8);
+            args.num("momentum_decay", momentum_decay, 4e-3);
+            flags.flag("decoupled_weight_decay", decoupled_weight_decay);
         }
         T::RAdam {
             eps,
             decoupled_weight_decay,
             ..
         } => {
-            num("eps", eps, Some(1e-8));
-            flag("decoupled_weight_decay", decoupled_weight_decay);
+            args.num("eps", eps, 1e-8);
+            flags.flag("decoupled_weight_decay", decoupled_weight_decay);
         }
         T::Adafactor {
             beta2_decay,
             eps: (eps1, eps2),
             d,
         } => {
-            num("beta2_decay", beta2_decay, Some(-0.8));
+            args.num("beta2_decay", beta2_decay, -0.8);
             if eps1.is_some() || differs(eps2, 1e-3) {
                 let e1 = eps1.map_or("None".to_string(), py);
                 eps_arg = Some(format!("eps=({e1}, {})", py(eps2)));
             }
-            num("d", d, Some(1.0));
+            args.num("d", d, 1.0);
         }
     }
-    num(
+    args.num_or(
         "weight_decay",
         c.weight_decay,
         d.as_ref().map(|d| d.weight_decay),
@@ -1328,17 +1211,18 @@ pub fn render_torch(c: &torch::Config) -> String {
     if let Some(b) = betas_of(Some(&c.kind))
         && betas_of(dk).is_none_or(|db| differs(b.0, db.0) || differs(b.1, db.1))
     {
-        args.insert(1, format!("betas=({}, {})", py(b.0), py(b.1)));
+        args.0
+            .insert(1, format!("betas=({}, {})", py(b.0), py(b.1)));
     }
     if let Some(e) = eps_arg {
-        args.insert(1, e);
+        args.0.insert(1, e);
     }
-    flag("maximize", c.maximize);
-    args.extend(flags);
+    flags.flag("maximize", c.maximize);
+    args.0.extend(flags.0);
     format!(
         "torch.optim.{}(params, {})",
         c.kind.class_name(),
-        args.join(", ")
+        args.join()
     )
 }
 
@@ -1365,22 +1249,16 @@ pub fn render_clip(c: &GradClip) -> String {
 /// `keras.optimizers.X(learning_rate=..., <arguments that differ from Keras's defaults>)`.
 pub fn render_keras(c: &keras::Config) -> String {
     use keras::Kind as K;
-    let mut args = vec![match &c.learning_rate {
-        LearningRate::Constant(x) => format!("learning_rate={}", py(*x)),
-        LearningRate::Schedule(s) => format!("learning_rate={}", render_schedule(s)),
-    }];
-    let mut num = |name: &str, v: f64, dv: f64| {
-        if differs(v, dv) {
-            args.push(format!("{name}={}", py(v)));
-        }
-    };
-    let mut flags = Vec::new();
+    let mut args = Args::default();
+    match &c.learning_rate {
+        LearningRate::Constant(x) => args.val("learning_rate", *x),
+        LearningRate::Schedule(s) => args.push(format!("learning_rate={}", render_schedule(s))),
+    }
+    let mut flags = Args::default();
     match c.kind {
         K::Sgd { momentum, nesterov } => {
-            num("momentum", momentum, 0.0);
-            if nesterov {
-                flags.push("nesterov=True".to_string());
-            }
+            args.num("momentum", momentum, 0.0);
+            flags.flag("nesterov", nesterov);
         }
         K::Adam {
             beta_1,
@@ -1394,12 +1272,10 @@ pub fn render_keras(c: &keras::Config) -> String {
             epsilon,
             amsgrad,
         } => {
-            num("beta_1", beta_1, 0.9);
-            num("beta_2", beta_2, 0.999);
-            num("epsilon", epsilon, 1e-7);
-            if amsgrad {
-                flags.push("amsgrad=True".to_string());
-            }
+            args.num("beta_1", beta_1, 0.9);
+            args.num("beta_2", beta_2, 0.999);
+            args.num("epsilon", epsilon, 1e-7);
+            flags.flag("amsgrad", amsgrad);
         }
         K::RmsProp {
             rho,
@@ -1407,23 +1283,21 @@ pub fn render_keras(c: &keras::Config) -> String {
             epsilon,
             centered,
         } => {
-            num("rho", rho, 0.9);
-            num("momentum", momentum, 0.0);
-            num("epsilon", epsilon, 1e-7);
-            if centered {
-                flags.push("centered=True".to_string());
-            }
+            args.num("rho", rho, 0.9);
+            args.num("momentum", momentum, 0.0);
+            args.num("epsilon", epsilon, 1e-7);
+            flags.flag("centered", centered);
         }
         K::Adagrad {
             initial_accumulator_value,
             epsilon,
         } => {
-            num("initial_accumulator_value", initial_accumulator_value, 0.1);
-            num("epsilon", epsilon, 1e-7);
+            args.num("initial_accumulator_value", initial_accumulator_value, 0.1);
+            args.num("epsilon", epsilon, 1e-7);
         }
         K::Adadelta { rho, epsilon } => {
-            num("rho", rho, 0.95);
-            num("epsilon", epsilon, 1e-7);
+            args.num("rho", rho, 0.95);
+            args.num("epsilon", epsilon, 1e-7);
         }
         K::Adamax {
             beta_1,
@@ -1435,13 +1309,13 @@ pub fn render_keras(c: &keras::Config) -> String {
             beta_2,
             epsilon,
         } => {
-            num("beta_1", beta_1, 0.9);
-            num("beta_2", beta_2, 0.999);
-            num("epsilon", epsilon, 1e-7);
+            args.num("beta_1", beta_1, 0.9);
+            args.num("beta_2", beta_2, 0.999);
+            args.num("epsilon", epsilon, 1e-7);
         }
         K::Lion { beta_1, beta_2 } => {
-            num("beta_1", beta_1, 0.9);
-            num("beta_2", beta_2, 0.99);
+            args.num("beta_1", beta_1, 0.9);
+            args.num("beta_2", beta_2, 0.99);
         }
         K::Adafactor {
             beta_2_decay,
@@ -1450,12 +1324,12 @@ pub fn render_keras(c: &keras::Config) -> String {
             clip_threshold,
             relative_step,
         } => {
-            num("beta_2_decay", beta_2_decay, -0.8);
-            num("epsilon_1", epsilon_1, 1e-30);
-            num("epsilon_2", epsilon_2, 1e-3);
-            num("clip_threshold", clip_threshold, 1.0);
+            args.num("beta_2_decay", beta_2_decay, -0.8);
+            args.num("epsilon_1", epsilon_1, 1e-30);
+            args.num("epsilon_2", epsilon_2, 1e-3);
+            args.num("clip_threshold", clip_threshold, 1.0);
             if !relative_step {
-                flags.push("relative_step=False".to_string());
+                flags.push("relative_step=False");
             }
         }
     }
@@ -1464,25 +1338,15 @@ pub fn render_keras(c: &keras::Config) -> String {
     } else {
         0.0
     };
-    num("weight_decay", c.weight_decay.unwrap_or(0.0), default_wd);
-    for (name, v) in [
-        ("clipnorm", c.clipnorm),
-        ("global_clipnorm", c.global_clipnorm),
-        ("clipvalue", c.clipvalue),
-    ] {
-        if let Some(v) = v {
-            args.push(format!("{name}={}", py(v)));
-        }
-    }
+    args.num("weight_decay", c.weight_decay.unwrap_or(0.0), default_wd);
+    args.opt("clipnorm", c.clipnorm);
+    args.opt("global_clipnorm", c.global_clipnorm);
+    args.opt("clipvalue", c.clipvalue);
     if let Some(n) = c.gradient_accumulation_steps {
         args.push(format!("gradient_accumulation_steps={n}"));
     }
-    args.extend(flags);
-    format!(
-        "keras.optimizers.{}({})",
-        c.kind.class_name(),
-        args.join(", ")
-    )
+    args.0.extend(flags.0);
+    format!("keras.optimizers.{}({})", c.kind.class_name(), args.join())
 }
 
 /// A Python list of numbers, whole numbers without `.0` (as Keras boundaries are written).
@@ -1500,21 +1364,29 @@ fn py_list(v: &[f64], whole_as_int: bool) -> String {
 /// `keras.optimizers.schedules.X(...)` with the arguments that are required or differ from
 /// Keras's defaults.
 pub fn render_schedule(s: &Schedule) -> String {
-    let mut args: Vec<String> = Vec::new();
+    let mut args = Args::default();
     let name = match *s {
         Schedule::ExponentialDecay {
             initial_learning_rate,
             decay_steps,
             decay_rate,
             staircase,
+        }
+        | Schedule::InverseTimeDecay {
+            initial_learning_rate,
+            decay_steps,
+            decay_rate,
+            staircase,
         } => {
             args.push(py(initial_learning_rate));
-            args.push(format!("decay_steps={}", py(decay_steps)));
-            args.push(format!("decay_rate={}", py(decay_rate)));
-            if staircase {
-                args.push("staircase=True".into());
+            args.val("decay_steps", decay_steps);
+            args.val("decay_rate", decay_rate);
+            args.flag("staircase", staircase);
+            if matches!(s, Schedule::ExponentialDecay { .. }) {
+                "ExponentialDecay"
+            } else {
+                "InverseTimeDecay"
             }
-            "ExponentialDecay"
         }
         Schedule::PiecewiseConstantDecay {
             ref boundaries,
@@ -1532,29 +1404,11 @@ pub fn render_schedule(s: &Schedule) -> String {
             cycle,
         } => {
             args.push(py(initial_learning_rate));
-            args.push(format!("decay_steps={}", py(decay_steps)));
-            args.push(format!("end_learning_rate={}", py(end_learning_rate)));
-            if differs(power, 1.0) {
-                args.push(format!("power={}", py(power)));
-            }
-            if cycle {
-                args.push("cycle=True".into());
-            }
+            args.val("decay_steps", decay_steps);
+            args.val("end_learning_rate", end_learning_rate);
+            args.num("power", power, 1.0);
+            args.flag("cycle", cycle);
             "PolynomialDecay"
-        }
-        Schedule::InverseTimeDecay {
-            initial_learning_rate,
-            decay_steps,
-            decay_rate,
-            staircase,
-        } => {
-            args.push(py(initial_learning_rate));
-            args.push(format!("decay_steps={}", py(decay_steps)));
-            args.push(format!("decay_rate={}", py(decay_rate)));
-            if staircase {
-                args.push("staircase=True".into());
-            }
-            "InverseTimeDecay"
         }
         Schedule::CosineDecay {
             initial_learning_rate,
@@ -1564,16 +1418,10 @@ pub fn render_schedule(s: &Schedule) -> String {
             warmup_steps,
         } => {
             args.push(py(initial_learning_rate));
-            args.push(format!("decay_steps={}", py(decay_steps)));
-            if differs(alpha, 0.0) {
-                args.push(format!("alpha={}", py(alpha)));
-            }
-            if let Some(w) = warmup_target {
-                args.push(format!("warmup_target={}", py(w)));
-            }
-            if differs(warmup_steps, 0.0) {
-                args.push(format!("warmup_steps={}", py(warmup_steps)));
-            }
+            args.val("decay_steps", decay_steps);
+            args.num("alpha", alpha, 0.0);
+            args.opt("warmup_target", warmup_target);
+            args.num("warmup_steps", warmup_steps, 0.0);
             "CosineDecay"
         }
         Schedule::CosineDecayRestarts {
@@ -1584,32 +1432,25 @@ pub fn render_schedule(s: &Schedule) -> String {
             alpha,
         } => {
             args.push(py(initial_learning_rate));
-            args.push(format!("first_decay_steps={}", py(first_decay_steps)));
-            if differs(t_mul, 2.0) {
-                args.push(format!("t_mul={}", py(t_mul)));
-            }
-            if differs(m_mul, 1.0) {
-                args.push(format!("m_mul={}", py(m_mul)));
-            }
-            if differs(alpha, 0.0) {
-                args.push(format!("alpha={}", py(alpha)));
-            }
+            args.val("first_decay_steps", first_decay_steps);
+            args.num("t_mul", t_mul, 2.0);
+            args.num("m_mul", m_mul, 1.0);
+            args.num("alpha", alpha, 0.0);
             "CosineDecayRestarts"
         }
     };
-    format!("keras.optimizers.schedules.{name}({})", args.join(", "))
+    format!("keras.optimizers.schedules.{name}({})", args.join())
 }
 
 /// `torch.optim.lr_scheduler.X(optimizer, ...)  # step() after every optimizer.step()` (or
 /// once per epoch), with the arguments that are required or differ from torch's defaults.
 pub fn render_scheduler(s: &SchedulerConfig) -> String {
-    let mut args = vec!["optimizer".to_string()];
+    let mut args = Args::default();
+    args.push("optimizer");
     match s.kind {
         SchedulerKind::StepLR { step_size, gamma } => {
             args.push(format!("step_size={step_size}"));
-            if differs(gamma, 0.1) {
-                args.push(format!("gamma={}", py(gamma)));
-            }
+            args.num("gamma", gamma, 0.1);
         }
         SchedulerKind::MultiStepLR {
             ref milestones,
@@ -1617,19 +1458,15 @@ pub fn render_scheduler(s: &SchedulerConfig) -> String {
         } => {
             let ms: Vec<String> = milestones.iter().map(u64::to_string).collect();
             args.push(format!("milestones=[{}]", ms.join(", ")));
-            if differs(gamma, 0.1) {
-                args.push(format!("gamma={}", py(gamma)));
-            }
+            args.num("gamma", gamma, 0.1);
         }
-        SchedulerKind::ExponentialLR { gamma } => args.push(format!("gamma={}", py(gamma))),
+        SchedulerKind::ExponentialLR { gamma } => args.val("gamma", gamma),
         SchedulerKind::CosineAnnealingLR { t_max, eta_min } => {
             args.push(format!(
                 "T_max={}",
                 py_list(&[t_max], true).trim_matches(['[', ']'])
             ));
-            if differs(eta_min, 0.0) {
-                args.push(format!("eta_min={}", py(eta_min)));
-            }
+            args.num("eta_min", eta_min, 0.0);
         }
         SchedulerKind::CosineAnnealingWarmRestarts {
             t_0,
@@ -1640,17 +1477,15 @@ pub fn render_scheduler(s: &SchedulerConfig) -> String {
             if t_mult != 1 {
                 args.push(format!("T_mult={t_mult}"));
             }
-            if differs(eta_min, 0.0) {
-                args.push(format!("eta_min={}", py(eta_min)));
-            }
+            args.num("eta_min", eta_min, 0.0);
         }
         SchedulerKind::LinearLR {
             start_factor,
             end_factor,
             total_iters,
         } => {
-            args.push(format!("start_factor={}", py(start_factor)));
-            args.push(format!("end_factor={}", py(end_factor)));
+            args.val("start_factor", start_factor);
+            args.val("end_factor", end_factor);
             args.push(format!("total_iters={total_iters}"));
         }
         SchedulerKind::OneCycleLR(ref oc) => {
@@ -1663,14 +1498,12 @@ pub fn render_scheduler(s: &SchedulerConfig) -> String {
             };
             args.push(format!("max_lr={}", one_or_list(&oc.max_lr)));
             args.push(format!("total_steps={}", oc.total_steps));
-            if differs(oc.pct_start, 0.3) {
-                args.push(format!("pct_start={}", py(oc.pct_start)));
-            }
+            args.num("pct_start", oc.pct_start, 0.3);
             if !oc.anneal_cos {
-                args.push("anneal_strategy='linear'".into());
+                args.push("anneal_strategy='linear'");
             }
             if !oc.cycle_momentum {
-                args.push("cycle_momentum=False".into());
+                args.push("cycle_momentum=False");
             }
             if oc.base_momentum.len() != 1 || differs(oc.base_momentum[0], 0.85) {
                 args.push(format!("base_momentum={}", one_or_list(&oc.base_momentum)));
@@ -1678,15 +1511,9 @@ pub fn render_scheduler(s: &SchedulerConfig) -> String {
             if oc.max_momentum.len() != 1 || differs(oc.max_momentum[0], 0.95) {
                 args.push(format!("max_momentum={}", one_or_list(&oc.max_momentum)));
             }
-            if differs(oc.div_factor, 25.0) {
-                args.push(format!("div_factor={}", py(oc.div_factor)));
-            }
-            if differs(oc.final_div_factor, 1e4) {
-                args.push(format!("final_div_factor={}", py(oc.final_div_factor)));
-            }
-            if oc.three_phase {
-                args.push("three_phase=True".into());
-            }
+            args.num("div_factor", oc.div_factor, 25.0);
+            args.num("final_div_factor", oc.final_div_factor, 1e4);
+            args.flag("three_phase", oc.three_phase);
         }
     }
     let when = match (s.interval, s.steps_per_epoch) {
@@ -1699,7 +1526,7 @@ pub fn render_scheduler(s: &SchedulerConfig) -> String {
     format!(
         "torch.optim.lr_scheduler.{}({})  # {when}",
         s.kind.class_name(),
-        args.join(", ")
+        args.join()
     )
 }
 
