@@ -72,6 +72,10 @@ enum Switch {
     /// The Keras optimizer (its schedule, clipping, EMA) on the torch side; `decay`: torch's
     /// coupled weight decay dropped too.
     Optimizer { decay: bool },
+    /// Only SGD's learning rate and momentum: the exact torch equivalent's values in every
+    /// torch parameter group, everything else torch's (the whole Keras optimizer when the
+    /// torch side is not SGD or Keras's SGD has no exact torch equivalent).
+    SgdLrMomentum,
     /// Only Adam's epsilon placement: the Keras Adam step (ε̂) with the torch learning rate,
     /// betas, AMSGrad and weight decay.
     EpsilonPlacement,
@@ -94,8 +98,8 @@ fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
     Ok(match id {
         "adam-weight-decay-coupling" | "adamw-default-decay" => Switch::Optimizer { decay: true },
         "adam-epsilon-hat" => Switch::EpsilonPlacement,
+        "sgd-default-lr" => Switch::SgdLrMomentum,
         "sgd-momentum-lr-in-buffer"
-        | "sgd-default-lr"
         | "rmsprop-eps-and-rho"
         | "adagrad-init-eps"
         | "adadelta-defaults"
@@ -729,6 +733,51 @@ fn has_dropout(m: &Model) -> bool {
     m.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
 }
 
+/// The torch SGD groups with the learning rate, momentum, dampening and Nesterov flag of the
+/// Keras SGD's exact torch equivalent; `None` when either side is not (exactly) SGD.
+fn sgd_lr_momentum(torch: &Opt, keras: &Opt) -> Option<Opt> {
+    use optim::torch::Kind as T;
+    let Opt::Keras(k) = keras else { return None };
+    let Opt::Torch {
+        groups,
+        clip,
+        scheduler,
+    } = torch
+    else {
+        return None;
+    };
+    let e = optim::equiv::keras_to_torch(k).ok()?;
+    let T::Sgd {
+        momentum,
+        dampening,
+        nesterov,
+    } = e.config.kind
+    else {
+        return None;
+    };
+    if e.scheduler.is_some() {
+        return None;
+    }
+    let mut groups = groups.clone();
+    for (c, _) in &mut groups {
+        let T::Sgd {
+            momentum: m,
+            dampening: d,
+            nesterov: n,
+        } = &mut c.kind
+        else {
+            return None;
+        };
+        (*m, *d, *n) = (momentum, dampening, nesterov);
+        c.lr = e.config.lr;
+    }
+    Some(Opt::Torch {
+        groups,
+        clip: *clip,
+        scheduler: scheduler.clone(),
+    })
+}
+
 /// The torch Adam/AdamW run with Keras's epsilon placement (ε̂ = ε·√(1−β2^t), added to √v
 /// before bias correction) and every other setting torch's: the Keras Adam step with the torch
 /// learning rate, betas and AMSGrad, decoupled decay as Keras `weight_decay`, coupled decay
@@ -792,10 +841,20 @@ fn epsilon_only(torch: &Opt, keras: &Opt) -> Result<(Opt, f64), String> {
 
 /// For each finding, the other findings that one coarse switch (the whole Keras optimizer,
 /// loss, inputs or batching) aligns as well: their measured impacts are one and the same.
-fn shared_switches(ids: &[&str], w: &WeightReport) -> BTreeMap<String, Vec<String>> {
+/// `sgd_exact`: the SGD learning-rate switch aligns only those fields (else it falls back to
+/// the whole Keras optimizer).
+fn shared_switches(
+    ids: &[&str],
+    w: &WeightReport,
+    sgd_exact: bool,
+) -> BTreeMap<String, Vec<String>> {
     let coarse: Vec<(&str, Switch)> = ids
         .iter()
         .filter_map(|id| switch(id, w).ok().map(|s| (*id, s)))
+        .map(|(id, s)| match s {
+            Switch::SgdLrMomentum if !sgd_exact => (id, Switch::Optimizer { decay: false }),
+            s => (id, s),
+        })
         .filter(|(_, s)| !matches!(s, Switch::Weights | Switch::Attr))
         .collect();
     let mut out = BTreeMap::new();
@@ -1145,7 +1204,23 @@ impl Ctx<'_> {
                 }
                 // Already on the whole Keras optimizer (another finding's switch): nothing
                 // left to align.
-                Switch::EpsilonPlacement if matches!(s.opt, Opt::Keras(_)) => {}
+                Switch::EpsilonPlacement | Switch::SgdLrMomentum
+                    if matches!(s.opt, Opt::Keras(_)) => {}
+                Switch::SgdLrMomentum => match sgd_lr_momentum(&s.opt, &keras.opt) {
+                    Some(o) => s.opt = o,
+                    None => {
+                        let Opt::Keras(k) = &keras.opt else {
+                            return Err("no Keras optimizer".into());
+                        };
+                        s.coupled_wd = match &s.opt {
+                            Opt::Torch { groups, .. } => {
+                                groups.first().map_or(0.0, |(c, _)| c.weight_decay)
+                            }
+                            Opt::Keras(_) => s.coupled_wd,
+                        };
+                        s.opt = Opt::Keras(k.clone());
+                    }
+                },
                 Switch::EpsilonPlacement => {
                     let (opt, wd) = epsilon_only(&s.opt, &keras.opt)?;
                     s.opt = opt;
@@ -1352,7 +1427,8 @@ fn training(
     let gap = mean_gap(&kc, &tc);
 
     let ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
-    out.shared = shared_switches(&ids, ctx.w);
+    let sgd_exact = sgd_lr_momentum(&torch.opt, &keras.opt).is_some();
+    out.shared = shared_switches(&ids, ctx.w, sgd_exact);
     progress("ablations");
     let mut ablations = Vec::new();
     let mut alignable = Vec::new();
@@ -1706,21 +1782,30 @@ mod tests {
                 "adam-epsilon-hat",
                 "sgd-default-lr",
                 "rmsprop-eps-and-rho",
+                "nadam-momentum-schedule",
                 "double-softmax",
                 "bn-epsilon",
                 "leaky-relu-slope",
                 "adam-weight-decay-coupling",
             ],
             &w,
+            true,
         );
         // Both swap in the whole Keras optimizer; decay coupling also drops torch's decay.
         assert_eq!(
-            s.get("sgd-default-lr"),
-            Some(&vec!["rmsprop-eps-and-rho".to_string()])
+            s.get("rmsprop-eps-and-rho"),
+            Some(&vec!["nadam-momentum-schedule".to_string()])
         );
         assert_eq!(
-            s.get("rmsprop-eps-and-rho"),
-            Some(&vec!["sgd-default-lr".to_string()])
+            s.get("nadam-momentum-schedule"),
+            Some(&vec!["rmsprop-eps-and-rho".to_string()])
+        );
+        assert!(!s.contains_key("sgd-default-lr"));
+        // Without an exact torch SGD, the SGD switch is the whole optimizer too.
+        let s = shared_switches(&["sgd-default-lr", "rmsprop-eps-and-rho"], &w, false);
+        assert_eq!(
+            s.get("sgd-default-lr"),
+            Some(&vec!["rmsprop-eps-and-rho".to_string()])
         );
         // Aligned on its own (epsilon placement, attributes) or alone under its switch.
         for id in [
@@ -1779,5 +1864,33 @@ mod tests {
             groups[0].0 = optim::torch::Config::default_for("SGD").expect("sgd");
         }
         assert!(epsilon_only(&sgd, &keras).is_err());
+    }
+
+    #[test]
+    fn sgd_switch_takes_lr_and_momentum_only() {
+        let spec = model_ir::OptimizerSpec {
+            class_name: "SGD".into(),
+            config: serde_json::json!({"learning_rate": 0.05, "momentum": 0.9}),
+        };
+        let keras = Opt::Keras(optim::keras::Config::from_spec(&spec).expect("keras sgd"));
+        let mut c = optim::torch::Config::default_for("SGD").expect("torch sgd");
+        c.weight_decay = 0.01;
+        let torch = Opt::Torch {
+            groups: vec![(c.clone(), vec!["a".into()]), (c, vec!["b".into()])],
+            clip: None,
+            scheduler: None,
+        };
+        let Some(Opt::Torch { groups, .. }) = sgd_lr_momentum(&torch, &keras) else {
+            panic!("aligned torch SGD");
+        };
+        for (c, _) in &groups {
+            assert!((c.lr - 0.05).abs() < 1e-12);
+            assert!((c.weight_decay - 0.01).abs() < 1e-12, "torch's decay kept");
+            assert!(
+                matches!(c.kind, optim::torch::Kind::Sgd { momentum, .. } if (momentum - 0.9).abs() < 1e-12)
+            );
+        }
+        // A torch Adam is not aligned field by field.
+        assert!(sgd_lr_momentum(&torch_adam(0.0, false), &keras).is_none());
     }
 }
