@@ -733,6 +733,15 @@ fn has_dropout(m: &Model) -> bool {
     m.nodes.iter().any(|n| matches!(n.op, Op::Dropout { .. }))
 }
 
+/// The coupled weight decay a run on `opt` adds to the gradients once the Keras optimizer
+/// replaces it: the first torch group's, or `current` when `opt` is Keras's already.
+fn coupled_decay(opt: &Opt, current: f64) -> f64 {
+    match opt {
+        Opt::Torch { groups, .. } => groups.first().map_or(0.0, |(c, _)| c.weight_decay),
+        Opt::Keras(_) => current,
+    }
+}
+
 /// The torch SGD groups with the learning rate, momentum, dampening and Nesterov flag of the
 /// Keras SGD's exact torch equivalent; `None` when either side is not (exactly) SGD.
 fn sgd_lr_momentum(torch: &Opt, keras: &Opt) -> Option<Opt> {
@@ -1191,12 +1200,7 @@ impl Ctx<'_> {
                             s.coupled_wd = 0.0;
                         }
                     } else if !decay {
-                        s.coupled_wd = match &base.opt {
-                            Opt::Torch { groups, .. } => {
-                                groups.first().map_or(0.0, |(c, _)| c.weight_decay)
-                            }
-                            Opt::Keras(_) => base.coupled_wd,
-                        };
+                        s.coupled_wd = coupled_decay(&base.opt, base.coupled_wd);
                     } else {
                         s.coupled_wd = 0.0;
                     }
@@ -1212,12 +1216,7 @@ impl Ctx<'_> {
                         let Opt::Keras(k) = &keras.opt else {
                             return Err("no Keras optimizer".into());
                         };
-                        s.coupled_wd = match &s.opt {
-                            Opt::Torch { groups, .. } => {
-                                groups.first().map_or(0.0, |(c, _)| c.weight_decay)
-                            }
-                            Opt::Keras(_) => s.coupled_wd,
-                        };
+                        s.coupled_wd = coupled_decay(&s.opt, s.coupled_wd);
                         s.opt = Opt::Keras(k.clone());
                     }
                 },
