@@ -54,6 +54,17 @@ impl DataLayout {
             DataLayout::ChannelsFirst => "channels_first",
         }
     }
+
+    /// The axis permutation (`perm[i]` = source axis) that turns a `(N, *spatial, C)` tensor of
+    /// rank `rank` into `(N, C, *spatial)`; `None` below rank 3 (no spatial axis to move past).
+    pub fn last_to_first_perm(rank: usize) -> Option<Vec<usize>> {
+        if rank < 3 {
+            return None;
+        }
+        let mut perm = vec![0, rank - 1];
+        perm.extend(1..rank - 1);
+        Some(perm)
+    }
 }
 
 /// How a convolution or pooling window is padded.
@@ -112,6 +123,56 @@ impl Padding {
                 end.get(axis).copied().unwrap_or(0),
             ),
         }
+    }
+
+    /// Output length and pads `(begin, end)` of a sliding window (kernel `kernel`, stride
+    /// `stride`, dilation `dilation`) over spatial axis `axis` of length `input`.
+    ///
+    /// With effective kernel `e = (k − 1)·d + 1` and the pads of [`Padding::pads_for`]:
+    /// - TF `'same'` (either side): `⌈n/s⌉`
+    ///   (`tensorflow/core/framework/kernel_shape_util.cc`, `GetWindowedOutputSizeVerbose`);
+    /// - otherwise `⌊(n + b + a − e)/s⌋ + 1`; with `ceil_mode` (torch pooling) `⌈·⌉ + 1`, minus one
+    ///   when the last window would start inside the end padding
+    ///   (`aten/src/ATen/native/Pool.h`, `pooling_output_shape_pad_lr`).
+    ///
+    /// [`WindowError`] when a size is zero or the window does not fit the padded input.
+    pub fn window(
+        &self,
+        axis: usize,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        ceil_mode: bool,
+    ) -> Result<WindowAxis, WindowError> {
+        if kernel == 0 || stride == 0 || dilation == 0 {
+            return Err(WindowError::NonPositive);
+        }
+        let eff = (kernel - 1) * dilation + 1;
+        let (begin, end) = self.pads_for(axis, input, kernel, stride, dilation);
+        let out = match self {
+            Padding::SameUpper | Padding::SameLower => input.div_ceil(stride),
+            _ => {
+                let total = input + begin + end;
+                if total < eff {
+                    return Err(WindowError::TooLarge {
+                        window: eff,
+                        padded: total,
+                    });
+                }
+                let num = total - eff;
+                if ceil_mode {
+                    let mut o = num.div_ceil(stride) + 1;
+                    if (o - 1) * stride >= input + begin {
+                        o -= 1;
+                    }
+                    o
+                } else {
+                    num / stride + 1
+                }
+            }
+        };
+        Ok(WindowAxis { out, begin, end })
     }
 
     /// A short human-readable form (`same(tf)`, `valid`, `pads[1,1|1,1]`).
@@ -262,6 +323,26 @@ impl HardSigmoid {
     };
 }
 
+/// One spatial axis of a sliding window ([`Padding::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowAxis {
+    /// Output length.
+    pub out: usize,
+    /// Pad before the input.
+    pub begin: usize,
+    /// Pad after the input.
+    pub end: usize,
+}
+
+/// Why a sliding window has no output ([`Padding::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowError {
+    /// Kernel, stride or dilation is zero.
+    NonPositive,
+    /// The effective window is longer than the padded input.
+    TooLarge { window: usize, padded: usize },
+}
+
 /// An element-wise activation with its exact variant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "fn")]
@@ -390,6 +471,39 @@ pub fn fmt_num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_last_to_first_permutation() {
+        assert_eq!(DataLayout::last_to_first_perm(2), None);
+        assert_eq!(DataLayout::last_to_first_perm(3), Some(vec![0, 2, 1]));
+        assert_eq!(DataLayout::last_to_first_perm(4), Some(vec![0, 3, 1, 2]));
+    }
+
+    #[test]
+    fn window_lengths_follow_each_rule() {
+        let w = |p: &Padding, n, k, s, d, ceil| p.window(0, n, k, s, d, ceil);
+        // TF same: ceil(n / s) whatever the kernel.
+        let same = w(&Padding::SameUpper, 8, 3, 2, 1, false).unwrap();
+        assert_eq!((same.out, same.begin, same.end), (4, 0, 1));
+        // valid: floor((n - e) / s) + 1 with e = (k - 1)·d + 1.
+        assert_eq!(w(&Padding::Valid, 10, 3, 2, 2, false).unwrap().out, 3);
+        // torch ceil_mode: the last window may not start in the end padding.
+        let pads = Padding::symmetric(&[1]);
+        assert_eq!(w(&pads, 5, 2, 2, 1, false).unwrap().out, 3);
+        assert_eq!(w(&pads, 5, 2, 2, 1, true).unwrap().out, 3);
+        assert_eq!(w(&Padding::Valid, 5, 2, 2, 1, true).unwrap().out, 3);
+        assert_eq!(
+            w(&Padding::Valid, 2, 3, 1, 1, false),
+            Err(WindowError::TooLarge {
+                window: 3,
+                padded: 2
+            })
+        );
+        assert_eq!(
+            w(&Padding::Valid, 2, 0, 1, 1, false),
+            Err(WindowError::NonPositive)
+        );
+    }
 
     #[test]
     fn tf_same_padding_puts_extra_at_end() {

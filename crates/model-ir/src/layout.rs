@@ -242,20 +242,14 @@ impl ParamLayout {
             L::Vector | L::Embedding | L::AsIs => (self.clone(), Transform::identity()),
             L::DenseInOut => (L::DenseOutIn, perm(vec![1, 0])),
             L::DenseOutIn => (L::DenseInOut, perm(vec![1, 0])),
-            L::ConvSpatialInOut { rank } => {
-                // (*k, i, o) -> (o, i, *k)
-                let r = *rank;
-                let mut p = vec![r + 1, r];
-                p.extend(0..r);
-                (L::ConvOutInSpatial { rank: r }, perm(p))
-            }
-            L::ConvOutInSpatial { rank } => {
-                // (o, i, *k) -> (*k, i, o)
-                let r = *rank;
-                let mut p: Vec<usize> = (2..r + 2).collect();
-                p.extend([1, 0]);
-                (L::ConvSpatialInOut { rank: r }, perm(p))
-            }
+            L::ConvSpatialInOut { rank } => (
+                L::ConvOutInSpatial { rank: *rank },
+                perm(conv_kernel_to_torch_perm(*rank)),
+            ),
+            L::ConvOutInSpatial { rank } => (
+                L::ConvSpatialInOut { rank: *rank },
+                perm(conv_kernel_to_keras_perm(*rank)),
+            ),
             L::DepthwiseSpatialInMult { rank } => {
                 // (*k, i, m) -> (i, m, *k); the caller reshapes to (i·m, 1, *k).
                 let r = *rank;
@@ -376,6 +370,22 @@ fn push_reorder(t: &mut Transform, axis: usize, from: GateOrder, to: GateOrder) 
     }
 }
 
+/// The permutation (`perm[i]` = source axis) of a convolution kernel of spatial rank `rank`
+/// from Keras's `(*k, in, out)` to torch's `(out, in, *k)`.
+pub fn conv_kernel_to_torch_perm(rank: usize) -> Vec<usize> {
+    let mut p = vec![rank + 1, rank];
+    p.extend(0..rank);
+    p
+}
+
+/// The permutation (`perm[i]` = source axis) of a convolution kernel of spatial rank `rank`
+/// from torch's `(out, in, *k)` to Keras's `(*k, in, out)`.
+pub fn conv_kernel_to_keras_perm(rank: usize) -> Vec<usize> {
+    let mut p: Vec<usize> = (2..rank + 2).collect();
+    p.extend([1, 0]);
+    p
+}
+
 /// Row permutation for the Dense layer after a Flatten when the flatten order changes.
 ///
 /// For a feature map with `channels` channels and spatial shape `spatial`, returns `perm` such
@@ -405,6 +415,17 @@ pub fn flatten_permutation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conv_kernel_permutations_are_inverse() {
+        for rank in 1..=3 {
+            let to_torch = conv_kernel_to_torch_perm(rank);
+            let to_keras = conv_kernel_to_keras_perm(rank);
+            let round: Vec<usize> = to_keras.iter().map(|&i| to_torch[i]).collect();
+            assert_eq!(round, (0..rank + 2).collect::<Vec<_>>());
+        }
+        assert_eq!(conv_kernel_to_torch_perm(2), vec![3, 2, 0, 1]);
+    }
 
     fn seq(shape: &[usize]) -> Tensor {
         let n = shape.iter().product();

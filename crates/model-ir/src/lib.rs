@@ -17,7 +17,7 @@ pub mod training;
 
 pub use conventions::{
     Activation, DataLayout, Framework, GateOrder, GruReset, HardSigmoid, MomentumForm, Padding,
-    RnnBias, VarianceEstimate,
+    RnnBias, VarianceEstimate, WindowAxis, WindowError,
 };
 pub use graph::{Model, Node, Origin, Param, ParamRole, ValueInfo};
 pub use layout::{ParamLayout, Step, Transform};

@@ -421,6 +421,94 @@ impl Op {
         }
     }
 
+    /// The activation a layer applies to its output: the fused one of Dense and the
+    /// convolution family (Keras `activation=`, linear included), or the function of a
+    /// stand-alone [`Op::Activation`]. `None` for every other op (a recurrent layer's
+    /// activations act inside the cell, not on its output).
+    pub fn activation(&self) -> Option<&Activation> {
+        match self {
+            Op::Dense { activation, .. }
+            | Op::Conv { activation, .. }
+            | Op::DepthwiseConv { activation, .. }
+            | Op::SeparableConv { activation, .. }
+            | Op::ConvTranspose { activation, .. } => Some(activation),
+            Op::Activation { function } => Some(function),
+            Op::Input { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Pool { .. }
+            | Op::GlobalPool { .. }
+            | Op::Pad { .. }
+            | Op::UpSampling { .. }
+            | Op::Embedding { .. }
+            | Op::Rnn { .. }
+            | Op::Merge { .. }
+            | Op::ConstantBinary { .. }
+            | Op::Unary { .. }
+            | Op::Rescaling { .. }
+            | Op::Normalization { .. }
+            | Op::Identity
+            | Op::Select { .. }
+            | Op::Slice { .. }
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::Reduce { .. } => None,
+        }
+    }
+
+    /// [`Op::activation`], mutable.
+    pub fn activation_mut(&mut self) -> Option<&mut Activation> {
+        match self {
+            Op::Dense { activation, .. }
+            | Op::Conv { activation, .. }
+            | Op::DepthwiseConv { activation, .. }
+            | Op::SeparableConv { activation, .. }
+            | Op::ConvTranspose { activation, .. } => Some(activation),
+            Op::Activation { function } => Some(function),
+            Op::Input { .. }
+            | Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::GroupNorm { .. }
+            | Op::Dropout { .. }
+            | Op::Flatten { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Pool { .. }
+            | Op::GlobalPool { .. }
+            | Op::Pad { .. }
+            | Op::UpSampling { .. }
+            | Op::Embedding { .. }
+            | Op::Rnn { .. }
+            | Op::Merge { .. }
+            | Op::ConstantBinary { .. }
+            | Op::Unary { .. }
+            | Op::Rescaling { .. }
+            | Op::Normalization { .. }
+            | Op::Identity
+            | Op::Select { .. }
+            | Op::Slice { .. }
+            | Op::Squeeze { .. }
+            | Op::Unsqueeze { .. }
+            | Op::Reduce { .. } => None,
+        }
+    }
+
+    /// The activation fused into a layer (Keras `activation=`) when it is not linear; `None` for
+    /// stand-alone activations and every op without a fused one.
+    pub fn fused_activation(&self) -> Option<&Activation> {
+        match self {
+            Op::Activation { .. } => None,
+            _ => self
+                .activation()
+                .filter(|a| !matches!(a, Activation::Linear)),
+        }
+    }
+
     /// The attributes as a JSON object (what `inspect --json` prints under `attrs`).
     pub fn attrs_json(&self) -> serde_json::Value {
         match serde_json::to_value(self) {
