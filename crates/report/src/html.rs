@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::fmt::{html_escape as esc, percent, sig};
-use crate::model::{Diagnosis, Finding, Severity};
+use crate::model::{Diagnosis, Finding, ForwardReport, NoiseFloor, Severity, TrainingReport};
 use crate::svg::{Bar, Series, bar_chart, line_chart};
 
 const CSS: &str = "\
@@ -87,6 +87,25 @@ pub fn render_html(d: &Diagnosis) -> String {
         esc(&d.verdict)
     );
 
+    models(&mut o, d);
+    findings(&mut o, d);
+    if let Some(fw) = &d.forward {
+        forward(&mut o, fw);
+    }
+    if let Some(t) = &d.training {
+        training(&mut o, t);
+    }
+    if let Some(n) = &d.noise_floor {
+        noise_floor(&mut o, n);
+    }
+    alignment(&mut o, d);
+    not_checked(&mut o, d);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The two models side by side.
+fn models(o: &mut String, d: &Diagnosis) {
     o.push_str("<h2>Models</h2><table><tr><th></th><th>Keras</th><th>PyTorch</th></tr>");
     let (k, t) = (&d.keras, &d.torch);
     let none = || "—".to_string();
@@ -129,7 +148,10 @@ pub fn render_html(d: &Diagnosis) -> String {
         );
     }
     o.push_str("</table>");
+}
 
+/// The findings: chart of measured shares, summary table, one section each.
+fn findings(o: &mut String, d: &Diagnosis) {
     o.push_str("<h2>Findings</h2>");
     if d.findings.is_empty() {
         o.push_str("<p>None.</p>");
@@ -175,131 +197,137 @@ pub fn render_html(d: &Diagnosis) -> String {
         }
         o.push_str("</table>");
         for (i, f) in d.findings.iter().enumerate() {
-            finding(&mut o, i + 1, f);
+            finding(o, i + 1, f);
         }
     }
+}
 
-    if let Some(fw) = &d.forward {
+/// Forward parity per aligned layer.
+fn forward(o: &mut String, fw: &ForwardReport) {
+    let _ = write!(
+        o,
+        "<h2>Forward parity ({})</h2><p>First layer above {} max-abs error: <b>{}</b> (errors carried forward), <b>{}</b> (isolated).</p>",
+        esc(&fw.mode),
+        sig(fw.threshold),
+        esc(fw.first_divergence.as_deref().unwrap_or("none")),
+        esc(fw.first_divergence_isolated.as_deref().unwrap_or("none"))
+    );
+    let labels: Vec<String> = fw
+        .layers
+        .iter()
+        .map(|l| format!("{} / {}", l.keras, l.torch))
+        .collect();
+    let bars: Vec<Bar<'_>> = fw
+        .layers
+        .iter()
+        .zip(&labels)
+        .map(|(l, label)| Bar {
+            label,
+            value: l.max_abs,
+            second: l.isolated_max_abs,
+        })
+        .collect();
+    let isolated = fw.layers.iter().any(|l| l.isolated_max_abs.is_some());
+    o.push_str(&bar_chart(
+        "Per-layer max-abs output error",
+        (
+            "carried forward",
+            if isolated { Some("isolated") } else { None },
+        ),
+        &bars,
+        true,
+        Some(fw.threshold),
+    ));
+    o.push_str("<table><tr><th>Keras layer</th><th>PyTorch layer</th><th>max abs</th><th>relative</th><th>cosine</th><th>isolated max abs</th></tr>");
+    for l in &fw.layers {
         let _ = write!(
             o,
-            "<h2>Forward parity ({})</h2><p>First layer above {} max-abs error: <b>{}</b> (errors carried forward), <b>{}</b> (isolated).</p>",
-            esc(&fw.mode),
-            sig(fw.threshold),
-            esc(fw.first_divergence.as_deref().unwrap_or("none")),
-            esc(fw.first_divergence_isolated.as_deref().unwrap_or("none"))
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&l.keras),
+            esc(&l.torch),
+            sig(l.max_abs),
+            sig(l.rel),
+            sig(l.cosine),
+            l.isolated_max_abs.map(sig).unwrap_or_else(|| "—".into())
         );
-        let labels: Vec<String> = fw
-            .layers
-            .iter()
-            .map(|l| format!("{} / {}", l.keras, l.torch))
-            .collect();
-        let bars: Vec<Bar<'_>> = fw
-            .layers
-            .iter()
-            .zip(&labels)
-            .map(|(l, label)| Bar {
-                label,
-                value: l.max_abs,
-                second: l.isolated_max_abs,
-            })
-            .collect();
-        let isolated = fw.layers.iter().any(|l| l.isolated_max_abs.is_some());
-        o.push_str(&bar_chart(
-            "Per-layer max-abs output error",
-            (
-                "carried forward",
-                if isolated { Some("isolated") } else { None },
-            ),
-            &bars,
-            true,
-            Some(fw.threshold),
-        ));
-        o.push_str("<table><tr><th>Keras layer</th><th>PyTorch layer</th><th>max abs</th><th>relative</th><th>cosine</th><th>isolated max abs</th></tr>");
-        for l in &fw.layers {
+    }
+    o.push_str("</table>");
+}
+
+/// The simulated training runs and the ablations.
+fn training(o: &mut String, t: &TrainingReport) {
+    let _ = write!(
+        o,
+        "<h2>Training ({} steps, {} seed{})</h2><p>Gap ({}): <b>{}</b>.</p>",
+        t.steps,
+        t.seeds,
+        if t.seeds == 1 { "" } else { "s" },
+        esc(&t.metric),
+        sig(t.gap)
+    );
+    if let Some(u) = t.unexplained {
+        let _ = write!(
+            o,
+            "<p><b>Something unexplained remains:</b> {} of the gap is left with every finding aligned, beyond the noise floor.</p>",
+            sig(u)
+        );
+    }
+    let mut series = vec![
+        Series {
+            label: &t.keras.label,
+            values: &t.keras.values,
+            dashed: false,
+        },
+        Series {
+            label: &t.torch.label,
+            values: &t.torch.values,
+            dashed: false,
+        },
+    ];
+    for a in t.ablations.iter().chain(t.all_aligned.iter()) {
+        series.push(Series {
+            label: &a.label,
+            values: &a.curve,
+            dashed: true,
+        });
+    }
+    o.push_str(&line_chart("Loss curves", &t.metric, &series));
+    if !t.ablations.is_empty() || t.all_aligned.is_some() {
+        o.push_str("<h3>Ablation</h3><table><tr><th>aligned</th><th>findings</th><th>gap left</th><th>share closed</th></tr>");
+        for a in t.ablations.iter().chain(t.all_aligned.iter()) {
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&l.keras),
-                esc(&l.torch),
-                sig(l.max_abs),
-                sig(l.rel),
-                sig(l.cosine),
-                l.isolated_max_abs.map(sig).unwrap_or_else(|| "—".into())
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&a.label),
+                a.ids
+                    .iter()
+                    .map(|i| format!("<code>{}</code>", esc(i)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sig(a.gap),
+                percent(a.closed)
             );
         }
         o.push_str("</table>");
     }
+}
 
-    if let Some(t) = &d.training {
-        let _ = write!(
-            o,
-            "<h2>Training ({} steps, {} seed{})</h2><p>Gap ({}): <b>{}</b>.</p>",
-            t.steps,
-            t.seeds,
-            if t.seeds == 1 { "" } else { "s" },
-            esc(&t.metric),
-            sig(t.gap)
-        );
-        if let Some(u) = t.unexplained {
-            let _ = write!(
-                o,
-                "<p><b>Something unexplained remains:</b> {} of the gap is left with every finding aligned, beyond the noise floor.</p>",
-                sig(u)
-            );
-        }
-        let mut series = vec![
-            Series {
-                label: &t.keras.label,
-                values: &t.keras.values,
-                dashed: false,
-            },
-            Series {
-                label: &t.torch.label,
-                values: &t.torch.values,
-                dashed: false,
-            },
-        ];
-        for a in t.ablations.iter().chain(t.all_aligned.iter()) {
-            series.push(Series {
-                label: &a.label,
-                values: &a.curve,
-                dashed: true,
-            });
-        }
-        o.push_str(&line_chart("Loss curves", &t.metric, &series));
-        if !t.ablations.is_empty() || t.all_aligned.is_some() {
-            o.push_str("<h3>Ablation</h3><table><tr><th>aligned</th><th>findings</th><th>gap left</th><th>share closed</th></tr>");
-            for a in t.ablations.iter().chain(t.all_aligned.iter()) {
-                let _ = write!(
-                    o,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    esc(&a.label),
-                    a.ids
-                        .iter()
-                        .map(|i| format!("<code>{}</code>", esc(i)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    sig(a.gap),
-                    percent(a.closed)
-                );
-            }
-            o.push_str("</table>");
-        }
-    }
+/// The noise floor of the training comparison.
+fn noise_floor(o: &mut String, n: &NoiseFloor) {
+    let _ = write!(
+        o,
+        "<h2>Noise floor</h2><p>Spread of each side against itself over {} seeds varying {} ({}): Keras {}, PyTorch {}. Float32 round-off floor: {}.</p>",
+        n.seeds,
+        esc(&n.sources),
+        esc(&n.metric),
+        sig(n.keras),
+        sig(n.torch),
+        sig(n.numerical)
+    );
+}
 
-    if let Some(n) = &d.noise_floor {
-        let _ = write!(
-            o,
-            "<h2>Noise floor</h2><p>Spread of each side against itself over {} seeds varying {} ({}): Keras {}, PyTorch {}. Float32 round-off floor: {}.</p>",
-            n.seeds,
-            esc(&n.sources),
-            esc(&n.metric),
-            sig(n.keras),
-            sig(n.torch),
-            sig(n.numerical)
-        );
-    }
-
+/// Which layers were paired, and how their parameters map.
+fn alignment(o: &mut String, d: &Diagnosis) {
     o.push_str("<h2>Layer alignment</h2>");
     let a = &d.alignment;
     if a.pairs.is_empty() {
@@ -336,6 +364,10 @@ pub fn render_html(d: &Diagnosis) -> String {
             let _ = write!(o, "<p>Only in {label}: {}.</p>", esc(&list.join(", ")));
         }
     }
+}
+
+/// What the analysis could not check, and why.
+fn not_checked(o: &mut String, d: &Diagnosis) {
     if !d.not_checked.is_empty() {
         o.push_str("<h2>Not checked</h2><table><tr><th>what</th><th>why</th></tr>");
         for n in &d.not_checked {
@@ -348,6 +380,4 @@ pub fn render_html(d: &Diagnosis) -> String {
         }
         o.push_str("</table>");
     }
-    o.push_str("</body></html>\n");
-    o
 }

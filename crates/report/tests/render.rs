@@ -179,6 +179,11 @@ fn markdown_report() {
 }
 
 #[test]
+fn html_report() {
+    insta::assert_snapshot!("html", render_html(&sample()));
+}
+
+#[test]
 fn html_is_self_contained() {
     let html = render_html(&sample());
     assert!(html.starts_with("<!DOCTYPE html>"));
