@@ -267,24 +267,44 @@ pub(super) fn update_step<T: Real>(
             epsilon_2,
             clip_threshold,
             ..
-        } => {
-            let rho_t = lr.minimum(one / tt.sqrt());
-            let alpha_t = c(epsilon_2).maximum(super::rms(th)) * rho_t;
-            // `add(square(gradient), ε₁)`: the squares are densified before ε₁ is added.
-            let regulated: Vec<T> = sp
-                .densify(n, |x| x * x)
-                .into_iter()
-                .map(|x| x + c(epsilon_1))
-                .collect();
-            let beta_2_t = one - tt.powf(c(beta_2_decay));
-            super::adafactor_second_moment(beta_2_t, &regulated, s);
-            let u: Vec<T> = sp.elements().map(|(i, x)| x / s.a[i].sqrt()).collect();
-            // `mean` of `IndexedSlices` over all axes: Σ values / numel (`numpy.py`, `mean`).
-            let ms = u.iter().fold(T::default(), |a, &x| a + x * x) / c(n as f64);
-            let den = one.maximum(ms.sqrt() / c(clip_threshold));
-            for ((i, _), &ui) in sp.elements().zip(&u) {
-                th[i] = th[i] - alpha_t * (ui / den);
-            }
-        }
+        } => adafactor(
+            (beta_2_decay, epsilon_1, epsilon_2, clip_threshold),
+            (t, lr),
+            sp,
+            th,
+            s,
+        ),
+    }
+}
+
+/// Adafactor's `update_step` with an `IndexedSlices` gradient (`keras/src/optimizers/adafactor.py`):
+/// the squares are densified before ε₁ is added, and the update's RMS is the `mean` of the slices.
+fn adafactor<T: Real>(
+    (beta_2_decay, epsilon_1, epsilon_2, clip_threshold): (f64, f64, f64, f64),
+    (t, lr): (u64, T),
+    sp: &Sparse<T>,
+    th: &mut [T],
+    s: &mut Slots<T>,
+) {
+    let c = T::of;
+    let one = c(1.0);
+    let tt = c(t as f64);
+    let n = th.len();
+    let rho_t = lr.minimum(one / tt.sqrt());
+    let alpha_t = c(epsilon_2).maximum(super::rms(th)) * rho_t;
+    // `add(square(gradient), ε₁)`: the squares are densified before ε₁ is added.
+    let regulated: Vec<T> = sp
+        .densify(n, |x| x * x)
+        .into_iter()
+        .map(|x| x + c(epsilon_1))
+        .collect();
+    let beta_2_t = one - tt.powf(c(beta_2_decay));
+    super::adafactor_second_moment(beta_2_t, &regulated, s);
+    let u: Vec<T> = sp.elements().map(|(i, x)| x / s.a[i].sqrt()).collect();
+    // `mean` of `IndexedSlices` over all axes: Σ values / numel (`numpy.py`, `mean`).
+    let ms = u.iter().fold(T::default(), |a, &x| a + x * x) / c(n as f64);
+    let den = one.maximum(ms.sqrt() / c(clip_threshold));
+    for ((i, _), &ui) in sp.elements().zip(&u) {
+        th[i] = th[i] - alpha_t * (ui / den);
     }
 }
