@@ -321,11 +321,6 @@ fn check_rnn(rel: &str, n: &Node, ty: &str, a: &Value, module: &str, layer: u64)
 
 fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export: &str) {
     let ctx = format!("{rel}: module `{}` ({ty}) → {}", n.name, render(n));
-    let act = |n: &Node| match &n.op {
-        Op::Activation { function } => Some(function.clone()),
-        _ => None,
-    };
-    use model_ir::Activation as A;
     match ty {
         "Linear" => {
             let Op::Dense {
@@ -347,61 +342,7 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
                 "{ctx}: torch Linear weight is (out, in)"
             );
         }
-        "Conv1d" | "Conv2d" => {
-            let rank = if ty == "Conv1d" { 1 } else { 2 };
-            let groups = a["groups"].as_u64().unwrap();
-            let (cin, cout) = (
-                a["in_channels"].as_u64().unwrap(),
-                a["out_channels"].as_u64().unwrap(),
-            );
-            let (k, s, d, p) = match &n.op {
-                Op::DepthwiseConv {
-                    depth_multiplier,
-                    kernel_size,
-                    strides,
-                    dilation,
-                    padding,
-                    ..
-                } => {
-                    assert!(
-                        groups == cin && groups > 1,
-                        "{ctx}: depthwise but groups {groups}"
-                    );
-                    assert_eq!(*depth_multiplier as u64, cout / cin, "{ctx}");
-                    (kernel_size, strides, dilation, padding)
-                }
-                Op::Conv {
-                    filters,
-                    groups: g,
-                    kernel_size,
-                    strides,
-                    dilation,
-                    padding,
-                    ..
-                } => {
-                    assert!(
-                        !(groups == cin && groups > 1),
-                        "{ctx}: groups == in_channels is depthwise"
-                    );
-                    assert_eq!(*filters as u64, cout, "{ctx}");
-                    assert_eq!(*g as u64, groups, "{ctx}");
-                    (kernel_size, strides, dilation, padding)
-                }
-                _ => panic!("{ctx}"),
-            };
-            assert_eq!(usizes(k), per_axis(&a["kernel_size"], rank), "{ctx}");
-            assert_eq!(usizes(s), per_axis(&a["stride"], rank), "{ctx}");
-            assert_eq!(usizes(d), per_axis(&a["dilation"], rank), "{ctx}");
-            let pads = per_axis(&a["padding"], rank);
-            match p {
-                model_ir::Padding::Valid => assert!(pads.iter().all(|&x| x == 0), "{ctx}"),
-                model_ir::Padding::Explicit { begin, end } => {
-                    assert_eq!(usizes(begin), pads, "{ctx}");
-                    assert_eq!(usizes(end), pads, "{ctx}");
-                }
-                other => panic!("{ctx}: padding {other:?}"),
-            }
-        }
+        "Conv1d" | "Conv2d" => check_conv(&ctx, n, ty, a),
         "ConvTranspose2d" => {
             let Op::ConvTranspose {
                 filters,
@@ -424,35 +365,7 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
             );
             assert_eq!(usizes(strides), per_axis(&a["stride"], 2), "{ctx}");
         }
-        "BatchNorm1d" | "BatchNorm2d" => {
-            let Op::BatchNorm {
-                momentum,
-                epsilon,
-                training_mode,
-                running_variance,
-                ..
-            } = &n.op
-            else {
-                panic!("{ctx}")
-            };
-            let model_ir::MomentumForm::KeepOld(m) = momentum else {
-                panic!("{ctx}: momentum {momentum:?}")
-            };
-            assert!(
-                close(*m, 1.0 - num(&a["momentum"])),
-                "{ctx}: ONNX keep-old momentum {m} vs torch {}",
-                a["momentum"]
-            );
-            assert!(close(*epsilon, num(&a["eps"])), "{ctx}: epsilon");
-            assert_eq!(
-                *running_variance,
-                model_ir::VarianceEstimate::Unbiased,
-                "{ctx}"
-            );
-            if export == "training" {
-                assert_eq!(*training_mode, Some(true), "{ctx}");
-            }
-        }
+        "BatchNorm1d" | "BatchNorm2d" => check_batch_norm(&ctx, n, a, export),
         "LayerNorm" => {
             let Op::LayerNorm { axes, epsilon, .. } = &n.op else {
                 panic!("{ctx}")
@@ -471,33 +384,7 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
             assert_eq!(*groups as u64, a["num_groups"].as_u64().unwrap(), "{ctx}");
             assert!(close(*epsilon, num(&a["eps"])), "{ctx}");
         }
-        "MaxPool1d" | "MaxPool2d" | "AvgPool1d" | "AvgPool2d" => {
-            let Op::Pool {
-                pool,
-                ceil_mode,
-                count_include_pad,
-                pool_size,
-                ..
-            } = &n.op
-            else {
-                panic!("{ctx}")
-            };
-            let avg = ty.starts_with("Avg");
-            assert_eq!(*pool == model_ir::PoolKind::Avg, avg, "{ctx}");
-            assert_eq!(*ceil_mode, a["ceil_mode"].as_bool().unwrap(), "{ctx}");
-            assert_eq!(
-                usizes(pool_size),
-                per_axis(&a["kernel_size"], pool_size.len()),
-                "{ctx}"
-            );
-            if avg {
-                assert_eq!(
-                    *count_include_pad,
-                    a["count_include_pad"].as_bool().unwrap(),
-                    "{ctx}"
-                );
-            }
-        }
+        "MaxPool1d" | "MaxPool2d" | "AvgPool1d" | "AvgPool2d" => check_pool(&ctx, n, ty, a),
         "AdaptiveAvgPool2d" => assert!(
             matches!(
                 n.op,
@@ -514,36 +401,7 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
             };
             assert!(close(*rate, num(&a["p"])), "{ctx}");
         }
-        "Embedding" => {
-            let Op::Embedding {
-                input_dim,
-                output_dim,
-                ..
-            } = &n.op
-            else {
-                panic!("{ctx}")
-            };
-            assert_eq!(
-                *input_dim as u64,
-                a["num_embeddings"].as_u64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(
-                *output_dim as u64,
-                a["embedding_dim"].as_u64().unwrap(),
-                "{ctx}"
-            );
-            if let Some(p) = a["padding_idx"].as_u64() {
-                let hint = format!("row {p} is all zeros");
-                assert!(
-                    model
-                        .notes
-                        .iter()
-                        .any(|x| x.contains("padding_idx") && x.contains(&hint)),
-                    "{ctx}: padding_idx note"
-                );
-            }
-        }
+        "Embedding" => check_embedding(&ctx, model, n, a),
         "ZeroPad2d" | "ReplicationPad2d" => {
             let Op::Pad { mode, .. } = &n.op else {
                 panic!("{ctx}")
@@ -575,41 +433,197 @@ fn check_module(rel: &str, model: &Model, n: &Node, ty: &str, a: &Value, export:
             };
             assert_eq!(*interpolation, want, "{ctx}");
         }
-        _ => {
-            let f = act(n).unwrap_or_else(|| panic!("{ctx}: not an activation"));
-            let ok = match (ty, &f) {
-                (
-                    "ReLU",
-                    A::Relu {
-                        negative_slope,
-                        max_value: None,
-                        threshold,
-                    },
-                ) => *negative_slope == 0.0 && *threshold == 0.0,
-                ("ReLU6", A::Relu6)
-                | ("SELU", A::Selu)
-                | ("Sigmoid", A::Sigmoid)
-                | ("Hardswish", A::HardSwish) => true,
-                ("Tanh", A::Tanh)
-                | ("Softsign", A::Softsign)
-                | ("SiLU", A::Silu)
-                | ("Mish", A::Mish) => true,
-                ("LogSigmoid", A::LogSigmoid) | ("Tanhshrink", A::TanhShrink) => true,
-                ("LeakyReLU", A::LeakyRelu { slope }) => close(*slope, num(&a["negative_slope"])),
-                ("ELU", A::Elu { alpha }) => close(*alpha, num(&a["alpha"])),
-                ("GELU", A::Gelu { approximate }) => *approximate == (a["approximate"] == "tanh"),
-                ("Hardsigmoid", A::HardSigmoid(h)) => {
-                    (h.slope - 1.0 / 6.0).abs() < 1e-6 && close(h.offset, 0.5)
-                }
-                ("Softmax", A::Softmax { axis }) | ("LogSoftmax", A::LogSoftmax { axis }) => {
-                    Some(*axis) == a["dim"].as_i64()
-                }
-                ("Softplus", A::Softplus { beta, .. }) => close(*beta, num(&a["beta"])),
-                _ => false,
-            };
-            assert!(ok, "{ctx}: {f:?} does not match torch's {ty} {a}");
-        }
+        _ => check_activation(&ctx, n, ty, a),
     }
+}
+
+/// `Conv1d`/`Conv2d`: a regular or depthwise convolution with torch's kernel, stride, dilation and symmetric pads.
+fn check_conv(ctx: &str, n: &Node, ty: &str, a: &Value) {
+    let rank = if ty == "Conv1d" { 1 } else { 2 };
+    let groups = a["groups"].as_u64().unwrap();
+    let (cin, cout) = (
+        a["in_channels"].as_u64().unwrap(),
+        a["out_channels"].as_u64().unwrap(),
+    );
+    let (k, s, d, p) = match &n.op {
+        Op::DepthwiseConv {
+            depth_multiplier,
+            kernel_size,
+            strides,
+            dilation,
+            padding,
+            ..
+        } => {
+            assert!(
+                groups == cin && groups > 1,
+                "{ctx}: depthwise but groups {groups}"
+            );
+            assert_eq!(*depth_multiplier as u64, cout / cin, "{ctx}");
+            (kernel_size, strides, dilation, padding)
+        }
+        Op::Conv {
+            filters,
+            groups: g,
+            kernel_size,
+            strides,
+            dilation,
+            padding,
+            ..
+        } => {
+            assert!(
+                !(groups == cin && groups > 1),
+                "{ctx}: groups == in_channels is depthwise"
+            );
+            assert_eq!(*filters as u64, cout, "{ctx}");
+            assert_eq!(*g as u64, groups, "{ctx}");
+            (kernel_size, strides, dilation, padding)
+        }
+        _ => panic!("{ctx}"),
+    };
+    assert_eq!(usizes(k), per_axis(&a["kernel_size"], rank), "{ctx}");
+    assert_eq!(usizes(s), per_axis(&a["stride"], rank), "{ctx}");
+    assert_eq!(usizes(d), per_axis(&a["dilation"], rank), "{ctx}");
+    let pads = per_axis(&a["padding"], rank);
+    match p {
+        model_ir::Padding::Valid => assert!(pads.iter().all(|&x| x == 0), "{ctx}"),
+        model_ir::Padding::Explicit { begin, end } => {
+            assert_eq!(usizes(begin), pads, "{ctx}");
+            assert_eq!(usizes(end), pads, "{ctx}");
+        }
+        other => panic!("{ctx}: padding {other:?}"),
+    }
+}
+
+/// `BatchNorm1d`/`2d`: ONNX keep-old momentum, epsilon, the unbiased running variance, training mode.
+fn check_batch_norm(ctx: &str, n: &Node, a: &Value, export: &str) {
+    let Op::BatchNorm {
+        momentum,
+        epsilon,
+        training_mode,
+        running_variance,
+        ..
+    } = &n.op
+    else {
+        panic!("{ctx}")
+    };
+    let model_ir::MomentumForm::KeepOld(m) = momentum else {
+        panic!("{ctx}: momentum {momentum:?}")
+    };
+    assert!(
+        close(*m, 1.0 - num(&a["momentum"])),
+        "{ctx}: ONNX keep-old momentum {m} vs torch {}",
+        a["momentum"]
+    );
+    assert!(close(*epsilon, num(&a["eps"])), "{ctx}: epsilon");
+    assert_eq!(
+        *running_variance,
+        model_ir::VarianceEstimate::Unbiased,
+        "{ctx}"
+    );
+    if export == "training" {
+        assert_eq!(*training_mode, Some(true), "{ctx}");
+    }
+}
+
+/// Max and average pooling: kind, `ceil_mode`, kernel, `count_include_pad`.
+fn check_pool(ctx: &str, n: &Node, ty: &str, a: &Value) {
+    let Op::Pool {
+        pool,
+        ceil_mode,
+        count_include_pad,
+        pool_size,
+        ..
+    } = &n.op
+    else {
+        panic!("{ctx}")
+    };
+    let avg = ty.starts_with("Avg");
+    assert_eq!(*pool == model_ir::PoolKind::Avg, avg, "{ctx}");
+    assert_eq!(*ceil_mode, a["ceil_mode"].as_bool().unwrap(), "{ctx}");
+    assert_eq!(
+        usizes(pool_size),
+        per_axis(&a["kernel_size"], pool_size.len()),
+        "{ctx}"
+    );
+    if avg {
+        assert_eq!(
+            *count_include_pad,
+            a["count_include_pad"].as_bool().unwrap(),
+            "{ctx}"
+        );
+    }
+}
+
+/// `Embedding`: sizes, and the note for a `padding_idx` the ONNX file does not record.
+fn check_embedding(ctx: &str, model: &Model, n: &Node, a: &Value) {
+    let Op::Embedding {
+        input_dim,
+        output_dim,
+        ..
+    } = &n.op
+    else {
+        panic!("{ctx}")
+    };
+    assert_eq!(
+        *input_dim as u64,
+        a["num_embeddings"].as_u64().unwrap(),
+        "{ctx}"
+    );
+    assert_eq!(
+        *output_dim as u64,
+        a["embedding_dim"].as_u64().unwrap(),
+        "{ctx}"
+    );
+    if let Some(p) = a["padding_idx"].as_u64() {
+        let hint = format!("row {p} is all zeros");
+        assert!(
+            model
+                .notes
+                .iter()
+                .any(|x| x.contains("padding_idx") && x.contains(&hint)),
+            "{ctx}: padding_idx note"
+        );
+    }
+}
+
+/// Every other module: an activation whose variant and arguments match torch's.
+fn check_activation(ctx: &str, n: &Node, ty: &str, a: &Value) {
+    let act = |n: &Node| match &n.op {
+        Op::Activation { function } => Some(function.clone()),
+        _ => None,
+    };
+    use model_ir::Activation as A;
+    let f = act(n).unwrap_or_else(|| panic!("{ctx}: not an activation"));
+    let ok = match (ty, &f) {
+        (
+            "ReLU",
+            A::Relu {
+                negative_slope,
+                max_value: None,
+                threshold,
+            },
+        ) => *negative_slope == 0.0 && *threshold == 0.0,
+        ("ReLU6", A::Relu6)
+        | ("SELU", A::Selu)
+        | ("Sigmoid", A::Sigmoid)
+        | ("Hardswish", A::HardSwish) => true,
+        ("Tanh", A::Tanh) | ("Softsign", A::Softsign) | ("SiLU", A::Silu) | ("Mish", A::Mish) => {
+            true
+        }
+        ("LogSigmoid", A::LogSigmoid) | ("Tanhshrink", A::TanhShrink) => true,
+        ("LeakyReLU", A::LeakyRelu { slope }) => close(*slope, num(&a["negative_slope"])),
+        ("ELU", A::Elu { alpha }) => close(*alpha, num(&a["alpha"])),
+        ("GELU", A::Gelu { approximate }) => *approximate == (a["approximate"] == "tanh"),
+        ("Hardsigmoid", A::HardSigmoid(h)) => {
+            (h.slope - 1.0 / 6.0).abs() < 1e-6 && close(h.offset, 0.5)
+        }
+        ("Softmax", A::Softmax { axis }) | ("LogSoftmax", A::LogSoftmax { axis }) => {
+            Some(*axis) == a["dim"].as_i64()
+        }
+        ("Softplus", A::Softplus { beta, .. }) => close(*beta, num(&a["beta"])),
+        _ => false,
+    };
+    assert!(ok, "{ctx}: {f:?} does not match torch's {ty} {a}");
 }
 
 fn check_keras(rel: &str, model: &Model, e: &Value) {
