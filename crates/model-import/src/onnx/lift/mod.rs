@@ -502,3 +502,84 @@ impl Registry {
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+#[cfg(test)]
+mod tests {
+    use super::REGISTRY;
+
+    #[test]
+    fn every_lifted_op_type_has_one_lifter() {
+        let mut expected = vec![
+            "Gemm",
+            "MatMul",
+            "Conv",
+            "ConvTranspose",
+            "BatchNormalization",
+            "LayerNormalization",
+            "InstanceNormalization",
+            "Dropout",
+            "Identity",
+            "Cast",
+            "Relu",
+            "LeakyRelu",
+            "Elu",
+            "Selu",
+            "Sigmoid",
+            "HardSigmoid",
+            "HardSwish",
+            "Tanh",
+            "Softplus",
+            "Softsign",
+            "Softmax",
+            "LogSoftmax",
+            "Clip",
+            "Gelu",
+            "Mish",
+            "PRelu",
+            "Erf",
+            "Abs",
+            "Neg",
+            "Sqrt",
+            "Exp",
+            "Log",
+            "Reciprocal",
+            "Add",
+            "Sub",
+            "Mul",
+            "Div",
+            "Pow",
+            "Max",
+            "Min",
+            "Sum",
+            "Concat",
+            "Tile",
+            "Flatten",
+            "Reshape",
+            "Transpose",
+            "Pad",
+            "Gather",
+            "Slice",
+            "Split",
+            "Squeeze",
+            "Unsqueeze",
+            "MaxPool",
+            "AveragePool",
+            "GlobalAveragePool",
+            "GlobalMaxPool",
+            "ReduceMean",
+            "ReduceMax",
+            "ReduceSum",
+            "ReduceMin",
+            "Resize",
+            "Upsample",
+            "LSTM",
+            "GRU",
+            "RNN",
+        ];
+        expected.sort_unstable();
+        let mut known: Vec<&str> = REGISTRY.by_op.keys().copied().collect();
+        known.sort_unstable();
+        assert_eq!(known, expected);
+        assert!(REGISTRY.get("Conv").is_some() && REGISTRY.get("Loop").is_none());
+    }
+}
