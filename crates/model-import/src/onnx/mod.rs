@@ -5,7 +5,7 @@
 //! [`graph`] indexes it and [`eval`] folds every constant subgraph (shape arithmetic, the
 //! LSTM/GRU gate reorders, pads), [`patterns`] finds layers torch spells as several ops
 //! (GELU, SiLU, Mish, LayerNorm before opset 17, GroupNorm), [`lift`] turns each torch layer
-//! into one IR node named after its module path ([`naming`]), and [`rnn`] traces recurrent
+//! into one IR node named after its module path ([`naming`]), and its `rnn` family traces recurrent
 //! weights back to the state_dict tensors. Everything the importer cannot be sure of, or had
 //! to change, is recorded in `Model::notes`.
 
@@ -15,7 +15,6 @@ mod graph;
 mod lift;
 mod naming;
 mod patterns;
-mod rnn;
 mod value;
 
 use std::path::Path;

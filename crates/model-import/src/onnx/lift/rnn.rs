@@ -20,9 +20,9 @@ use model_ir::{
     RnnCell, RnnDirection, Tensor,
 };
 
-use super::lift::{Alias, Lifter, R};
-use super::naming::param_module;
-use super::value::{Val, concat, int_vec};
+use super::{Alias, Lifter, R, Registry};
+use crate::onnx::naming::param_module;
+use crate::onnx::value::{Val, concat, int_vec};
 
 /// The torch and ONNX gate orders of a cell.
 fn orders(cell: RnnCell) -> (GateOrder, GateOrder) {
@@ -66,7 +66,11 @@ struct Spec {
     has_bias: bool,
 }
 
-pub(crate) fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
+pub(super) fn register(reg: &mut Registry) {
+    reg.add(&["LSTM", "GRU", "RNN"], lift_rnn);
+}
+
+fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
     let g = l.g;
     let op = g.op(i).to_string();
     let cell = match op.as_str() {

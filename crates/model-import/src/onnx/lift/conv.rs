@@ -1,0 +1,173 @@
+//! Convolutions: `Conv` and `ConvTranspose`, and the padding and per-axis attributes
+//! pooling shares with them.
+
+use model_ir::{Activation, DataLayout, Op, Padding, ParamLayout, ParamRole};
+
+use super::{Lifter, R, Registry};
+
+pub(super) fn register(reg: &mut Registry) {
+    reg.add(&["Conv"], |l, i| l.conv(i));
+    reg.add(&["ConvTranspose"], |l, i| l.conv_transpose(i));
+}
+
+impl Lifter<'_> {
+    pub(super) fn padding(&self, i: usize, rank: usize) -> R<Padding> {
+        let a = self.attrs(i);
+        match a.string("auto_pad")?.as_deref() {
+            Some("SAME_UPPER") => return Ok(Padding::SameUpper),
+            Some("SAME_LOWER") => return Ok(Padding::SameLower),
+            Some("VALID") => return Ok(Padding::Valid),
+            Some("NOTSET") | Some("") | None => {}
+            Some(other) => return Err(self.malformed(i, format!("auto_pad={other}"))),
+        }
+        let pads = a.ints("pads")?.unwrap_or_else(|| vec![0; 2 * rank]);
+        if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+            return Err(self.malformed(i, format!("pads {pads:?} for {rank} spatial axes")));
+        }
+        if pads.iter().all(|&p| p == 0) {
+            return Ok(Padding::Valid);
+        }
+        let p: Vec<usize> = pads.iter().map(|&v| v as usize).collect();
+        Ok(Padding::Explicit {
+            begin: p[..rank].to_vec(),
+            end: p[rank..].to_vec(),
+        })
+    }
+
+    pub(super) fn spatial_attr(&self, i: usize, name: &str, rank: usize) -> R<Vec<usize>> {
+        let v = self.attrs(i).ints(name)?.unwrap_or_else(|| vec![1; rank]);
+        if v.len() != rank || v.iter().any(|&x| x < 1) {
+            return Err(self.malformed(i, format!("{name} {v:?} for {rank} spatial axes")));
+        }
+        Ok(v.into_iter().map(|x| x as usize).collect())
+    }
+
+    fn conv(&mut self, i: usize) -> R<()> {
+        let x = self.rt(i, 0)?;
+        let w = self.konst(i, 1)?;
+        let ws = w.shape().to_vec();
+        if ws.len() < 3 {
+            return Err(self.malformed(i, format!("weight of shape {ws:?}")));
+        }
+        let rank = ws.len() - 2;
+        let group = usize::try_from(self.attrs(i).int_or("group", 1)?)
+            .ok()
+            .filter(|&g| g >= 1)
+            .ok_or_else(|| self.malformed(i, "group < 1"))?;
+        let kernel_size = ws[2..].to_vec();
+        if let Some(k) = self.attrs(i).ints("kernel_shape")?
+            && k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_size
+        {
+            return Err(self.malformed(
+                i,
+                format!("kernel_shape {k:?} disagrees with weight {ws:?}"),
+            ));
+        }
+        let strides = self.spatial_attr(i, "strides", rank)?;
+        let dilation = self.spatial_attr(i, "dilations", rank)?;
+        let padding = self.padding(i, rank)?;
+        let filters = ws[0];
+        if filters % group != 0 {
+            return Err(self.malformed(i, format!("{filters} filters in {group} groups")));
+        }
+        let depthwise = group > 1 && ws[1] == 1;
+        let layout = if depthwise {
+            ParamLayout::DepthwiseOutOneSpatial { rank }
+        } else {
+            ParamLayout::ConvOutInSpatial { rank }
+        };
+        let mut params = vec![self.param(i, 1, ParamRole::Kernel, layout, "weight")?];
+        if self.g.input(i, 2).is_some() {
+            params.push(self.param(i, 2, ParamRole::Bias, ParamLayout::Vector, "bias")?);
+        }
+        let use_bias = params.len() == 2;
+        let layout = DataLayout::ChannelsFirst;
+        let op = if depthwise {
+            Op::DepthwiseConv {
+                rank,
+                depth_multiplier: filters / group,
+                kernel_size,
+                strides,
+                dilation,
+                padding,
+                layout,
+                use_bias,
+                activation: Activation::Linear,
+            }
+        } else {
+            Op::Conv {
+                rank,
+                filters,
+                kernel_size,
+                strides,
+                dilation,
+                groups: group,
+                padding,
+                layout,
+                use_bias,
+                activation: Activation::Linear,
+            }
+        };
+        let out = self.out(i, 0)?;
+        self.emit(i, op, vec![x], vec![out.clone()], params, "Conv")?;
+        self.set_layout(&out, Some(DataLayout::ChannelsFirst));
+        Ok(())
+    }
+
+    fn conv_transpose(&mut self, i: usize) -> R<()> {
+        let x = self.rt(i, 0)?;
+        let ws = self.konst(i, 1)?.shape().to_vec();
+        if ws.len() < 3 {
+            return Err(self.malformed(i, format!("weight of shape {ws:?}")));
+        }
+        let rank = ws.len() - 2;
+        let a = self.attrs(i);
+        if a.ints("output_shape")?.is_some() {
+            return Err(self.unsupported(i, "output_shape (instead of pads/output_padding)"));
+        }
+        let group = usize::try_from(a.int_or("group", 1)?)
+            .ok()
+            .filter(|&g| g >= 1)
+            .ok_or_else(|| self.malformed(i, "group < 1"))?;
+        let strides = self.spatial_attr(i, "strides", rank)?;
+        let dilation = self.spatial_attr(i, "dilations", rank)?;
+        let padding = self.padding(i, rank)?;
+        let output_padding = match a.ints("output_padding")? {
+            Some(p) if p.len() == rank && p.iter().all(|&v| v >= 0) => {
+                p.into_iter().map(|v| v as usize).collect()
+            }
+            Some(p) => return Err(self.malformed(i, format!("output_padding {p:?}"))),
+            None => vec![0; rank],
+        };
+        let mut params = vec![self.param(
+            i,
+            1,
+            ParamRole::Kernel,
+            ParamLayout::ConvTransposeInOutSpatial { rank },
+            "weight",
+        )?];
+        if self.g.input(i, 2).is_some() {
+            params.push(self.param(i, 2, ParamRole::Bias, ParamLayout::Vector, "bias")?);
+        }
+        let use_bias = params.len() == 2;
+        let op = Op::ConvTranspose {
+            rank,
+            filters: ws[1]
+                .checked_mul(group)
+                .ok_or_else(|| self.malformed(i, format!("group {group}")))?,
+            kernel_size: ws[2..].to_vec(),
+            strides,
+            dilation,
+            groups: group,
+            padding,
+            output_padding: Some(output_padding),
+            layout: DataLayout::ChannelsFirst,
+            use_bias,
+            activation: Activation::Linear,
+        };
+        let out = self.out(i, 0)?;
+        self.emit(i, op, vec![x], vec![out.clone()], params, "ConvTranspose")?;
+        self.set_layout(&out, Some(DataLayout::ChannelsFirst));
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Element-wise arithmetic: unary math (`Erf`, `Sqrt`, ...) and the binary ops (`Add`, `Mul`,
+//! ...) as merges of computed tensors or as binaries with a constant.
+
+use model_ir::{BinaryOp, Framework, MergeOp, Op, ParamLayout, ParamRole, UnaryOp};
+
+use super::{Lifter, R, Registry};
+
+pub(super) fn register(reg: &mut Registry) {
+    reg.add(
+        &["Erf", "Abs", "Neg", "Sqrt", "Exp", "Log", "Reciprocal"],
+        |l, i| l.unary(i),
+    );
+    reg.add(
+        &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum"],
+        |l, i| l.binary(i),
+    );
+}
+
+impl Lifter<'_> {
+    fn unary(&mut self, i: usize) -> R<()> {
+        let op = match self.g.op(i) {
+            "Erf" => UnaryOp::Erf,
+            "Abs" => UnaryOp::Abs,
+            "Neg" => UnaryOp::Neg,
+            "Sqrt" => UnaryOp::Sqrt,
+            "Exp" => UnaryOp::Exp,
+            "Log" => UnaryOp::Log,
+            "Reciprocal" => UnaryOp::Reciprocal,
+            other => return Err(self.unsupported_op(i, other)),
+        };
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let class = self.g.op(i).to_string();
+        self.emit(i, Op::Unary { op }, vec![x], vec![out], Vec::new(), &class)?;
+        Ok(())
+    }
+
+    fn binary(&mut self, i: usize) -> R<()> {
+        let op = self.g.op(i).to_string();
+        let inputs: Vec<String> = self.g.nodes[i]
+            .input
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
+        let runtime: Vec<bool> = inputs.iter().map(|v| self.g.is_runtime(v)).collect();
+        let out = self.out(i, 0)?;
+        if runtime.iter().all(|&r| r) {
+            let merge = match op.as_str() {
+                "Add" | "Sum" => MergeOp::Add,
+                "Sub" => MergeOp::Subtract,
+                "Mul" => MergeOp::Multiply,
+                "Div" => MergeOp::Divide,
+                "Max" => MergeOp::Maximum,
+                "Min" => MergeOp::Minimum,
+                "Pow" => MergeOp::Power,
+                _ => return Err(self.unsupported_op(i, &format!("{op} of two computed values"))),
+            };
+            if inputs.len() != 2 && !matches!(op.as_str(), "Max" | "Min" | "Sum") {
+                return Err(self.malformed(i, format!("{} inputs", inputs.len())));
+            }
+            let mut ir_inputs = Vec::new();
+            for k in 0..inputs.len() {
+                ir_inputs.push(self.rt(i, k)?);
+            }
+            let layout = self.layout_of(&ir_inputs[0]);
+            self.emit(
+                i,
+                Op::Merge { op: merge },
+                ir_inputs,
+                vec![out.clone()],
+                Vec::new(),
+                &op,
+            )?;
+            self.set_layout(&out, layout);
+            return Ok(());
+        }
+        if inputs.len() != 2 || runtime.iter().filter(|&&r| r).count() != 1 {
+            return Err(self.unsupported_op(
+                i,
+                &format!(
+                    "{op} of {} constants",
+                    runtime.iter().filter(|&&r| !r).count()
+                ),
+            ));
+        }
+        let bop = match op.as_str() {
+            "Add" => BinaryOp::Add,
+            "Sub" => BinaryOp::Sub,
+            "Mul" => BinaryOp::Mul,
+            "Div" => BinaryOp::Div,
+            "Pow" => BinaryOp::Pow,
+            _ => return Err(self.unsupported_op(i, &format!("{op} with a constant"))),
+        };
+        let (xk, ck) = if runtime[0] { (0, 1) } else { (1, 0) };
+        let x = self.rt(i, xk)?;
+        let mut p = self.param(i, ck, ParamRole::Constant, ParamLayout::AsIs, "constant")?;
+        p.trainable = self.framework == Framework::Torch
+            && self
+                .g
+                .input(i, ck)
+                .is_some_and(|v| self.g.is_initializer(v))
+            && p.tensor.dtype().is_float();
+        let layout = self.layout_of(&x);
+        self.emit(
+            i,
+            Op::ConstantBinary {
+                op: bop,
+                constant_first: ck == 0,
+            },
+            vec![x],
+            vec![out.clone()],
+            vec![p],
+            &op,
+        )?;
+        self.set_layout(&out, layout);
+        Ok(())
+    }
+}

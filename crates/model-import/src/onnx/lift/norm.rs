@@ -1,0 +1,157 @@
+//! Normalization layers: `BatchNormalization`, `LayerNormalization`, `InstanceNormalization`.
+
+use model_ir::{
+    DataLayout, Framework, MomentumForm, Op, ParamLayout, ParamRole, Tensor, VarianceEstimate,
+};
+
+use crate::onnx::value::norm_axis;
+
+use super::{Lifter, R, Registry};
+
+pub(super) fn register(reg: &mut Registry) {
+    reg.add(&["BatchNormalization"], |l, i| l.batch_norm(i));
+    reg.add(&["LayerNormalization"], |l, i| l.layer_norm(i));
+    reg.add(&["InstanceNormalization"], |l, i| l.instance_norm(i));
+}
+
+impl Lifter<'_> {
+    fn batch_norm(&mut self, i: usize) -> R<()> {
+        let a = self.attrs(i);
+        if a.int("spatial")? == Some(0) {
+            return Err(self.unsupported(i, "spatial=0 (per-element statistics)"));
+        }
+        let epsilon = a.float_or("epsilon", 1e-5)?;
+        let momentum = a.float_or("momentum", 0.9)?;
+        let training_mode = a.int("training_mode")?.map(|v| v != 0);
+        let x = self.rt(i, 0)?;
+        let rank = self.rank(self.g.input(i, 0).unwrap_or_default());
+        let params = vec![
+            self.param(i, 1, ParamRole::Gamma, ParamLayout::Vector, "weight")?,
+            self.param(i, 2, ParamRole::Beta, ParamLayout::Vector, "bias")?,
+            self.param(
+                i,
+                3,
+                ParamRole::MovingMean,
+                ParamLayout::Vector,
+                "running_mean",
+            )?,
+            self.param(
+                i,
+                4,
+                ParamRole::MovingVariance,
+                ParamLayout::Vector,
+                "running_var",
+            )?,
+        ];
+        let op = Op::BatchNorm {
+            axis: 1,
+            epsilon,
+            momentum: MomentumForm::KeepOld(momentum),
+            running_variance: match self.framework {
+                Framework::Torch => VarianceEstimate::Unbiased,
+                Framework::Keras => VarianceEstimate::Biased,
+            },
+            center: true,
+            scale: true,
+            trainable: true,
+            track_running_stats: true,
+            training_mode,
+        };
+        let out = self.out(i, 0)?;
+        let layout = self.layout_of(&x).or(if rank.is_some_and(|r| r >= 3) {
+            Some(DataLayout::ChannelsFirst)
+        } else {
+            None
+        });
+        let name = self.emit(
+            i,
+            op,
+            vec![x],
+            vec![out.clone()],
+            params,
+            "BatchNormalization",
+        )?;
+        self.set_layout(&out, layout);
+        self.bn_momenta.push((name, momentum));
+        Ok(())
+    }
+
+    fn layer_norm(&mut self, i: usize) -> R<()> {
+        let a = self.attrs(i);
+        let axis = a.int_or("axis", -1)?;
+        let epsilon = a.float_or("epsilon", 1e-5)?;
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let rank = self
+            .rank(&v)
+            .ok_or_else(|| self.unsupported(i, "LayerNormalization of a value of unknown rank"))?;
+        let first =
+            norm_axis(axis, rank, "LayerNormalization").map_err(|e| self.malformed(i, e))?;
+        let axes: Vec<i64> = (first..rank).map(|ax| ax as i64 - rank as i64).collect();
+        let x = self.rt(i, 0)?;
+        let mut params = vec![self.param(
+            i,
+            1,
+            ParamRole::Gamma,
+            gamma_layout(self.konst(i, 1)?),
+            "weight",
+        )?];
+        if self.g.input(i, 2).is_some() {
+            let layout = gamma_layout(self.konst(i, 2)?);
+            params.push(self.param(i, 2, ParamRole::Beta, layout, "bias")?);
+        }
+        let center = params.len() == 2;
+        let out = self.out(i, 0)?;
+        self.emit(
+            i,
+            Op::LayerNorm {
+                axes,
+                epsilon,
+                center,
+                scale: true,
+                rms_scaling: false,
+            },
+            vec![x],
+            vec![out],
+            params,
+            "LayerNormalization",
+        )?;
+        Ok(())
+    }
+
+    fn instance_norm(&mut self, i: usize) -> R<()> {
+        let epsilon = self.attrs(i).float_or("epsilon", 1e-5)?;
+        let x = self.rt(i, 0)?;
+        let scale = self.konst(i, 1)?;
+        let groups = scale.len();
+        let params = vec![
+            self.param(i, 1, ParamRole::Gamma, ParamLayout::Vector, "weight")?,
+            self.param(i, 2, ParamRole::Beta, ParamLayout::Vector, "bias")?,
+        ];
+        let out = self.out(i, 0)?;
+        let name = self.emit(
+            i,
+            Op::GroupNorm {
+                groups,
+                axis: 1,
+                epsilon,
+                center: true,
+                scale: true,
+            },
+            vec![x],
+            vec![out.clone()],
+            params,
+            "InstanceNormalization",
+        )?;
+        self.set_layout(&out, Some(DataLayout::ChannelsFirst));
+        self.notes.push(format!("{name}: InstanceNormalization lifted as GroupNorm with one group per channel ({groups})"));
+        Ok(())
+    }
+}
+
+pub(super) fn gamma_layout(t: &Tensor) -> ParamLayout {
+    if t.shape().len() == 1 {
+        ParamLayout::Vector
+    } else {
+        ParamLayout::AsIs
+    }
+}

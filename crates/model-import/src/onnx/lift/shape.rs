@@ -1,0 +1,611 @@
+//! Layout and indexing: `Flatten`, `Reshape`, `Transpose`, `Squeeze`/`Unsqueeze`, `Concat`,
+//! `Split`, `Slice`, `Gather` (an embedding lookup or a selection), `Tile` and `Pad`.
+
+use model_ir::{DataLayout, Framework, MergeOp, Op, PadMode, ParamLayout, ParamRole};
+
+use crate::onnx::eval::axes_of;
+use crate::onnx::value::{Dim, Val, int_vec, norm_axis, scalar_f64};
+
+use super::{Alias, Lifter, R, Registry};
+
+pub(super) fn register(reg: &mut Registry) {
+    reg.add(&["Concat"], |l, i| l.concat(i));
+    reg.add(&["Tile"], |l, i| l.tile(i));
+    reg.add(&["Flatten"], |l, i| l.flatten(i));
+    reg.add(&["Reshape"], |l, i| l.reshape(i));
+    reg.add(&["Transpose"], |l, i| l.transpose(i));
+    reg.add(&["Pad"], |l, i| l.pad(i));
+    reg.add(&["Gather"], |l, i| l.gather(i));
+    reg.add(&["Slice"], |l, i| l.slice(i));
+    reg.add(&["Split"], |l, i| l.split(i));
+    reg.add(&["Squeeze", "Unsqueeze"], |l, i| l.squeeze(i));
+}
+
+impl Lifter<'_> {
+    fn concat(&mut self, i: usize) -> R<()> {
+        let n = self.g.nodes[i].input.len();
+        let mut ins = Vec::with_capacity(n);
+        for k in 0..n {
+            if self.g.input(i, k).is_some_and(|v| !self.g.is_runtime(v)) {
+                return Err(self.unsupported_op(i, "Concat with a constant operand"));
+            }
+            ins.push(self.rt(i, k)?);
+        }
+        let axis = self.attrs(i).int_or("axis", 0)?;
+        let out = self.out(i, 0)?;
+        self.emit(
+            i,
+            Op::Merge {
+                op: MergeOp::Concatenate(axis),
+            },
+            ins,
+            vec![out],
+            Vec::new(),
+            "Concat",
+        )?;
+        Ok(())
+    }
+
+    /// `Tile` with constant repeats: each repeated axis becomes a concatenation of the input
+    /// with itself (forward and backward from Concatenate).
+    fn tile(&mut self, i: usize) -> R<()> {
+        let reps = self.konst(i, 1)?.to_i64();
+        let reps: Vec<i64> = reps.iter().copied().collect();
+        if reps.iter().any(|&r| r < 1) {
+            return Err(self.unsupported(i, format!("Tile with repeats {reps:?}")));
+        }
+        let mut cur = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let todo: Vec<(usize, i64)> = reps
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, r)| r > 1)
+            .collect();
+        if todo.is_empty() {
+            self.alias.insert(out.clone(), Alias::Same(cur));
+            return Ok(());
+        }
+        for (k, &(axis, r)) in todo.iter().enumerate() {
+            let dst = if k + 1 == todo.len() {
+                out.clone()
+            } else {
+                format!("{out}::tile_{axis}")
+            };
+            self.emit(
+                i,
+                Op::Merge {
+                    op: MergeOp::Concatenate(axis as i64),
+                },
+                vec![cur.clone(); r as usize],
+                vec![dst.clone()],
+                Vec::new(),
+                "Tile",
+            )?;
+            cur = dst;
+        }
+        Ok(())
+    }
+
+    fn flatten_order(&self, x: &str, rank: Option<usize>) -> DataLayout {
+        match (self.layout_of(x), rank) {
+            (Some(DataLayout::ChannelsLast), _) => DataLayout::ChannelsLast,
+            _ => DataLayout::ChannelsFirst,
+        }
+    }
+
+    fn flatten(&mut self, i: usize) -> R<()> {
+        let axis = self.attrs(i).int_or("axis", 1)?;
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let rank = self.rank(&v);
+        if axis != 1 && !(axis == -1 && rank == Some(2)) {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Flatten(axis={axis}) merges the batch axis or keeps more than one leading axis"
+                ),
+            ));
+        }
+        let x = self.rt(i, 0)?;
+        if rank == Some(1) {
+            // ONNX Flatten of a vector is `[n, 1]`: a reshape of the one non-batch axis.
+            let out = self.out(i, 0)?;
+            self.emit(
+                i,
+                Op::Reshape {
+                    target_shape: vec![1],
+                },
+                vec![x],
+                vec![out],
+                Vec::new(),
+                "Flatten",
+            )?;
+            return Ok(());
+        }
+        let order = self.flatten_order(&x, rank);
+        let out = self.out(i, 0)?;
+        self.emit(
+            i,
+            Op::Flatten {
+                start_axis: 1,
+                order,
+            },
+            vec![x],
+            vec![out],
+            Vec::new(),
+            "Flatten",
+        )?;
+        Ok(())
+    }
+
+    fn reshape(&mut self, i: usize) -> R<()> {
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let out = self.out(i, 0)?;
+        let (Some(ins), Some(outs)) = (self.g.shape(&v), self.g.shape(&out)) else {
+            return Err(
+                self.unsupported(i, "Reshape whose target shape is not known before run time")
+            );
+        };
+        if outs.is_empty() || ins.is_empty() || outs[0] != ins[0] {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Reshape from [{}] to [{}] does not keep the batch axis",
+                    join_dims(&ins),
+                    join_dims(&outs)
+                ),
+            ));
+        }
+        let x = self.rt(i, 0)?;
+        let rest_in: Vec<i64> = ins[1..].iter().filter_map(Dim::known).collect();
+        let flat = outs.len() == 2
+            && ins.len() > 2
+            && rest_in.len() == ins.len() - 1
+            && outs[1].known() == rest_in.iter().try_fold(1i64, |a, &b| a.checked_mul(b));
+        if flat {
+            let order = self.flatten_order(&x, Some(ins.len()));
+            self.emit(
+                i,
+                Op::Flatten {
+                    start_axis: 1,
+                    order,
+                },
+                vec![x],
+                vec![out],
+                Vec::new(),
+                "Reshape",
+            )?;
+            return Ok(());
+        }
+        let mut target = Vec::new();
+        let mut inferred = 0;
+        for d in &outs[1..] {
+            target.push(match d.known() {
+                Some(v) => v,
+                None => {
+                    inferred += 1;
+                    -1
+                }
+            });
+        }
+        if inferred > 1 {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Reshape to [{}] with more than one unknown axis",
+                    join_dims(&outs)
+                ),
+            ));
+        }
+        self.emit(
+            i,
+            Op::Reshape {
+                target_shape: target,
+            },
+            vec![x],
+            vec![out],
+            Vec::new(),
+            "Reshape",
+        )?;
+        Ok(())
+    }
+
+    fn transpose(&mut self, i: usize) -> R<()> {
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let rank = self
+            .rank(&v)
+            .ok_or_else(|| self.unsupported(i, "Transpose of a value of unknown rank"))?;
+        let perm = match self.attrs(i).ints("perm")? {
+            Some(p) => {
+                crate::onnx::value::check_perm(&p, rank).map_err(|e| self.malformed(i, e))?
+            }
+            None => (0..rank).rev().collect(),
+        };
+        let out = self.out(i, 0)?;
+        let swap01 = rank == 3 && perm == [1, 0, 2];
+        if swap01 {
+            // Undoing a deferred swap, or feeding only recurrent layers: absorb.
+            if let Some(Alias::Swap01(x)) = self.alias.get(&v).cloned() {
+                self.alias.insert(out, Alias::Same(x));
+                return Ok(());
+            }
+            let consumers = self.g.consumers(&out);
+            let only_rnn = !consumers.is_empty()
+                && !self.g.is_output(&out)
+                && consumers.iter().all(|&c| {
+                    matches!(self.g.op(c), "LSTM" | "GRU" | "RNN")
+                        && self.g.input(c, 0) == Some(out.as_str())
+                        && self.attrs(c).int_or("layout", 0).unwrap_or(0) == 0
+                });
+            if only_rnn {
+                let x = self.rt(i, 0)?;
+                self.alias.insert(out, Alias::Swap01(x));
+                return Ok(());
+            }
+        }
+        let x = self.rt(i, 0)?;
+        let layout = match (rank, perm.as_slice(), self.layout_of(&x)) {
+            (4, [0, 2, 3, 1], _) | (3, [0, 2, 1], Some(DataLayout::ChannelsFirst)) => {
+                Some(DataLayout::ChannelsLast)
+            }
+            (4, [0, 3, 1, 2], _) => Some(DataLayout::ChannelsFirst),
+            (3, [0, 2, 1], Some(DataLayout::ChannelsLast)) => Some(DataLayout::ChannelsFirst),
+            _ => None,
+        };
+        match self
+            .scopes
+            .module(&self.g.nodes[i])
+            .filter(|_| self.framework == Framework::Keras)
+        {
+            // tf2onnx puts layout transposes inside the layer's scope: keep the name for the layer.
+            Some(layer) => self.emit_named(
+                i,
+                &format!("{layer}.transpose"),
+                Op::Permute { perm },
+                vec![x],
+                vec![out.clone()],
+                Vec::new(),
+                "Transpose",
+            )?,
+            None => self.emit(
+                i,
+                Op::Permute { perm },
+                vec![x],
+                vec![out.clone()],
+                Vec::new(),
+                "Transpose",
+            )?,
+        };
+        self.set_layout(&out, layout);
+        Ok(())
+    }
+
+    fn pad(&mut self, i: usize) -> R<()> {
+        let a = self.attrs(i);
+        let mode = a.string("mode")?.unwrap_or_else(|| "constant".into());
+        let pads = match a.ints("pads")? {
+            Some(p) => p,
+            None => int_vec(self.konst(i, 1)?)
+                .ok_or_else(|| self.malformed(i, "pads are not integers"))?,
+        };
+        let value = match a.float("value")? {
+            Some(v) => v,
+            None => match self.opt_konst(i, 2)? {
+                Some(t) => scalar_f64(t)
+                    .ok_or_else(|| self.malformed(i, "constant_value is not a scalar"))?,
+                None => 0.0,
+            },
+        };
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let rank = self
+            .rank(&v)
+            .ok_or_else(|| self.unsupported(i, "padding of a value of unknown rank"))?;
+        let pads: Vec<i64> = match self.opt_konst(i, 3)? {
+            Some(axes_t) => {
+                let axes =
+                    int_vec(axes_t).ok_or_else(|| self.malformed(i, "axes are not integers"))?;
+                if pads.len() != 2 * axes.len() {
+                    return Err(self.malformed(i, format!("pads {pads:?} for axes {axes:?}")));
+                }
+                let mut full = vec![0; 2 * rank];
+                for (j, &ax) in axes.iter().enumerate() {
+                    let ax = norm_axis(ax, rank, "Pad").map_err(|e| self.malformed(i, e))?;
+                    full[ax] = pads[j];
+                    full[rank + ax] = pads[axes.len() + j];
+                }
+                full
+            }
+            None => pads,
+        };
+        if pads.len() != 2 * rank {
+            return Err(self.malformed(i, format!("pads {pads:?} for rank {rank}")));
+        }
+        if rank < 3 {
+            return Err(
+                self.unsupported(i, format!("Pad of a rank-{rank} value (not a feature map)"))
+            );
+        }
+        let x = self.rt(i, 0)?;
+        let layout = self.layout_of(&x).unwrap_or(DataLayout::ChannelsFirst);
+        let (channel, spatial): (usize, Vec<usize>) = match layout {
+            DataLayout::ChannelsFirst => (1, (2..rank).collect()),
+            DataLayout::ChannelsLast => (rank - 1, (1..rank - 1).collect()),
+        };
+        let zero_at = |ax: usize| pads[ax] == 0 && pads[rank + ax] == 0;
+        if !zero_at(0) || !zero_at(channel) {
+            return Err(self.unsupported(i, format!("Pad {pads:?} pads the batch or channel axis")));
+        }
+        if pads.iter().any(|&p| p < 0) {
+            return Err(self.unsupported(i, format!("Pad {pads:?} crops (negative pads)")));
+        }
+        let mode = match mode.as_str() {
+            "constant" => PadMode::Constant(value),
+            "reflect" => PadMode::Reflect,
+            "edge" => PadMode::Edge,
+            other => return Err(self.unsupported(i, format!("Pad mode {other}"))),
+        };
+        let op = Op::Pad {
+            rank: spatial.len(),
+            begin: spatial.iter().map(|&ax| pads[ax] as usize).collect(),
+            end: spatial.iter().map(|&ax| pads[rank + ax] as usize).collect(),
+            layout,
+            mode,
+        };
+        let out = self.out(i, 0)?;
+        self.emit(i, op, vec![x], vec![out.clone()], Vec::new(), "Pad")?;
+        self.set_layout(&out, Some(layout));
+        Ok(())
+    }
+
+    fn gather(&mut self, i: usize) -> R<()> {
+        let data = self.g.input(i, 0).unwrap_or_default().to_string();
+        let axis = self.attrs(i).int_or("axis", 0)?;
+        let out = self.out(i, 0)?;
+        if let Some(table) = self.g.konst(&data) {
+            if table.shape().len() != 2 || !table.dtype().is_float() || axis != 0 {
+                return Err(
+                    self.unsupported_op(i, "Gather from a constant that is not an embedding table")
+                );
+            }
+            let (input_dim, output_dim) = (table.shape()[0], table.shape()[1]);
+            let ids = self.rt(i, 1)?;
+            let p = self.param(
+                i,
+                0,
+                ParamRole::Embeddings,
+                ParamLayout::Embedding,
+                "weight",
+            )?;
+            let values = table.to_f64();
+            let zero_rows: Vec<usize> = (0..input_dim)
+                .filter(|&r| {
+                    values
+                        .index_axis(ndarray::Axis(0), r)
+                        .iter()
+                        .all(|&v| v == 0.0)
+                })
+                .collect();
+            let name = self.emit(
+                i,
+                Op::Embedding {
+                    input_dim,
+                    output_dim,
+                    mask_zero: false,
+                    padding_idx: None,
+                },
+                vec![ids],
+                vec![out],
+                vec![p],
+                "Gather",
+            )?;
+            if self.framework == Framework::Torch {
+                let hint = match zero_rows.as_slice() {
+                    [r] => {
+                        format!("; row {r} is all zeros, as torch initializes the padding_idx row")
+                    }
+                    _ => String::new(),
+                };
+                self.notes.push(format!(
+                    "{name}: ONNX does not record Embedding padding_idx (it only changes gradients), so padding_idx is unknown{hint}"
+                ));
+            }
+            return Ok(());
+        }
+        let idx = self.konst(i, 1)?;
+        if idx.dtype().is_float() {
+            return Err(self.malformed(i, "float indices"));
+        }
+        let values: Vec<i64> = idx.to_i64().iter().copied().collect();
+        let x = self.rt(i, 0)?;
+        let op = match (idx.shape().len(), values.as_slice()) {
+            (0, [index]) => Op::Select {
+                axis,
+                index: *index,
+            },
+            (1, [index]) => Op::Slice {
+                axis,
+                start: *index,
+                end: if *index == -1 {
+                    i64::MAX
+                } else {
+                    index.saturating_add(1)
+                },
+                step: 1,
+            },
+            _ => {
+                return Err(
+                    self.unsupported_op(i, "Gather of several indices from a computed value")
+                );
+            }
+        };
+        self.emit(i, op, vec![x], vec![out], Vec::new(), "Gather")?;
+        Ok(())
+    }
+
+    fn slice(&mut self, i: usize) -> R<()> {
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let a = self.attrs(i);
+        let (starts, ends, axes, steps) = match a.ints("starts")? {
+            Some(s) => (
+                s,
+                a.ints("ends")?.unwrap_or_default(),
+                a.ints("axes")?,
+                None,
+            ),
+            None => {
+                let get = |k: usize| -> R<Option<Vec<i64>>> {
+                    match self.opt_konst(i, k)? {
+                        Some(t) => Ok(Some(int_vec(t).ok_or_else(|| {
+                            self.malformed(i, "slice parameters are not integers")
+                        })?)),
+                        None => Ok(None),
+                    }
+                };
+                (
+                    get(1)?.unwrap_or_default(),
+                    get(2)?.unwrap_or_default(),
+                    get(3)?,
+                    get(4)?,
+                )
+            }
+        };
+        if starts.len() != ends.len() || starts.is_empty() {
+            return Err(self.malformed(i, format!("starts {starts:?}, ends {ends:?}")));
+        }
+        let shape = self.g.shape(&v);
+        let mut cur = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let mut parts = Vec::new();
+        for (j, (&s, &e)) in starts.iter().zip(&ends).enumerate() {
+            let axis = axes
+                .as_ref()
+                .and_then(|x| x.get(j).copied())
+                .unwrap_or(j as i64);
+            let step = steps.as_ref().and_then(|x| x.get(j).copied()).unwrap_or(1);
+            let len = shape.as_ref().and_then(|sh| {
+                let ax = norm_axis(axis, sh.len(), "Slice").ok()?;
+                sh[ax].known()
+            });
+            let full = step == 1 && s == 0 && len.is_some_and(|n| e >= n);
+            if !full {
+                parts.push((axis, s, e, step));
+            }
+        }
+        if parts.is_empty() {
+            self.alias.insert(out, Alias::Same(cur));
+            return Ok(());
+        }
+        let n = parts.len();
+        for (j, (axis, start, end, step)) in parts.into_iter().enumerate() {
+            let o = if j + 1 == n {
+                out.clone()
+            } else {
+                format!("{out}.{j}")
+            };
+            self.emit(
+                i,
+                Op::Slice {
+                    axis,
+                    start,
+                    end,
+                    step,
+                },
+                vec![cur],
+                vec![o.clone()],
+                Vec::new(),
+                "Slice",
+            )?;
+            cur = o;
+        }
+        Ok(())
+    }
+
+    fn split(&mut self, i: usize) -> R<()> {
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let a = self.attrs(i);
+        let shape = self
+            .g
+            .shape(&v)
+            .ok_or_else(|| self.unsupported(i, "Split of a value of unknown shape"))?;
+        let axis = a.int_or("axis", 0)?;
+        let ax = norm_axis(axis, shape.len(), "Split").map_err(|e| self.malformed(i, e))?;
+        let n_out = self.g.nodes[i].output.len();
+        let sizes: Vec<i64> = match a.ints("split")? {
+            Some(s) => s,
+            None => match self.opt_konst(i, 1)? {
+                Some(t) => int_vec(t).ok_or_else(|| self.malformed(i, "split sizes"))?,
+                None => {
+                    let len = shape[ax].known().ok_or_else(|| {
+                        self.unsupported(i, "even Split of an axis of unknown length")
+                    })?;
+                    let len = usize::try_from(len).map_err(|_| self.malformed(i, "axis length"))?;
+                    crate::onnx::eval::even_split(len, n_out, a)
+                        .map_err(|e| self.malformed(i, e))?
+                }
+            },
+        };
+        let x = self.rt(i, 0)?;
+        let mut start = 0i64;
+        for (k, &s) in sizes.iter().enumerate() {
+            if let Some(o) = self.g.output(i, k).map(str::to_string) {
+                self.emit(
+                    i,
+                    Op::Slice {
+                        axis,
+                        start,
+                        end: start.saturating_add(s),
+                        step: 1,
+                    },
+                    vec![x.clone()],
+                    vec![o],
+                    Vec::new(),
+                    "Split",
+                )?;
+            }
+            start = start.saturating_add(s);
+        }
+        Ok(())
+    }
+
+    fn squeeze(&mut self, i: usize) -> R<()> {
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let ins: Vec<Option<&Val>> = self.g.nodes[i]
+            .input
+            .iter()
+            .map(|s| self.g.val(s))
+            .collect();
+        let axes = axes_of(self.attrs(i), &ins, 1).map_err(|e| self.unsupported(i, e))?;
+        let unsq = self.g.op(i) == "Unsqueeze";
+        let axes = match axes {
+            Some(a) => a,
+            None if unsq => return Err(self.malformed(i, "Unsqueeze without axes")),
+            None => {
+                let shape = self
+                    .g
+                    .shape(&v)
+                    .ok_or_else(|| self.unsupported(i, "Squeeze of a value of unknown shape"))?;
+                (0..shape.len())
+                    .filter(|&k| shape[k] == Dim::Known(1))
+                    .map(|k| k as i64)
+                    .collect()
+            }
+        };
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let op = if unsq {
+            Op::Unsqueeze { axes }
+        } else {
+            Op::Squeeze { axes }
+        };
+        let class = self.g.op(i).to_string();
+        self.emit(i, op, vec![x], vec![out], Vec::new(), &class)?;
+        Ok(())
+    }
+}
+
+fn join_dims(d: &[Dim]) -> String {
+    d.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
