@@ -5,10 +5,8 @@
 //! writes `output` (or `output.<name>` per model output) and, with `--grads`, `loss` and
 //! `grad.<param>` for every trainable parameter under its framework-native name, using the
 //! model's own loss (Keras compile_config, torch `train.json`; a bundle directory supplies
-//! them). Inference mode unless `--train`. The work is done by [`exec`], which the engine's
-//! validation tests compile too.
-
-pub(crate) mod exec;
+//! them). Inference mode unless `--train`. The work is done by the `runner` library, which the
+//! validation tests call too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,8 +48,8 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    fn options(&self) -> exec::Options {
-        exec::Options {
+    fn options(&self) -> runner::Options {
+        runner::Options {
             train: self.train,
             grads: self.grads,
             f64: self.f64,
@@ -60,9 +58,9 @@ impl Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let model = exec::load_model(&args.model).map_err(|e| format_err!("{e}"))?;
+    let model = runner::load_model(&args.model).map_err(|e| format_err!("{e}"))?;
     let inputs = model_import::load_safetensors(&args.inputs)?;
-    let out = exec::run_model(&model, &inputs, args.options())
+    let out = runner::run_model(&model, &inputs, args.options())
         .map_err(|e| format_err!("{}: {e}", args.model.display()))?;
     let mut metadata = BTreeMap::new();
     metadata.insert("producer".to_string(), "parallax engine".to_string());

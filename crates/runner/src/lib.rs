@@ -1,8 +1,8 @@
 //! The library half of `cargo xtask run`: load a model, feed it the tensors of an inputs file,
-//! run the engine, return the named output tensors. No argument parsing, no file writing, no
-//! exit codes, and dependencies on `model-ir`, `model-import` and `engine` only, so that the
-//! engine's validation tests compile this very file (`#[path]`) and run exactly what the
-//! command runs.
+//! run the engine, return the named output tensors. No argument parsing, no printing, no file
+//! writing, no exit codes; dependencies on `model-ir`, `model-import` and `engine` only. The
+//! command (`xtask`) and the validation tests (this crate's `tests/`) call the same functions,
+//! so the tests run exactly what the command runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,19 +15,19 @@ use ndarray::ArrayD;
 
 /// What to compute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Options {
+pub struct Options {
     /// Training-mode forward (BatchNorm batch statistics; dropout without a mask is identity).
-    pub(crate) train: bool,
+    pub train: bool,
     /// Also the model's own loss (`loss`) and every trainable parameter's gradient
     /// (`grad.<native name>`); needs `y` in the inputs.
-    pub(crate) grads: bool,
+    pub grads: bool,
     /// Compute in f64 instead of f32 (also chosen when an input tensor is f64).
-    pub(crate) f64: bool,
+    pub f64: bool,
 }
 
 /// Loads a `.keras` / `.onnx` file or a bundle directory (whose training config then supplies
 /// the loss: `fit.json` + compile_config, or `train.json`).
-pub(crate) fn load_model(path: &Path) -> Result<Model, String> {
+pub fn load_model(path: &Path) -> Result<Model, String> {
     match model_import::load_path(path).map_err(|e| e.to_string())? {
         Loaded::Model(b) => Ok(b.model),
         Loaded::Tensors { path, .. } => Err(format!(
@@ -39,7 +39,7 @@ pub(crate) fn load_model(path: &Path) -> Result<Model, String> {
 
 /// The tensor fed to each graph input, in the program's input order: `x` when the model has one
 /// input and the file holds `x`, else `x.<input name>`.
-pub(crate) fn graph_inputs<'a>(
+pub fn graph_inputs<'a>(
     program: &Program,
     file: &'a TensorFile,
 ) -> Result<Vec<&'a Tensor>, String> {
@@ -74,7 +74,7 @@ pub(crate) fn graph_inputs<'a>(
 /// Runs `model` on the tensors of `inputs` and returns what `cargo xtask run` writes:
 /// `output` (one model output) or `output.<name>`, and with `opts.grads` also `loss` and
 /// `grad.<param>`. Tensors are in the compute dtype (f32, or f64 with `opts.f64`).
-pub(crate) fn run_model(
+pub fn run_model(
     model: &Model,
     inputs: &TensorFile,
     opts: Options,
