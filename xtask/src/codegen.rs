@@ -16,6 +16,20 @@ const PROTO_FILE: &str = "proto/onnx.proto";
 /// The generated module, relative to the project root.
 const GENERATED_FILE: &str = "crates/onnx-proto/src/generated/onnx.rs";
 
+/// Arguments of `cargo xtask codegen`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Examples:
+  cargo xtask codegen            rewrite the generated file if the schema changed
+  cargo xtask codegen --check    fail if the checked-in file is stale"
+)]
+pub(crate) struct Args {
+    /// Fail if the checked-in file is stale instead of rewriting it
+    #[arg(long)]
+    pub(crate) check: bool,
+}
+
 /// Writes the generated code, or with `check` fails if the checked-in file differs.
 pub(crate) fn run(check: bool) -> anyhow::Result<()> {
     let fresh = generate()?;

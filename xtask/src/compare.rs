@@ -19,57 +19,49 @@ use anyhow::{Context, bail, format_err};
 use diagnose::report::{self, Diagnosis, Severity};
 use diagnose::{Options, diagnose_with_progress};
 
-const USAGE: &str = "usage: cargo xtask compare [KERAS_BUNDLE TORCH_BUNDLE] [--out DIR] [--json FILE] [--steps N] [--seeds K] | --all";
+/// Arguments of `cargo xtask compare`.
+#[derive(Debug, Default, PartialEq, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Without bundles: the bundled seed example (models/seed-mlp/{keras,torch}).
+Exit 0 when the analysis ran, whatever it found.
 
-/// Parsed command line.
-#[derive(Debug, Default, PartialEq)]
-struct Args {
+Examples:
+  cargo xtask compare
+  cargo xtask compare path/to/keras_bundle path/to/torch_bundle --out report/
+  cargo xtask compare k t --json - --steps 100 --seeds 3
+  cargo xtask compare --all"
+)]
+pub(crate) struct Args {
+    /// Every case under models/cases/ against its expected.json
+    #[arg(long, conflicts_with_all = ["keras", "torch"])]
     all: bool,
-    bundles: Vec<PathBuf>,
+    /// The Keras bundle directory
+    #[arg(value_name = "KERAS_BUNDLE", requires = "torch", value_parser = clap::value_parser!(PathBuf))]
+    keras: Option<PathBuf>,
+    /// The PyTorch bundle directory
+    #[arg(value_name = "TORCH_BUNDLE", requires = "keras", value_parser = clap::value_parser!(PathBuf))]
+    torch: Option<PathBuf>,
+    /// Also write report.md, report.html and report.json to DIR
+    #[arg(long, value_name = "DIR", value_parser = clap::value_parser!(PathBuf))]
     out: Option<PathBuf>,
+    /// Also write the JSON report to FILE (`-`: stdout, instead of the terminal summary)
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf))]
     json: Option<PathBuf>,
+    /// Training steps of the training stages [default: 200]
+    #[arg(long, value_name = "N", value_parser = positive)]
     steps: Option<usize>,
+    /// Seeds of the training stages [default: 5]
+    #[arg(long, value_name = "K", value_parser = positive)]
     seeds: Option<usize>,
 }
 
-fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
-    let mut a = Args::default();
-    let mut it = rest.iter();
-    let count = |flag: &str, v: Option<&String>| -> anyhow::Result<usize> {
-        let v = v.ok_or_else(|| format_err!("compare: {flag} needs a number"))?;
-        match v.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => bail!("compare: {flag} `{v}`: expected a positive integer"),
-        }
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--all" => a.all = true,
-            "--out" => {
-                a.out =
-                    Some(PathBuf::from(it.next().ok_or_else(|| {
-                        format_err!("compare: --out needs a directory")
-                    })?));
-            }
-            "--json" => {
-                a.json =
-                    Some(PathBuf::from(it.next().ok_or_else(|| {
-                        format_err!("compare: --json needs a file")
-                    })?));
-            }
-            "--steps" => a.steps = Some(count("--steps", it.next())?),
-            "--seeds" => a.seeds = Some(count("--seeds", it.next())?),
-            s if s.starts_with('-') && s != "-" => bail!("compare: unknown flag `{s}` ({USAGE})"),
-            s => a.bundles.push(PathBuf::from(s)),
-        }
+/// A positive integer (`--steps`, `--seeds`).
+fn positive(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a positive integer".into()),
     }
-    if a.all && !a.bundles.is_empty() {
-        bail!("compare: --all takes no bundles ({USAGE})");
-    }
-    if !a.all && !matches!(a.bundles.len(), 0 | 2) {
-        bail!("compare: expected two bundles, Keras then PyTorch ({USAGE})");
-    }
-    Ok(a)
 }
 
 /// Runs `f`; when it takes more than a second, says so on stderr (and how long it took).
@@ -290,8 +282,7 @@ fn run_all(root: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `cargo xtask compare ...`.
-pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let a = parse_args(args)?;
+pub(crate) fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let root = crate::project_root();
     if a.all {
         return run_all(&root);
@@ -300,20 +291,19 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         steps: a.steps,
         seeds: a.seeds,
     };
-    let d = if a.bundles.is_empty() {
+    let d = if let (Some(k), Some(t)) = (&a.keras, &a.torch) {
+        run_pair(
+            k,
+            t,
+            (&k.display().to_string(), &t.display().to_string()),
+            &opts,
+        )?
+    } else {
         let seed = root.join("models/seed-mlp");
         run_pair(
             &seed.join("keras"),
             &seed.join("torch"),
             ("models/seed-mlp/keras", "models/seed-mlp/torch"),
-            &opts,
-        )?
-    } else {
-        let (k, t) = (&a.bundles[0], &a.bundles[1]);
-        run_pair(
-            k,
-            t,
-            (&k.display().to_string(), &t.display().to_string()),
             &opts,
         )?
     };
@@ -343,18 +333,31 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
+    /// `cargo xtask compare ARGS` as clap parses it.
+    fn parse_args(s: &str) -> Result<Args, clap::Error> {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let argv = std::iter::once("compare").chain(s.split_whitespace());
+        <Cli as clap::Parser>::try_parse_from(argv).map(|c| c.args)
     }
 
     #[test]
     fn arguments() {
-        assert_eq!(parse_args(&[]).unwrap(), Args::default());
-        let a = parse_args(&args("k t --out o --json j.json --steps 200 --seeds 5")).unwrap();
-        assert_eq!(a.bundles.len(), 2);
+        assert_eq!(parse_args("").unwrap(), Args::default());
+        let a = parse_args("k t --out o --json j.json --steps 200 --seeds 5").unwrap();
+        assert_eq!(a.keras.as_deref(), Some(Path::new("k")));
+        assert_eq!(a.torch.as_deref(), Some(Path::new("t")));
         assert_eq!((a.steps, a.seeds), (Some(200), Some(5)));
         assert_eq!(a.out.as_deref(), Some(Path::new("o")));
-        assert!(parse_args(&args("--all")).unwrap().all);
+        assert_eq!(
+            parse_args("k t --json -").unwrap().json.as_deref(),
+            Some(Path::new("-"))
+        );
+        assert!(parse_args("--all").unwrap().all);
+        // Usage errors are clap's, with exit code 2.
         for bad in [
             "k",
             "--all k t",
@@ -362,10 +365,10 @@ mod tests {
             "k t --steps x",
             "k t --bogus",
             "k t --out",
+            "k t u",
         ] {
-            let e = parse_args(&args(bad)).unwrap_err().to_string();
-            assert!(e.starts_with("compare: "), "{bad}: {e}");
-            assert!(!e.contains('\n'));
+            let e = parse_args(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
         }
     }
 
@@ -408,7 +411,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_one_line() {
-        let e = run(&args("/nonexistent/k /nonexistent/t")).unwrap_err();
+        let a = parse_args("/nonexistent/k /nonexistent/t").unwrap();
+        let e = run(&a).unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("not a bundle directory"), "{msg}");
         assert!(!msg.contains('\n'));

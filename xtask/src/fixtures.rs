@@ -12,6 +12,22 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
+/// Arguments of `cargo xtask fixtures`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Needs PARALLAX_PYTHON: a Python with the pinned packages of models/requirements.txt.
+
+Examples:
+  PARALLAX_PYTHON=.venv/bin/python cargo xtask fixtures
+  PARALLAX_PYTHON=.venv/bin/python cargo xtask fixtures --only zoo/torch"
+)]
+pub(crate) struct Args {
+    /// Only the fixture directories whose path contains NAME
+    #[arg(long, value_name = "NAME")]
+    pub(crate) only: Option<String>,
+}
+
 pub(crate) fn run(only: Option<&str>) -> anyhow::Result<()> {
     let python = std::env::var("PARALLAX_PYTHON").unwrap_or_else(|_| "python3".into());
     let root = crate::project_root();

@@ -1,12 +1,65 @@
 //! `cargo xtask inspect`: the canonical layer table of a model, bundle or safetensors file.
 
+mod summary;
+
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use model_import::{Bundle, Loaded, TensorFile};
-use model_ir::conventions::fmt_num;
-use model_ir::{Activation, Model, Op, RnnDirection};
+use model_ir::Model;
 use serde_json::json;
+
+use summary::summarize;
+
+/// Arguments of `cargo xtask inspect`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Examples:
+  cargo xtask inspect                         the bundled seed example, both sides
+  cargo xtask inspect models/cnn/keras        a bundle directory
+  cargo xtask inspect --json models/cnn/torch/model.onnx"
+)]
+pub(crate) struct Args {
+    /// Bundle directories or .keras / .onnx / .safetensors files [default: the bundled seed
+    /// example, both sides]
+    #[arg(value_name = "PATH", value_parser = clap::value_parser!(PathBuf))]
+    paths: Vec<PathBuf>,
+    /// Print JSON instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+/// `cargo xtask inspect ...`: every path in turn; an unreadable one is reported on stderr
+/// (one line) and makes the exit code non-zero without stopping the others.
+pub(crate) fn run(args: &Args) -> ExitCode {
+    let mut paths = args.paths.clone();
+    if paths.is_empty() {
+        let root = crate::project_root().join("models/seed-mlp");
+        paths = vec![root.join("keras"), root.join("torch")];
+    }
+    let mut failed = false;
+    for (i, p) in paths.iter().enumerate() {
+        match inspect(p, args.json) {
+            Ok(text) => {
+                if i > 0 && !args.json {
+                    println!();
+                }
+                print!("{text}");
+            }
+            Err(e) => {
+                eprintln!("error: {}", e.to_string().replace('\n', " "));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
 
 /// Renders `path` as a table (or JSON with `json`).
 pub(crate) fn inspect(path: &Path, json: bool) -> Result<String, model_import::ImportError> {
@@ -38,382 +91,6 @@ fn shape_str(shape: &[Option<usize>]) -> String {
 fn dims_str(shape: &[usize]) -> String {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("[{}]", dims.join(","))
-}
-
-fn act(a: &Activation) -> Option<String> {
-    match a {
-        Activation::Linear => None,
-        other => Some(other.describe()),
-    }
-}
-
-fn list(v: &[usize]) -> String {
-    let s: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-    s.join("x")
-}
-
-/// Key attributes and conventions of an op, in one line.
-pub(crate) fn summarize(op: &Op) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    match op {
-        Op::Input { shape, dtype } => parts.push(format!("shape={} {dtype}", shape_str(shape))),
-        Op::Dense {
-            units,
-            use_bias,
-            activation,
-        } => {
-            parts.push(format!("units={units}"));
-            parts.extend(act(activation));
-            if !use_bias {
-                parts.push("no-bias".into());
-            }
-        }
-        Op::Conv {
-            rank,
-            filters,
-            kernel_size,
-            strides,
-            dilation,
-            groups,
-            padding,
-            layout,
-            use_bias,
-            activation,
-        } => {
-            parts.push(format!("{rank}d filters={filters} k={}", list(kernel_size)));
-            if strides.iter().any(|s| *s != 1) {
-                parts.push(format!("stride={}", list(strides)));
-            }
-            if dilation.iter().any(|s| *s != 1) {
-                parts.push(format!("dilation={}", list(dilation)));
-            }
-            if *groups != 1 {
-                parts.push(format!("groups={groups}"));
-            }
-            parts.push(format!("pad={}", padding.describe()));
-            parts.push(layout.name().into());
-            parts.extend(act(activation));
-            if !use_bias {
-                parts.push("no-bias".into());
-            }
-        }
-        Op::DepthwiseConv {
-            rank,
-            depth_multiplier,
-            kernel_size,
-            strides,
-            padding,
-            layout,
-            activation,
-            ..
-        } => {
-            parts.push(format!(
-                "{rank}d mult={depth_multiplier} k={}",
-                list(kernel_size)
-            ));
-            if strides.iter().any(|s| *s != 1) {
-                parts.push(format!("stride={}", list(strides)));
-            }
-            parts.push(format!("pad={}", padding.describe()));
-            parts.push(layout.name().into());
-            parts.extend(act(activation));
-        }
-        Op::SeparableConv {
-            rank,
-            filters,
-            depth_multiplier,
-            kernel_size,
-            strides,
-            padding,
-            layout,
-            activation,
-            ..
-        } => {
-            parts.push(format!(
-                "{rank}d filters={filters} mult={depth_multiplier} k={}",
-                list(kernel_size)
-            ));
-            if strides.iter().any(|s| *s != 1) {
-                parts.push(format!("stride={}", list(strides)));
-            }
-            parts.push(format!("pad={}", padding.describe()));
-            parts.push(layout.name().into());
-            parts.extend(act(activation));
-        }
-        Op::ConvTranspose {
-            rank,
-            filters,
-            kernel_size,
-            strides,
-            padding,
-            output_padding,
-            layout,
-            activation,
-            ..
-        } => {
-            parts.push(format!("{rank}d filters={filters} k={}", list(kernel_size)));
-            parts.push(format!("stride={}", list(strides)));
-            parts.push(format!("pad={}", padding.describe()));
-            if let Some(op) = output_padding {
-                parts.push(format!("output_padding={}", list(op)));
-            }
-            parts.push(layout.name().into());
-            parts.extend(act(activation));
-        }
-        Op::BatchNorm {
-            axis,
-            epsilon,
-            momentum,
-            running_variance,
-            center,
-            scale,
-            trainable,
-            track_running_stats,
-            training_mode,
-        } => {
-            parts.push(format!("axis={axis} eps={}", fmt_num(*epsilon)));
-            parts.push(format!("momentum={}", momentum.describe()));
-            if let Some(k) = momentum.keep_fraction() {
-                parts.push(format!("(keeps {} of old)", fmt_num(k)));
-            }
-            parts.push(format!(
-                "running_var={}",
-                match running_variance {
-                    model_ir::VarianceEstimate::Biased => "biased",
-                    model_ir::VarianceEstimate::Unbiased => "unbiased",
-                }
-            ));
-            if !center {
-                parts.push("no-center".into());
-            }
-            if !scale {
-                parts.push("no-scale".into());
-            }
-            if !trainable {
-                parts.push("frozen(inference-mode)".into());
-            }
-            if !track_running_stats {
-                parts.push("no-running-stats".into());
-            }
-            if let Some(t) = training_mode {
-                parts.push(format!("training_mode={}", u8::from(*t)));
-            }
-        }
-        Op::LayerNorm {
-            axes,
-            epsilon,
-            center,
-            scale,
-            rms_scaling,
-        } => {
-            parts.push(format!("axes={axes:?} eps={}", fmt_num(*epsilon)));
-            if *rms_scaling {
-                parts.push("rms".into());
-            }
-            if !center {
-                parts.push("no-center".into());
-            }
-            if !scale {
-                parts.push("no-scale".into());
-            }
-        }
-        Op::GroupNorm {
-            groups,
-            axis,
-            epsilon,
-            ..
-        } => parts.push(format!(
-            "groups={groups} axis={axis} eps={}",
-            fmt_num(*epsilon)
-        )),
-        Op::Activation { function } => parts.push(function.describe()),
-        Op::Dropout { rate, spatial } => {
-            parts.push(format!("rate={}", fmt_num(*rate)));
-            if let Some(l) = spatial {
-                parts.push(format!("spatial {}", l.name()));
-            }
-        }
-        Op::Flatten { start_axis, order } => parts.push(format!(
-            "from axis {start_axis}, order={}",
-            match order {
-                model_ir::DataLayout::ChannelsLast => "HWC (channels_last)",
-                model_ir::DataLayout::ChannelsFirst => "CHW (channels_first)",
-            }
-        )),
-        Op::Reshape { target_shape } => parts.push(format!("to {target_shape:?}")),
-        Op::Permute { perm } => parts.push(format!("perm={perm:?}")),
-        Op::Pool {
-            pool,
-            rank,
-            pool_size,
-            strides,
-            padding,
-            layout,
-            count_include_pad,
-            ceil_mode,
-            ..
-        } => {
-            parts.push(format!(
-                "{} {rank}d size={} stride={}",
-                pool_name(*pool),
-                list(pool_size),
-                list(strides)
-            ));
-            parts.push(format!("pad={}", padding.describe()));
-            parts.push(layout.name().into());
-            if matches!(pool, model_ir::PoolKind::Avg) {
-                parts.push(if *count_include_pad {
-                    "counts-pad".into()
-                } else {
-                    "excludes-pad".into()
-                });
-            }
-            if *ceil_mode {
-                parts.push("ceil".into());
-            }
-        }
-        Op::GlobalPool {
-            pool,
-            rank,
-            layout,
-            keepdims,
-        } => {
-            parts.push(format!("{} {rank}d {}", pool_name(*pool), layout.name()));
-            if *keepdims {
-                parts.push("keepdims".into());
-            }
-        }
-        Op::Pad {
-            begin,
-            end,
-            layout,
-            mode,
-            ..
-        } => parts.push(format!(
-            "begin={begin:?} end={end:?} {} {mode:?}",
-            layout.name()
-        )),
-        Op::UpSampling {
-            size,
-            interpolation,
-            layout,
-            ..
-        } => parts.push(format!(
-            "size={} {interpolation:?} {}",
-            list(size),
-            layout.name()
-        )),
-        Op::Embedding {
-            input_dim,
-            output_dim,
-            mask_zero,
-            padding_idx,
-        } => {
-            parts.push(format!("vocab={input_dim} dim={output_dim}"));
-            if *mask_zero {
-                parts.push("mask_zero".into());
-            }
-            if let Some(p) = padding_idx {
-                parts.push(format!("padding_idx={p}"));
-            }
-        }
-        Op::Rnn {
-            cell,
-            units,
-            activation,
-            recurrent_activation,
-            gate_order,
-            bias,
-            gru_reset,
-            direction,
-            return_sequences,
-            return_state,
-            go_backwards,
-            batch_first,
-            ..
-        } => {
-            parts.push(format!("{cell:?} units={units}").to_lowercase());
-            parts.push(format!("gates={}", gate_order.gates().join(",")));
-            parts.push(format!("bias={bias:?}"));
-            if let Some(r) = gru_reset {
-                parts.push(format!("reset={r:?}"));
-            }
-            parts.push(format!("act={}", activation.describe()));
-            if let Some(r) = recurrent_activation {
-                parts.push(format!("rec_act={}", r.describe()));
-            }
-            match direction {
-                RnnDirection::Forward => {}
-                RnnDirection::Reverse => parts.push("reverse".into()),
-                RnnDirection::Bidirectional(m) => parts.push(format!("bidirectional({m:?})")),
-            }
-            if *return_sequences {
-                parts.push("seq".into());
-            }
-            if *return_state {
-                parts.push("state".into());
-            }
-            if *go_backwards {
-                parts.push("go_backwards".into());
-            }
-            parts.push(
-                if *batch_first {
-                    "batch-first"
-                } else {
-                    "time-first"
-                }
-                .into(),
-            );
-        }
-        Op::Merge { op } => parts.push(format!("{op:?}").to_lowercase()),
-        Op::ConstantBinary { op, constant_first } => parts.push(format!(
-            "{op:?}{}",
-            if *constant_first {
-                " (constant first)"
-            } else {
-                ""
-            }
-        )),
-        Op::Unary { op } => parts.push(format!("{op:?}").to_lowercase()),
-        Op::Rescaling { scale, offset } => parts.push(format!(
-            "scale={} offset={}",
-            fmt_num(*scale),
-            fmt_num(*offset)
-        )),
-        Op::Normalization {
-            axes,
-            invert,
-            epsilon,
-        } => {
-            parts.push(format!("axes={axes:?} eps={}", fmt_num(*epsilon)));
-            if *invert {
-                parts.push("invert".into());
-            }
-        }
-        Op::Identity => {}
-        Op::Reduce {
-            reduce,
-            axes,
-            keepdims,
-        } => parts.push(format!("{reduce:?} axes={axes:?} keepdims={keepdims}").to_lowercase()),
-        Op::Select { axis, index } => parts.push(format!("axis={axis} index={index}")),
-        Op::Slice {
-            axis,
-            start,
-            end,
-            step,
-        } => parts.push(format!("axis={axis} [{start}:{end}:{step}]")),
-        Op::Squeeze { axes } => parts.push(format!("axes={axes:?}")),
-        Op::Unsqueeze { axes } => parts.push(format!("axes={axes:?}")),
-    }
-    parts.join(" ")
-}
-
-fn pool_name(p: model_ir::PoolKind) -> &'static str {
-    match p {
-        model_ir::PoolKind::Max => "max",
-        model_ir::PoolKind::Avg => "avg",
-    }
 }
 
 fn render_bundle(b: &Bundle, path: &Path) -> String {

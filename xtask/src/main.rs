@@ -1,9 +1,12 @@
 //! `cargo xtask`: the parallax command line.
 //!
-//! Subcommands: `inspect` (canonical layer table of a model or bundle), `fixtures`
-//! (regenerate the framework-made fixtures under `models/` with real Keras and PyTorch),
-//! `codegen` (regenerate the checked-in ONNX protobuf types). This is the only crate that
-//! parses arguments and sets exit codes.
+//! Subcommands: `compare` (what differs between a Keras model and its PyTorch port),
+//! `inspect` (canonical layer table of a model or bundle), `run` (the reference engine on a
+//! model and an inputs file), `replay` (golden optimizer trajectories through the emulators),
+//! `fixtures` (regenerate the framework-made fixtures under `models/` with real Keras and
+//! PyTorch), `codegen` (regenerate the checked-in ONNX protobuf types). The command line is
+//! declared with clap's derive API: this module owns the top-level command, each subcommand's
+//! module owns its arguments. This is the only crate that parses arguments and sets exit codes.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -18,39 +21,44 @@ mod tidy;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const HELP: &str = "\
-parallax: why does my Keras model perform differently in PyTorch?
+use clap::{CommandFactory, Parser, Subcommand};
 
-USAGE:
-    cargo xtask <COMMAND> [ARGS]
+/// parallax: why does my Keras model perform differently in PyTorch?
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    after_help = "Examples:
+  cargo xtask compare                  the bundled seed example
+  cargo xtask inspect models/cnn/keras
+  cargo xtask compare --help           a subcommand's arguments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-COMMANDS:
-    compare [KERAS_BUNDLE TORCH_BUNDLE] [--out DIR] [--json FILE] [--steps N] [--seeds K]
-                              name what differs between a Keras model and its PyTorch port,
-                              with evidence and fixes (default: the bundled seed example;
-                              --out writes report.md, report.html, report.json)
-    compare --all             every case under models/cases/ against its expected.json
-    inspect [PATH] [--json]   print the canonical layer table of a bundle directory or a
-                              .keras / .onnx / .safetensors file (default: the bundled
-                              seed example, both sides)
-    fixtures [--only NAME]    regenerate the fixtures under models/ with the real frameworks
-                              (needs PARALLAX_PYTHON: a Python with the pinned packages of
-                              models/requirements.txt)
-    replay FILE... [--as keras|torch] [--json] [--f64]
-                              replay golden optimizer trajectories through the emulators;
-                              worst normalized error per file, pass <= 1e-6
-    run MODEL --inputs FILE --out FILE [--train] [--grads] [--f64]
-                              run the reference engine on a .keras/.onnx model or bundle
-                              directory: reads x / x.<input> (and y), writes output /
-                              output.<name> (with --grads also loss and grad.<param>)
-    codegen [--check]         regenerate crates/onnx-proto/src/generated/onnx.rs from
-                              proto/onnx.proto (--check: fail if it is stale)
-    help                      print this help
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Name what differs between a Keras model and its PyTorch port, with evidence and fixes
+    Compare(compare::Args),
+    /// Print the canonical layer table of a bundle directory or a .keras / .onnx /
+    /// .safetensors file
+    Inspect(inspect::Args),
+    /// Run the reference engine on a .keras / .onnx model or bundle directory
+    Run(run::Args),
+    /// Replay golden optimizer trajectories through the emulators
+    Replay(replay::Args),
+    /// Regenerate the fixtures under models/ with the real frameworks
+    Fixtures(fixtures::Args),
+    /// Regenerate crates/onnx-proto/src/generated/onnx.rs from proto/onnx.proto
+    Codegen(codegen::Args),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    // Usage errors exit 2 with clap's message; `--help` prints and exits 0.
+    let cli = Cli::parse();
+    match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             // One line: the context chain joined.
@@ -61,83 +69,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let Some(cmd) = args.first() else {
-        print!("{HELP}");
-        return Ok(ExitCode::SUCCESS);
-    };
-    let rest = &args[1..];
-    match cmd.as_str() {
-        "inspect" => {
-            let mut json = false;
-            let mut paths = Vec::new();
-            for a in rest {
-                match a.as_str() {
-                    "--json" => json = true,
-                    s if s.starts_with('-') => anyhow::bail!("inspect: unknown flag `{s}`"),
-                    s => paths.push(PathBuf::from(s)),
-                }
-            }
-            if paths.is_empty() {
-                let root = project_root().join("models/seed-mlp");
-                paths = vec![root.join("keras"), root.join("torch")];
-            }
-            let mut failed = false;
-            for (i, p) in paths.iter().enumerate() {
-                match inspect::inspect(p, json) {
-                    Ok(text) => {
-                        if i > 0 && !json {
-                            println!();
-                        }
-                        print!("{text}");
-                    }
-                    Err(e) => {
-                        eprintln!("error: {}", e.to_string().replace('\n', " "));
-                        failed = true;
-                    }
-                }
-            }
-            Ok(if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        "fixtures" => {
-            let mut only = None;
-            let mut it = rest.iter();
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--only" => {
-                        only = Some(
-                            it.next()
-                                .ok_or_else(|| anyhow::format_err!("--only needs a name"))?
-                                .clone(),
-                        )
-                    }
-                    s => anyhow::bail!("fixtures: unexpected argument `{s}`"),
-                }
-            }
-            fixtures::run(only.as_deref())?;
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            print!("{}", Cli::command().render_help());
             Ok(ExitCode::SUCCESS)
         }
-        "compare" => compare::run(rest),
-        "replay" => replay::run(rest),
-        "run" => run::run(rest),
-        "codegen" => {
-            let check = match rest {
-                [] => false,
-                [f] if f == "--check" => true,
-                _ => anyhow::bail!("codegen: usage: cargo xtask codegen [--check]"),
-            };
-            codegen::run(check)?;
+        Some(Command::Compare(a)) => compare::run(&a),
+        Some(Command::Inspect(a)) => Ok(inspect::run(&a)),
+        Some(Command::Run(a)) => run::run(&a),
+        Some(Command::Replay(a)) => replay::run(&a),
+        Some(Command::Fixtures(a)) => {
+            fixtures::run(a.only.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        "help" | "--help" | "-h" => {
-            print!("{HELP}");
+        Some(Command::Codegen(a)) => {
+            codegen::run(a.check)?;
             Ok(ExitCode::SUCCESS)
         }
-        other => anyhow::bail!("unknown command `{other}` (try `cargo xtask help`)"),
     }
 }
 
@@ -145,4 +94,41 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 pub(crate) fn project_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent().unwrap_or(here).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_help_with_an_example() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for name in ["compare", "inspect", "run", "replay", "fixtures", "codegen"] {
+            assert!(names.iter().any(|n| n == name), "{name} missing: {names:?}");
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let after = sub
+                .get_after_help()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.contains("cargo xtask"),
+                "{}: no example",
+                sub.get_name()
+            );
+        }
+    }
 }

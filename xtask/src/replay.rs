@@ -15,44 +15,46 @@ use optim::Precision;
 use optim::replay::{Outcome, PASS_THRESHOLD, Trajectory, replay};
 use safetensors::{Dtype, SafeTensors};
 
-/// Parsed command line.
-struct Args {
+/// Arguments of `cargo xtask replay`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Prints the worst normalized error per file (pass <= 1e-6), then
+`replay: N passed, N failed`; exit 1 when a file failed.
+
+Examples:
+  cargo xtask replay models/trajectories/*.safetensors
+  cargo xtask replay models/trajectories/keras_adadelta_default.safetensors --as torch --json"
+)]
+pub(crate) struct Args {
+    /// Golden trajectory files (safetensors)
+    #[arg(value_name = "FILE", required = true, value_parser = clap::value_parser!(PathBuf))]
     files: Vec<PathBuf>,
-    as_framework: Option<Framework>,
+    /// Emulate as this framework instead of the one that recorded the file
+    #[arg(long = "as", value_name = "FRAMEWORK")]
+    as_framework: Option<AsFramework>,
+    /// Print JSON instead of one line per file
+    #[arg(long)]
     json: bool,
-    precision: Precision,
+    /// Emulate in f64
+    #[arg(long)]
+    f64: bool,
 }
 
-fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
-    let mut args = Args {
-        files: Vec::new(),
-        as_framework: None,
-        json: false,
-        precision: Precision::F32,
-    };
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => args.json = true,
-            "--f64" => args.precision = Precision::F64,
-            "--as" => {
-                let v = it
-                    .next()
-                    .ok_or_else(|| format_err!("replay: --as needs keras or torch"))?;
-                args.as_framework = Some(match v.as_str() {
-                    "keras" => Framework::Keras,
-                    "torch" => Framework::Torch,
-                    other => bail!("replay: --as `{other}`: expected keras or torch"),
-                });
-            }
-            s if s.starts_with('-') => bail!("replay: unknown flag `{s}`"),
-            s => args.files.push(PathBuf::from(s)),
+/// The values of `--as`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AsFramework {
+    Keras,
+    Torch,
+}
+
+impl From<AsFramework> for Framework {
+    fn from(f: AsFramework) -> Framework {
+        match f {
+            AsFramework::Keras => Framework::Keras,
+            AsFramework::Torch => Framework::Torch,
         }
     }
-    if args.files.is_empty() {
-        bail!("replay: usage: cargo xtask replay FILE... [--as keras|torch] [--json] [--f64]");
-    }
-    Ok(args)
 }
 
 /// Read one trajectory file into memory.
@@ -118,12 +120,17 @@ fn line(path: &Path, o: &Outcome) -> String {
 }
 
 /// Run the subcommand; `Ok(FAILURE)` when any file failed or could not be read.
-pub(crate) fn run(rest: &[String]) -> anyhow::Result<ExitCode> {
-    let args = parse_args(rest)?;
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let as_framework = args.as_framework.map(Framework::from);
+    let precision = if args.f64 {
+        Precision::F64
+    } else {
+        Precision::F32
+    };
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut records = Vec::new();
     for path in &args.files {
-        let result = load(path).and_then(|t| Ok(replay(&t, args.as_framework, args.precision)?));
+        let result = load(path).and_then(|t| Ok(replay(&t, as_framework, precision)?));
         match result {
             Ok(o) => {
                 if o.passed {

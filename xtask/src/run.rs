@@ -5,10 +5,8 @@
 //! writes `output` (or `output.<name>` per model output) and, with `--grads`, `loss` and
 //! `grad.<param>` for every trainable parameter under its framework-native name, using the
 //! model's own loss (Keras compile_config, torch `train.json`; a bundle directory supplies
-//! them). Inference mode unless `--train`. The work is done by [`exec`], which the engine's
-//! validation tests compile too.
-
-pub(crate) mod exec;
+//! them). Inference mode unless `--train`. The work is done by the `runner` library, which the
+//! validation tests call too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,69 +15,57 @@ use std::process::ExitCode;
 use anyhow::{Context, bail, format_err};
 use model_ir::Tensor;
 
-const USAGE: &str = "usage: cargo xtask run MODEL --inputs FILE.safetensors --out FILE.safetensors [--train] [--grads] [--f64]";
+/// Arguments of `cargo xtask run`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_override_self = true,
+    after_help = "Reads x / x.<input> (and y) from the inputs file; writes output / output.<name>
+(with --grads also loss and grad.<param>).
 
-/// Parsed command line.
-#[derive(Debug)]
-struct Args {
+Examples:
+  cargo xtask run models/cnn/torch/model.onnx --inputs in.safetensors --out out.safetensors
+  cargo xtask run models/cnn/keras --inputs in.safetensors --out out.safetensors --train --grads"
+)]
+pub(crate) struct Args {
+    /// A .keras or .onnx model, or a bundle directory
+    #[arg(value_name = "MODEL", value_parser = clap::value_parser!(PathBuf))]
     model: PathBuf,
+    /// The safetensors file of inputs (`x` or `x.<input>`, and `y` for --grads)
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf))]
     inputs: PathBuf,
+    /// The safetensors file to write
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf))]
     out: PathBuf,
-    opts: exec::Options,
+    /// Training-mode forward (BatchNorm batch statistics)
+    #[arg(long)]
+    train: bool,
+    /// Also the model's own loss and every trainable parameter's gradient
+    #[arg(long)]
+    grads: bool,
+    /// Compute in f64
+    #[arg(long)]
+    f64: bool,
 }
 
-fn parse_args(rest: &[String]) -> anyhow::Result<Args> {
-    let mut model = None;
-    let mut inputs = None;
-    let mut out = None;
-    let mut opts = exec::Options::default();
-    let mut it = rest.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--train" => opts.train = true,
-            "--grads" => opts.grads = true,
-            "--f64" => opts.f64 = true,
-            "--inputs" | "--out" => {
-                let v = it
-                    .next()
-                    .ok_or_else(|| format_err!("run: {a} needs a file ({USAGE})"))?;
-                let slot = if a == "--inputs" {
-                    &mut inputs
-                } else {
-                    &mut out
-                };
-                *slot = Some(PathBuf::from(v));
-            }
-            s if s.starts_with('-') => bail!("run: unknown flag `{s}` ({USAGE})"),
-            s if model.is_none() => model = Some(PathBuf::from(s)),
-            s => bail!("run: unexpected argument `{s}` ({USAGE})"),
+impl Args {
+    fn options(&self) -> runner::Options {
+        runner::Options {
+            train: self.train,
+            grads: self.grads,
+            f64: self.f64,
         }
     }
-    let (Some(model), Some(inputs), Some(out)) = (model, inputs, out) else {
-        bail!("run: {USAGE}");
-    };
-    Ok(Args {
-        model,
-        inputs,
-        out,
-        opts,
-    })
 }
 
-pub(crate) fn run(rest: &[String]) -> anyhow::Result<ExitCode> {
-    let args = parse_args(rest)?;
-    let model = exec::load_model(&args.model).map_err(|e| format_err!("{e}"))?;
+pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let model = runner::load_model(&args.model).map_err(|e| format_err!("{e}"))?;
     let inputs = model_import::load_safetensors(&args.inputs)?;
-    let out = exec::run_model(&model, &inputs, args.opts)
+    let out = runner::run_model(&model, &inputs, args.options())
         .map_err(|e| format_err!("{}: {e}", args.model.display()))?;
     let mut metadata = BTreeMap::new();
     metadata.insert("producer".to_string(), "parallax engine".to_string());
     metadata.insert("model".to_string(), args.model.display().to_string());
-    let mode = if args.opts.train {
-        "training"
-    } else {
-        "inference"
-    };
+    let mode = if args.train { "training" } else { "inference" };
     metadata.insert("mode".to_string(), mode.to_string());
     write_safetensors(&args.out, &out, &metadata)
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -133,19 +119,28 @@ fn write_safetensors(
 mod tests {
     use super::*;
 
+    /// `cargo xtask run ARGS` as clap parses it.
+    fn parse_args(argv: &[&str]) -> Result<Args, clap::Error> {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let argv = std::iter::once(&"run").chain(argv);
+        <Cli as clap::Parser>::try_parse_from(argv).map(|c| c.args)
+    }
+
     #[test]
     fn parses_flags_in_any_order() {
-        let a: Vec<String> = [
+        let a = [
             "--out", "o.st", "m.onnx", "--grads", "--inputs", "i.st", "--f64",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ];
         let p = parse_args(&a).unwrap();
         assert_eq!(p.model, PathBuf::from("m.onnx"));
-        assert!(p.opts.grads && p.opts.f64 && !p.opts.train);
-        assert!(parse_args(&a[..2]).is_err());
-        assert!(parse_args(&["--bogus".to_string()]).is_err());
+        let o = p.options();
+        assert!(o.grads && o.f64 && !o.train);
+        assert_eq!(parse_args(&a[..2]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_args(&["--bogus"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

@@ -49,10 +49,10 @@ fn truncated_model_is_a_one_line_error() {
 }
 
 #[test]
-fn unknown_command_fails() {
+fn unknown_command_is_a_usage_error() {
     let (code, _, err) = xtask(&["frobnicate"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("unknown command"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unrecognized subcommand"), "{err}");
 }
 
 /// A copy of the seed example's two bundles in a fresh directory, for corrupting.
@@ -157,9 +157,9 @@ fn compare_bad_input_is_a_one_line_error() {
         assert_eq!(err.trim_end().lines().count(), 1, "{file}: {err}");
         assert!(err.contains(name), "{file}: {err}");
     }
-    // Arguments: one bundle only.
+    // Arguments: one bundle only is a usage error (clap's, exit 2).
     let (code, _, err) = xtask(&["compare", k.to_str().unwrap()]);
-    assert_ne!(code, 0);
-    assert!(err.contains("usage"), "{err}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Usage: cargo xtask compare"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

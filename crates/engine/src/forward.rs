@@ -8,22 +8,11 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::EngineError;
 use crate::float::Float;
+// Re-exported for the modules that run passes (`train.rs`); the type lives in the leaf `mode`.
+pub(crate) use crate::mode::{DropoutMasks, Mode};
 use crate::ops::{FwdCx, Kernel, Out, Saved};
 use crate::params::{ParamStore, StatUpdates};
 use crate::program::Program;
-
-/// Inference (`model(x)`, `model.eval()`) or training (`fit`, `model.train()`) semantics:
-/// BatchNorm batch statistics and running updates, dropout masks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Inference,
-    Training,
-}
-
-/// Dropout keep-masks (0/1, broadcastable to the node's input) by Dropout node name. In
-/// training mode a Dropout node with a mask applies it with inverted scaling; without one it is
-/// the identity.
-pub type DropoutMasks<F> = BTreeMap<String, ArrayD<F>>;
 
 /// Every value computed by a forward pass, with the state the backward pass needs.
 #[derive(Debug)]

@@ -26,13 +26,14 @@
 //! Running statistics: `dx = dy·γ/√(r_σ² + ε)`, same `dγ`, `dβ`.
 
 use model_ir::{MomentumForm, ParamRole, VarianceEstimate};
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 
+use super::kernel_cx::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
+use super::norm_stats::to_b;
 use super::util::{norm_axis, std_ref};
-use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
 use crate::error::EngineError;
 use crate::float::{Float, c};
-use crate::forward::Mode;
+use crate::mode::Mode;
 
 #[derive(Debug, Clone)]
 pub(crate) struct BatchNorm {
@@ -391,28 +392,4 @@ fn blend<F: Float>(old: &ArrayD<F>, batch: &[F], w_old: F, w_new: F) -> ArrayD<F
         *o = *o * w_old + b * w_new;
     }
     out
-}
-
-/// `[1, .., ch, .., 1]` with `ch` at `ax`.
-pub(crate) fn bcast_shape(rank: usize, ax: usize, ch: usize) -> Vec<usize> {
-    let mut s = vec![1; rank];
-    s[ax] = ch;
-    s
-}
-
-/// A per-channel vector as a broadcastable array.
-pub(crate) fn to_b<F: Float>(v: &[F], shape: &[usize]) -> ArrayD<F> {
-    match ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()) {
-        Ok(a) => a,
-        Err(e) => panic!("per-channel vector: {e}"),
-    }
-}
-
-/// Sums over `axes` (descending removal), leaving the kept axis as a vector.
-pub(crate) fn sum_over<F: Float>(a: &ArrayD<F>, axes: &[usize]) -> Vec<F> {
-    let mut r = a.clone();
-    for &ax in axes.iter().rev() {
-        r = r.sum_axis(Axis(ax));
-    }
-    r.iter().copied().collect()
 }

@@ -8,10 +8,10 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, Saved};
+use super::kernel_cx::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, Saved};
 use crate::error::EngineError;
 use crate::float::{Float, c};
-use crate::forward::Mode;
+use crate::mode::Mode;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Dropout {

@@ -11,10 +11,10 @@
 use model_ir::ParamRole;
 use ndarray::{ArrayD, IxDyn};
 
-use super::batch_norm::{bcast_shape, sum_over, to_b};
+use super::kernel_cx::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
 use super::layer_norm::{normalize, normalize_backward};
+use super::norm_stats::{bcast_shape, sum_over, to_b};
 use super::util::{inverse_perm, norm_axis, permuted};
-use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out, ParamShapes, Saved};
 use crate::error::EngineError;
 use crate::float::{Float, c};
 

@@ -1,13 +1,9 @@
 //! The ONNX project's PyTorch-export conformance data (`../shared/onnx-conformance/`, see its
 //! README): every case runs through exactly the code of `cargo xtask run CASE/model.onnx
-//! --inputs CASE/inputs.safetensors --out OUT` (the file `xtask/src/run/exec.rs` is compiled
-//! into this test) and must match `reference.safetensors` to 1e-4 relative
+//! --inputs CASE/inputs.safetensors --out OUT` (the `runner` library the command calls) and
+//! must match `reference.safetensors` to 1e-4 relative
 //! (‖a−b‖∞ / ‖b‖∞). Prints the pass count per suite and every failing case with its reason,
 //! and asserts the floors.
-
-#[path = "../../../xtask/src/run/exec.rs"]
-#[allow(dead_code)]
-mod exec;
 
 use std::path::{Path, PathBuf};
 
@@ -19,13 +15,13 @@ fn root() -> PathBuf {
 
 /// Runs one case; `Err` holds the reason it fails.
 fn run_case(dir: &Path) -> Result<(), String> {
-    let model = exec::load_model(&dir.join("model.onnx")).map_err(|e| one_line(&e))?;
+    let model = runner::load_model(&dir.join("model.onnx")).map_err(|e| one_line(&e))?;
     let inputs = model_import::load_safetensors(&dir.join("inputs.safetensors"))
         .map_err(|e| e.to_string())?;
     let reference = model_import::load_safetensors(&dir.join("reference.safetensors"))
         .map_err(|e| e.to_string())?;
     let out =
-        exec::run_model(&model, &inputs, exec::Options::default()).map_err(|e| one_line(&e))?;
+        runner::run_model(&model, &inputs, runner::Options::default()).map_err(|e| one_line(&e))?;
     for (name, want) in &reference.tensors {
         let got = match out.get(name) {
             Some(t) => t,
