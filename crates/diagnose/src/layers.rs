@@ -21,8 +21,9 @@ use crate::graph::{
     spatial_layout,
 };
 
-/// Float hyper-parameters compared for equality (configs store float32 round-trips).
-const HP: Tolerance = Tolerance::Custom {
+/// Float layer attributes (epsilons, momenta, slopes) compared for equality: configs store
+/// float32 round-trips.
+const LAYER_ATTR_TOL: Tolerance = Tolerance::Custom {
     atol: 1e-9,
     rtol: 1e-5,
 };
@@ -77,11 +78,11 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     let keep_k = km.keep_fraction();
     let keep_t = tm.keep_fraction();
     let momentum_differs = match (keep_k, keep_t) {
-        (Some(a), Some(b)) => !HP.close(b, a),
+        (Some(a), Some(b)) => !LAYER_ATTR_TOL.close(b, a),
         (None, None) => false,
         _ => true,
     };
-    let eps_differs = !HP.close(*te, *ke);
+    let eps_differs = !LAYER_ATTR_TOL.close(*te, *ke);
     let torch_fix = format!(
         "nn.{module}({channels}, momentum={}, eps={})",
         keep_k.map_or_else(|| "None".to_string(), |k| py(1.0 - k)),
@@ -311,7 +312,7 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                     "keras.layers.LayerNormalization(axis=...)  # the axes torch normalizes",
                 );
             }
-            if !HP.close(*te, *ke) {
+            if !LAYER_ATTR_TOL.close(*te, *ke) {
                 out.add(
                     Id::LayernormEpsAxis,
                     Severity::Medium,
@@ -350,7 +351,7 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                     format!("keras.layers.GroupNormalization(groups={tg})"),
                 );
             }
-            if !HP.close(*te, *ke) {
+            if !LAYER_ATTR_TOL.close(*te, *ke) {
                 out.add(
                     Id::LayernormEpsAxis,
                     Severity::Medium,
@@ -721,7 +722,7 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
             );
         }
         (Activation::LeakyRelu { slope: a }, Activation::LeakyRelu { slope: b })
-            if !HP.close(*b, *a) =>
+            if !LAYER_ATTR_TOL.close(*b, *a) =>
         {
             out.add(
                 Id::LeakyReluSlope,
@@ -738,7 +739,8 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
             );
         }
         (Activation::HardSigmoid(a), Activation::HardSigmoid(b))
-            if !HP.close(b.slope, a.slope) || !HP.close(b.offset, a.offset) =>
+            if !LAYER_ATTR_TOL.close(b.slope, a.slope)
+                || !LAYER_ATTR_TOL.close(b.offset, a.offset) =>
         {
             out.add(
                 Id::HardSigmoidDefinition,
@@ -1269,7 +1271,7 @@ fn dropout(c: &Ctx<'_>, out: &mut Findings) {
                 spatial: sb,
             },
         ) = (&k.op, &t.op)
-            && (!HP.close(*b, *a) || sa.is_some() != sb.is_some())
+            && (!LAYER_ATTR_TOL.close(*b, *a) || sa.is_some() != sb.is_some())
         {
             out.add(
                 Id::ArchitectureMismatch,

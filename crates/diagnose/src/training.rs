@@ -20,15 +20,15 @@ use crate::align::Aligned;
 use crate::findings::{Findings, ev, pair_label, torch_ref};
 use crate::graph::{Shapes, infer_shapes, output_activation, show_shape};
 
-/// Hyper-parameters compared for equality: Keras stores float32 values (0.001 is
-/// 0.0010000000474974513), so allow float32 round-off.
-const HP: Tolerance = Tolerance::Custom {
+/// Training hyper-parameters (optimizer, schedule, loss) compared for equality: Keras stores
+/// float32 values (0.001 is 0.0010000000474974513), so allow float32 round-off.
+const TRAINING_HP_TOL: Tolerance = Tolerance::Custom {
     atol: 1e-12,
     rtol: 1e-6,
 };
 
 fn differs(a: f64, b: f64) -> bool {
-    !HP.close(b, a)
+    !TRAINING_HP_TOL.close(b, a)
 }
 
 pub(crate) fn num(x: f64) -> String {
