@@ -60,13 +60,7 @@ impl Table {
 }
 
 fn to_channels_first(t: &Tensor) -> Option<Tensor> {
-    let r = t.shape().len();
-    if r < 3 {
-        return None;
-    }
-    let mut perm = vec![0, r - 1];
-    perm.extend(1..r - 1);
-    Some(t.permuted(&perm))
+    DataLayout::last_to_first_perm(t.shape().len()).map(|perm| t.permuted(&perm))
 }
 
 /// Class indices of a label tensor: integers as they are, one-hot (or probability) rows

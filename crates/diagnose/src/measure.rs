@@ -307,13 +307,10 @@ fn input_tensor(b: &Bundle, i: usize) -> Option<&Tensor> {
 
 /// The Keras array in the torch model's layout.
 fn to_torch_layout(t: &ArrayD<F>, change: bool) -> ArrayD<F> {
-    let r = t.ndim();
-    if !change || r < 3 {
-        return t.clone();
+    match DataLayout::last_to_first_perm(t.ndim()) {
+        Some(perm) if change => t.view().permuted_axes(perm).as_standard_layout().to_owned(),
+        _ => t.clone(),
     }
-    let mut perm = vec![0, r - 1];
-    perm.extend(1..r - 1);
-    t.view().permuted_axes(perm).as_standard_layout().to_owned()
 }
 
 fn layout_change(k: &Model, t: &Model) -> bool {
@@ -1012,30 +1009,6 @@ struct Ctx<'a> {
     kdata_t: Data,
 }
 
-fn activation_mut(op: &mut Op) -> Option<&mut Activation> {
-    match op {
-        Op::Dense { activation, .. }
-        | Op::Conv { activation, .. }
-        | Op::DepthwiseConv { activation, .. }
-        | Op::SeparableConv { activation, .. }
-        | Op::ConvTranspose { activation, .. } => Some(activation),
-        Op::Activation { function } => Some(function),
-        _ => None,
-    }
-}
-
-fn activation_of(op: &Op) -> Option<&Activation> {
-    match op {
-        Op::Dense { activation, .. }
-        | Op::Conv { activation, .. }
-        | Op::DepthwiseConv { activation, .. }
-        | Op::SeparableConv { activation, .. }
-        | Op::ConvTranspose { activation, .. } => Some(activation),
-        Op::Activation { function } => Some(function),
-        _ => None,
-    }
-}
-
 impl Family {
     /// Whether `a` belongs to the family.
     fn contains(self, a: &Activation) -> bool {
@@ -1060,13 +1033,13 @@ fn copy_attr(attr: Attr, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>
             let ks: Vec<Activation> = keras
                 .nodes
                 .iter()
-                .filter_map(|n| activation_of(&n.op))
+                .filter_map(|n| n.op.activation())
                 .filter(|a| family.contains(a))
                 .cloned()
                 .collect();
             let mut i = 0;
             for n in &mut torch.nodes {
-                if let Some(a) = activation_mut(&mut n.op)
+                if let Some(a) = n.op.activation_mut()
                     && family.contains(a)
                 {
                     if let Some(k) = ks.get(i).or(ks.last()) {
