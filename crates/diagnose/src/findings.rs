@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use report::{Evidence, Finding, Fix, Severity};
 
-use crate::catalogue;
+use catalogue::Id;
 
 /// A finding under construction.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ struct Draft {
 /// What the detectors found so far, keyed by id.
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
-    drafts: BTreeMap<String, Draft>,
+    drafts: BTreeMap<Id, Draft>,
 }
 
 /// One observation: `what`, the Keras value, the torch value, and the layer(s).
@@ -53,15 +53,14 @@ impl Findings {
     /// evidence and fixes are appended without duplicates.
     pub(crate) fn add(
         &mut self,
-        id: &str,
+        id: Id,
         severity: Severity,
         magnitude: f64,
         evidence: Vec<Evidence>,
         torch_fix: impl Into<String>,
         keras_fix: impl Into<String>,
     ) {
-        debug_assert!(catalogue::entry(id).is_some(), "unknown id {id}");
-        let d = self.drafts.entry(id.to_string()).or_insert_with(|| Draft {
+        let d = self.drafts.entry(id).or_insert_with(|| Draft {
             severity,
             magnitude,
             evidence: Vec::new(),
@@ -84,23 +83,25 @@ impl Findings {
     }
 
     /// Whether `id` was found.
-    pub(crate) fn has(&self, id: &str) -> bool {
-        self.drafts.contains_key(id)
+    pub(crate) fn has(&self, id: Id) -> bool {
+        self.drafts.contains_key(&id)
     }
 
-    /// The findings, most serious first.
+    /// The findings, most serious first; of equal severity and magnitude in catalogue order,
+    /// the ids parallax adds after the catalogue's in name order.
     pub(crate) fn into_findings(self) -> Vec<Finding> {
-        let mut v: Vec<(String, Draft)> = self.drafts.into_iter().collect();
+        let mut v: Vec<(Id, Draft)> = self.drafts.into_iter().collect();
         v.sort_by(|(ia, a), (ib, b)| {
             a.severity
                 .cmp(&b.severity)
                 .then(b.magnitude.total_cmp(&a.magnitude))
-                .then(catalogue::order(ia).cmp(&catalogue::order(ib)))
+                .then(order(*ia).cmp(&order(*ib)))
+                .then(ia.name().cmp(ib.name()))
         });
         v.into_iter()
             .map(|(id, d)| Finding {
-                title: catalogue::title(&id),
-                id,
+                title: id.title().to_string(),
+                id: id.name().to_string(),
                 severity: d.severity,
                 impact: None,
                 evidence: d.evidence,
@@ -111,6 +112,11 @@ impl Findings {
             })
             .collect()
     }
+}
+
+/// Catalogue order of an id, the ids parallax adds after the catalogue.
+fn order(id: Id) -> u32 {
+    if id.in_catalogue() { id.number() } else { 100 }
 }
 
 const NOTHING: &str = "nothing to change on this side";

@@ -30,26 +30,13 @@ pub(crate) fn passthrough(op: &Op) -> bool {
     matches!(op, Op::Dropout { .. } | Op::Identity)
 }
 
-/// The activation fused into a layer (Keras `activation=`), if not linear.
-pub(crate) fn fused_activation(op: &Op) -> Option<&Activation> {
-    let a = match op {
-        Op::Dense { activation, .. }
-        | Op::Conv { activation, .. }
-        | Op::DepthwiseConv { activation, .. }
-        | Op::SeparableConv { activation, .. }
-        | Op::ConvTranspose { activation, .. } => activation,
-        _ => return None,
-    };
-    (!matches!(a, Activation::Linear)).then_some(a)
-}
-
 /// The element-wise activations applied after `node`: its fused activation, then the
 /// stand-alone activation layers that follow it one after another (through Dropout and
 /// Identity), up to the next layer of any other kind or a branch. The crop Slices right after
 /// a transposed convolution ([`crop_slices`]) belong to that layer: the chain starts after them.
 pub(crate) fn activation_chain<'a>(m: &'a Model, node: &'a Node) -> Vec<(&'a Activation, &'a str)> {
     let mut out = Vec::new();
-    if let Some(a) = fused_activation(&node.op) {
+    if let Some(a) = node.op.fused_activation() {
         out.push((a, node.name.as_str()));
     }
     let mut cur = crop_slices(m, node).last().map_or(node, |(_, n)| *n);
@@ -81,7 +68,7 @@ pub(crate) fn output_activation(m: &Model) -> Option<(&Node, Option<&Activation>
         }
         return Some(match &n.op {
             Op::Activation { function } => (n, Some(function)),
-            op => (n, fused_activation(op)),
+            op => (n, op.fused_activation()),
         });
     }
 }
@@ -124,30 +111,6 @@ fn axis(a: i64, rank: usize) -> Option<usize> {
 /// Positive axis index of `a` in a tensor of rank `rank`.
 pub(crate) fn norm_axis(a: i64, rank: usize) -> Option<usize> {
     axis(a, rank)
-}
-
-/// Output size of a windowed op on one spatial axis.
-fn windowed(
-    n: Option<usize>,
-    k: usize,
-    s: usize,
-    d: usize,
-    pads: impl Fn(usize) -> (usize, usize),
-    ceil: bool,
-) -> Option<usize> {
-    let n = n?;
-    let (b, e) = pads(n);
-    let eff = (k.max(1) - 1) * d.max(1) + 1;
-    let total = n + b + e;
-    if total < eff {
-        return Some(0);
-    }
-    let s = s.max(1);
-    Some(if ceil {
-        (total - eff).div_ceil(s) + 1
-    } else {
-        (total - eff) / s + 1
-    })
 }
 
 /// Splits a shape into (spatial dims, channel dim) for a layout and spatial rank.
@@ -202,10 +165,11 @@ fn conv_like(
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let k = *kernel.get(i).unwrap_or(&1);
-            let s = *strides.get(i).unwrap_or(&1);
-            let d = *dilation.get(i).unwrap_or(&1);
-            windowed(*n, k, s, d, |n| padding.pads_for(i, n, k, s, d), ceil)
+            // Zero sizes count as 1; a window larger than the padded input gives 0.
+            let k = kernel.get(i).copied().unwrap_or(1).max(1);
+            let s = strides.get(i).copied().unwrap_or(1).max(1);
+            let d = dilation.get(i).copied().unwrap_or(1).max(1);
+            n.map(|n| padding.window(i, n, k, s, d, ceil).map_or(0, |w| w.out))
         })
         .collect();
     Some(join_spatial(x[0], out, channels.or(c), layout))

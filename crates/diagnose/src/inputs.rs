@@ -19,6 +19,7 @@
 //!
 //! Labels are compared as class indices (one-hot rows are argmaxed).
 
+use catalogue::Id;
 use model_import::Bundle;
 use model_ir::{BinaryOp, DataLayout, Model, Op, ParamRole, Tensor};
 use report::{NotChecked, Severity, Tolerance, sig};
@@ -59,13 +60,7 @@ impl Table {
 }
 
 fn to_channels_first(t: &Tensor) -> Option<Tensor> {
-    let r = t.shape().len();
-    if r < 3 {
-        return None;
-    }
-    let mut perm = vec![0, r - 1];
-    perm.extend(1..r - 1);
-    Some(t.permuted(&perm))
+    DataLayout::last_to_first_perm(t.shape().len()).map(|perm| t.permuted(&perm))
 }
 
 /// Class indices of a label tensor: integers as they are, one-hot (or probability) rows
@@ -216,7 +211,7 @@ fn compare_x(
     };
     if kx.shape()[1..] != tx.shape()[1..] {
         out.add(
-            "input-mismatch",
+            Id::InputMismatch,
             Severity::High,
             2.0,
             vec![ev(
@@ -248,7 +243,7 @@ fn compare_x(
         let missing = seen.iter().filter(|s| !**s).count();
         if tail > 0 {
             out.add(
-                "validation-split-tail",
+                Id::ValidationSplitTail,
                 if 4 * tail >= t.n { Severity::High } else { Severity::Medium },
                 tail as f64 / t.n.max(1) as f64,
                 vec![ev(
@@ -289,7 +284,7 @@ fn compare_x(
             )
         };
         out.add(
-            "input-mismatch",
+            Id::InputMismatch,
             Severity::Medium,
             1.0,
             vec![ev(format!("`{name}` {what}"), ours, theirs, None)],
@@ -301,7 +296,7 @@ fn compare_x(
     let n = k.n.min(t.n);
     if k.n != t.n {
         out.add(
-            "input-mismatch",
+            Id::InputMismatch,
             Severity::Medium,
             1.0,
             vec![ev(
@@ -325,7 +320,7 @@ fn compare_x(
         && equal(&rt, &t)
     {
         out.add(
-            "channels-last",
+            Id::ChannelsLast,
             Severity::High,
             3.0,
             vec![ev(
@@ -341,7 +336,7 @@ fn compare_x(
     }
     if k.int || t.int {
         out.add(
-            "input-mismatch",
+            Id::InputMismatch,
             Severity::High,
             2.0,
             vec![ev(
@@ -382,7 +377,7 @@ fn compare_x(
                 let mr = m.round();
                 let dev = (c - 1.0).abs();
                 out.add(
-                    "std-ddof",
+                    Id::StdDdof,
                     if dev > 1e-2 { Severity::Medium } else { Severity::Low },
                     dev,
                     vec![ev(
@@ -402,7 +397,7 @@ fn compare_x(
         if constant_scale || offsets_vanish {
             let mean_b = fit.b.iter().sum::<f64>() / fit.b.len() as f64;
             out.add(
-                "imagenet-preprocess-modes",
+                Id::ImagenetPreprocessModes,
                 Severity::High,
                 2.0,
                 vec![ev(
@@ -421,7 +416,7 @@ fn compare_x(
             return None;
         }
         out.add(
-            "input-mismatch",
+            Id::InputMismatch,
             Severity::Medium,
             1.0,
             vec![ev(
@@ -447,7 +442,7 @@ fn compare_x(
             && fit.r2_min > 0.999
         {
             out.add(
-                "imagenet-preprocess-modes",
+                Id::ImagenetPreprocessModes,
                 Severity::High,
                 2.0,
                 vec![ev(
@@ -466,7 +461,7 @@ fn compare_x(
         .map(|i| (t.v[i] - k.v[i]).abs())
         .fold(0.0f64, f64::max);
     out.add(
-        "input-mismatch",
+        Id::InputMismatch,
         Severity::High,
         1.5,
         vec![ev(
@@ -560,7 +555,7 @@ fn in_model_standardization(k: &Model, t: &Model, out: &mut Findings) {
         return;
     }
     out.add(
-        "std-ddof",
+        Id::StdDdof,
         if (r0.sqrt() - 1.0).abs() > 1e-2 {
             Severity::Medium
         } else {
@@ -645,7 +640,7 @@ pub(crate) fn check(
                 let differ = pairs.iter().filter(|(x, y)| x != y).count();
                 if differ > 0 {
                     out.add(
-                        "input-mismatch",
+                        Id::InputMismatch,
                         Severity::High,
                         1.5,
                         vec![ev(
@@ -663,7 +658,7 @@ pub(crate) fn check(
                 let (a, b) = (ky.to_f64(), ty.to_f64());
                 if a.len() == b.len() && !a.iter().zip(b.iter()).all(|(x, y)| SAME.close(*y, *x)) {
                     out.add(
-                        "input-mismatch",
+                        Id::InputMismatch,
                         Severity::Medium,
                         1.0,
                         vec![ev(

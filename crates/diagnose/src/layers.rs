@@ -10,6 +10,7 @@
 //! `leaky-relu-slope`, `hard-sigmoid-definition`, `softmax-implicit-dim`); RNN reset
 //! placement, dropout and masking (`gru-layout-reset-after`, `rnn-dropout-and-masking`).
 
+use catalogue::Id;
 use model_ir::{Activation, DataLayout, Model, Node, Op, Padding, PoolKind, VarianceEstimate};
 use report::{Severity, Tolerance, sig};
 
@@ -20,8 +21,9 @@ use crate::graph::{
     spatial_layout,
 };
 
-/// Float hyper-parameters compared for equality (configs store float32 round-trips).
-const HP: Tolerance = Tolerance::Custom {
+/// Float layer attributes (epsilons, momenta, slopes) compared for equality: configs store
+/// float32 round-trips.
+const LAYER_ATTR_TOL: Tolerance = Tolerance::Custom {
     atol: 1e-9,
     rtol: 1e-5,
 };
@@ -76,11 +78,11 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     let keep_k = km.keep_fraction();
     let keep_t = tm.keep_fraction();
     let momentum_differs = match (keep_k, keep_t) {
-        (Some(a), Some(b)) => !HP.close(b, a),
+        (Some(a), Some(b)) => !LAYER_ATTR_TOL.close(b, a),
         (None, None) => false,
         _ => true,
     };
-    let eps_differs = !HP.close(*te, *ke);
+    let eps_differs = !LAYER_ATTR_TOL.close(*te, *ke);
     let torch_fix = format!(
         "nn.{module}({channels}, momentum={}, eps={})",
         keep_k.map_or_else(|| "None".to_string(), |k| py(1.0 - k)),
@@ -104,7 +106,7 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             _ => 1.0,
         };
         out.add(
-            "bn-momentum-convention",
+            Id::BnMomentumConvention,
             Severity::Medium,
             ratio,
             vec![ev(
@@ -146,7 +148,7 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             Severity::Low
         };
         out.add(
-            "bn-epsilon",
+            Id::BnEpsilon,
             sev,
             dev,
             vec![ev(
@@ -169,7 +171,7 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             VarianceEstimate::Unbiased => "unbiased (÷(n−1))",
         };
         out.add(
-            "bn-running-var-bias",
+            Id::BnRunningVarBias,
             Severity::Info,
             0.0,
             vec![ev(
@@ -201,7 +203,7 @@ fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     };
     if differs {
         out.add(
-            "bn-frozen-means-inference",
+            Id::BnFrozenMeansInference,
             Severity::High,
             1.0,
             vec![ev(
@@ -297,7 +299,7 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             };
             if axes_differ || krms != trms {
                 out.add(
-                    "layernorm-eps-axis",
+                    Id::LayernormEpsAxis,
                     Severity::High,
                     2.0,
                     vec![ev(
@@ -310,9 +312,9 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                     "keras.layers.LayerNormalization(axis=...)  # the axes torch normalizes",
                 );
             }
-            if !HP.close(*te, *ke) {
+            if !LAYER_ATTR_TOL.close(*te, *ke) {
                 out.add(
-                    "layernorm-eps-axis",
+                    Id::LayernormEpsAxis,
                     Severity::Medium,
                     (te / ke).ln().abs(),
                     vec![ev("epsilon", py(*ke), py(*te), label)],
@@ -336,7 +338,7 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             let c_dim = p.keras.params.first().map_or(0, |q| q.tensor.len());
             if kg != tg {
                 out.add(
-                    "architecture-mismatch",
+                    Id::ArchitectureMismatch,
                     Severity::High,
                     1.0,
                     vec![ev(
@@ -349,9 +351,9 @@ fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                     format!("keras.layers.GroupNormalization(groups={tg})"),
                 );
             }
-            if !HP.close(*te, *ke) {
+            if !LAYER_ATTR_TOL.close(*te, *ke) {
                 out.add(
-                    "layernorm-eps-axis",
+                    Id::LayernormEpsAxis,
                     Severity::Medium,
                     (te / ke).ln().abs(),
                     vec![ev("GroupNorm epsilon", py(*ke), py(*te), label)],
@@ -571,7 +573,7 @@ fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     );
     if same_total {
         out.add(
-            "same-padding-asymmetric",
+            Id::SamePaddingAsymmetric,
             Severity::High,
             2.0,
             vec![ev(what, show_pads(&a), show_pads(&b), label)],
@@ -580,7 +582,7 @@ fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
         );
     } else {
         out.add(
-            "architecture-mismatch",
+            Id::ArchitectureMismatch,
             Severity::High,
             2.0,
             vec![ev(
@@ -631,7 +633,7 @@ fn conv_transpose_crop(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             })
             .collect();
         out.add(
-            "conv-transpose-same-crop",
+            Id::ConvTransposeSameCrop,
             Severity::High,
             2.0,
             vec![ev(
@@ -705,7 +707,7 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
                 }
             };
             out.add(
-                "gelu-approximate",
+                Id::GeluApproximate,
                 Severity::Low,
                 0.5,
                 vec![ev("GELU", form(*a), form(*b), x.label.clone())],
@@ -720,10 +722,10 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
             );
         }
         (Activation::LeakyRelu { slope: a }, Activation::LeakyRelu { slope: b })
-            if !HP.close(*b, *a) =>
+            if !LAYER_ATTR_TOL.close(*b, *a) =>
         {
             out.add(
-                "leaky-relu-slope",
+                Id::LeakyReluSlope,
                 Severity::Medium,
                 (a / b.max(1e-12)).ln().abs(),
                 vec![ev(
@@ -737,10 +739,11 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
             );
         }
         (Activation::HardSigmoid(a), Activation::HardSigmoid(b))
-            if !HP.close(b.slope, a.slope) || !HP.close(b.offset, a.offset) =>
+            if !LAYER_ATTR_TOL.close(b.slope, a.slope)
+                || !LAYER_ATTR_TOL.close(b.offset, a.offset) =>
         {
             out.add(
-                "hard-sigmoid-definition",
+                Id::HardSigmoidDefinition,
                 Severity::Medium,
                 1.0,
                 vec![ev(
@@ -767,7 +770,7 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
             };
             if differ {
                 out.add(
-                    "softmax-implicit-dim",
+                    Id::SoftmaxImplicitDim,
                     Severity::High,
                     2.0,
                     vec![ev(
@@ -793,7 +796,7 @@ fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out: &mut Findi
         _ if same_params(&k, &t) => {}
         _ => {
             out.add(
-                "architecture-mismatch",
+                Id::ArchitectureMismatch,
                 if std::mem::discriminant(&k) == std::mem::discriminant(&t) {
                     Severity::Medium
                 } else {
@@ -867,7 +870,7 @@ fn activations(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             }
         };
         out.add(
-            "architecture-mismatch",
+            Id::ArchitectureMismatch,
             Severity::High,
             1.0,
             vec![ev(
@@ -908,7 +911,7 @@ fn rnn(p: &Pair<'_>, out: &mut Findings) {
     let label = pair_label(&p.keras.name, &p.torch.name);
     if kreset != treset {
         out.add(
-            "gru-layout-reset-after",
+            Id::GruLayoutResetAfter,
             Severity::High,
             2.0,
             vec![ev(
@@ -923,7 +926,7 @@ fn rnn(p: &Pair<'_>, out: &mut Findings) {
     }
     if *kd > 0.0 || *krd > 0.0 {
         out.add(
-            "rnn-dropout-and-masking",
+            Id::RnnDropoutAndMasking,
             Severity::Medium,
             kd.max(*krd),
             vec![ev(
@@ -938,7 +941,7 @@ fn rnn(p: &Pair<'_>, out: &mut Findings) {
     }
     if kdir != tdir {
         out.add(
-            "architecture-mismatch",
+            Id::ArchitectureMismatch,
             Severity::High,
             1.0,
             vec![ev(
@@ -1006,7 +1009,7 @@ fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         let label = pair_label(&k.name, &t.name);
         if pool != tpool || pool_size != tsize || strides != tstr {
             out.add(
-                "architecture-mismatch",
+                Id::ArchitectureMismatch,
                 Severity::High,
                 1.0,
                 vec![ev(
@@ -1040,7 +1043,7 @@ fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         let ks = format!("{}, {}", tuple(pool_size), tuple(strides));
         if let Some((a, b, _, size)) = diff {
             out.add(
-                "pooling-padding",
+                Id::PoolingPadding,
                 Severity::High,
                 1.5,
                 vec![ev(
@@ -1066,7 +1069,7 @@ fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         let padded = padding != &Padding::Valid || tpad != &Padding::Valid;
         if *pool == PoolKind::Avg && padded && kc != tc {
             out.add(
-                "pooling-padding",
+                Id::PoolingPadding,
                 Severity::Medium,
                 1.0,
                 vec![ev(
@@ -1092,7 +1095,7 @@ fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         }
         if kceil != tceil {
             out.add(
-                "pooling-padding",
+                Id::PoolingPadding,
                 Severity::Medium,
                 1.0,
                 vec![ev("ceil_mode", kceil.to_string(), tceil.to_string(), label)],
@@ -1218,7 +1221,7 @@ fn upsampling(c: &Ctx<'_>, out: &mut Findings) {
             "nothing to change on this side".to_string()
         };
         out.add(
-            "resize-semantics",
+            Id::ResizeSemantics,
             severity,
             1.0,
             vec![ev(
@@ -1248,7 +1251,7 @@ fn dropout(c: &Ctx<'_>, out: &mut Findings) {
             }
         };
         out.add(
-            "architecture-mismatch",
+            Id::ArchitectureMismatch,
             Severity::Medium,
             0.5,
             vec![ev("dropout layers", names(&kd), names(&td), None)],
@@ -1268,10 +1271,10 @@ fn dropout(c: &Ctx<'_>, out: &mut Findings) {
                 spatial: sb,
             },
         ) = (&k.op, &t.op)
-            && (!HP.close(*b, *a) || sa.is_some() != sb.is_some())
+            && (!LAYER_ATTR_TOL.close(*b, *a) || sa.is_some() != sb.is_some())
         {
             out.add(
-                "architecture-mismatch",
+                Id::ArchitectureMismatch,
                 Severity::Medium,
                 (a - b).abs(),
                 vec![ev(
@@ -1296,7 +1299,7 @@ fn masking(c: &Ctx<'_>, out: &mut Findings) {
             && has_rnn
         {
             out.add(
-                "rnn-dropout-and-masking",
+                Id::RnnDropoutAndMasking,
                 Severity::Medium,
                 1.0,
                 vec![ev(
@@ -1315,7 +1318,7 @@ fn masking(c: &Ctx<'_>, out: &mut Findings) {
 fn extra_params(p: &Pair<'_>, out: &mut Findings) {
     for q in &p.torch_unpaired {
         out.add(
-            "architecture-mismatch",
+            Id::ArchitectureMismatch,
             Severity::Medium,
             0.5,
             vec![ev(

@@ -19,10 +19,10 @@
 //!
 //! The ids the analysis cannot decide from two bundles are in [`catalogue::UNDECIDABLE`].
 //!
-//! This is the only crate that knows the catalogue ([`catalogue`]).
+//! Findings are keyed by [`catalogue::Id`]; the catalogue itself (numbers, names, titles) is
+//! the `catalogue` crate. Report values carry the kebab-case name.
 
 mod align;
-pub mod catalogue;
 mod findings;
 mod graph;
 mod inputs;
@@ -330,7 +330,7 @@ pub fn diagnose_with_progress(
 
     for (id, why) in catalogue::UNDECIDABLE {
         not_checked.push(NotChecked {
-            what: id.into(),
+            what: id.name().into(),
             reason: why.into(),
         });
     }

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use catalogue::Id;
 use engine::loss::Loss;
 use engine::{Batch, DropoutMasks, Mode, ParamStore, Program, TrainConfig, forward, train};
 use model_import::Bundle;
@@ -88,64 +89,141 @@ enum Switch {
     /// Keras batch size and shuffling on the torch side.
     Batching,
     /// A node attribute copied from Keras into a clone of the torch IR.
-    Attr,
+    Attr(Attr),
 }
 
-fn switch(id: &str, w: &WeightReport) -> Result<Switch, String> {
+/// The node attribute a [`Switch::Attr`] copies from Keras into the torch IR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attr {
+    /// The parameters of every activation of one family, paired in graph order.
+    Activation(Family),
+    /// Pooling padding, divisor and ceil mode, paired in graph order.
+    Pooling,
+    /// Transposed-convolution padding (its crop), paired in graph order.
+    ConvTransposeCrop,
+    /// Upsampling interpolation, paired in graph order.
+    Resize,
+    /// One BatchNorm field of each aligned pair.
+    BatchNorm(BnField),
+    /// LayerNorm / GroupNorm epsilon of each aligned pair.
+    NormEpsilon,
+    /// Convolution padding of each aligned pair (constant Pad layers become no-ops).
+    SamePadding,
+}
+
+/// An activation family whose parameters differ between the frameworks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    LeakyRelu,
+    Gelu,
+    HardSigmoid,
+}
+
+/// The BatchNorm field a switch copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BnField {
+    Epsilon,
+    Momentum,
+    RunningVariance,
+    /// `trainable`, with torch's explicit training mode dropped.
+    Frozen,
+}
+
+/// Why a finding has no simulation switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoSwitch {
+    /// Both sides start from the same weights in the simulation.
+    SameStart,
+    /// Nothing in the simulation aligns it (yet).
+    NotYet,
+}
+
+impl NoSwitch {
+    /// The reason the report shows instead of an impact.
+    fn reason(self) -> &'static str {
+        match self {
+            NoSwitch::SameStart => {
+                "the simulation starts both sides from the same (Keras) weights already"
+            }
+            NoSwitch::NotYet => "no simulation switch aligns this finding yet",
+        }
+    }
+}
+
+/// The switch that aligns finding `id` in simulation: an exhaustive decision per id, so a new
+/// id does not compile until its switch (or the reason there is none) is chosen.
+fn switch(id: Id, w: &WeightReport) -> Result<Switch, NoSwitch> {
     if w.own.values().any(|i| *i == id) {
         return Ok(Switch::Weights);
     }
     Ok(match id {
-        "adam-weight-decay-coupling" | "adamw-default-decay" => Switch::Optimizer { decay: true },
-        "adam-epsilon-hat" => Switch::EpsilonPlacement,
-        "sgd-default-lr" => Switch::SgdLrMomentum,
-        "sgd-momentum-lr-in-buffer"
-        | "rmsprop-eps-and-rho"
-        | "adagrad-init-eps"
-        | "adadelta-defaults"
-        | "nadam-momentum-schedule"
-        | "adamax-eps-placement"
-        | "clipnorm-per-tensor-vs-global"
-        | "ema-weights"
-        | "legacy-decay-kwarg"
-        | "lr-schedule-granularity"
-        | "cosine-decay-semantics"
-        | "no-counterpart-optimizers"
-        | "optimizer-mismatch" => Switch::Optimizer { decay: false },
-        "l2-regularizer-factor-two" => Switch::Regularizer,
-        "double-softmax"
-        | "bce-clipping"
-        | "cce-probability-clipping"
-        | "label-smoothing"
-        | "loss-per-sample-mean-and-sum"
-        | "target-shape-broadcast"
-        | "kld-poisson-cosine"
-        | "loss-reduction-weights"
-        | "loss-mismatch" => Switch::Loss,
-        "std-ddof"
-        | "imagenet-preprocess-modes"
-        | "channels-last"
-        | "input-mismatch"
-        | "validation-split-tail" => Switch::Inputs,
-        "fit-batch-shuffle-defaults" => Switch::Batching,
-        "bn-epsilon"
-        | "bn-momentum-convention"
-        | "bn-running-var-bias"
-        | "bn-frozen-means-inference"
-        | "layernorm-eps-axis"
-        | "leaky-relu-slope"
-        | "gelu-approximate"
-        | "hard-sigmoid-definition"
-        | "same-padding-asymmetric"
-        | "conv-transpose-same-crop"
-        | "pooling-padding"
-        | "resize-semantics" => Switch::Attr,
-        "seeding-determinism" => {
-            return Err(
-                "the simulation starts both sides from the same (Keras) weights already".into(),
-            );
-        }
-        _ => return Err("no simulation switch aligns this finding yet".into()),
+        Id::AdamWeightDecayCoupling | Id::AdamwDefaultDecay => Switch::Optimizer { decay: true },
+        Id::AdamEpsilonHat => Switch::EpsilonPlacement,
+        Id::SgdDefaultLr => Switch::SgdLrMomentum,
+        Id::SgdMomentumLrInBuffer
+        | Id::RmspropEpsAndRho
+        | Id::AdagradInitEps
+        | Id::AdadeltaDefaults
+        | Id::NadamMomentumSchedule
+        | Id::AdamaxEpsPlacement
+        | Id::ClipnormPerTensorVsGlobal
+        | Id::EmaWeights
+        | Id::LegacyDecayKwarg
+        | Id::LrScheduleGranularity
+        | Id::CosineDecaySemantics
+        | Id::NoCounterpartOptimizers
+        | Id::OptimizerMismatch => Switch::Optimizer { decay: false },
+        Id::L2RegularizerFactorTwo => Switch::Regularizer,
+        Id::DoubleSoftmax
+        | Id::BceClipping
+        | Id::CceProbabilityClipping
+        | Id::LabelSmoothing
+        | Id::LossPerSampleMeanAndSum
+        | Id::TargetShapeBroadcast
+        | Id::KldPoissonCosine
+        | Id::LossReductionWeights
+        | Id::LossMismatch => Switch::Loss,
+        Id::StdDdof
+        | Id::ImagenetPreprocessModes
+        | Id::ChannelsLast
+        | Id::InputMismatch
+        | Id::ValidationSplitTail => Switch::Inputs,
+        Id::FitBatchShuffleDefaults => Switch::Batching,
+        Id::BnEpsilon => Switch::Attr(Attr::BatchNorm(BnField::Epsilon)),
+        Id::BnMomentumConvention => Switch::Attr(Attr::BatchNorm(BnField::Momentum)),
+        Id::BnRunningVarBias => Switch::Attr(Attr::BatchNorm(BnField::RunningVariance)),
+        Id::BnFrozenMeansInference => Switch::Attr(Attr::BatchNorm(BnField::Frozen)),
+        Id::LayernormEpsAxis => Switch::Attr(Attr::NormEpsilon),
+        Id::LeakyReluSlope => Switch::Attr(Attr::Activation(Family::LeakyRelu)),
+        Id::GeluApproximate => Switch::Attr(Attr::Activation(Family::Gelu)),
+        Id::HardSigmoidDefinition => Switch::Attr(Attr::Activation(Family::HardSigmoid)),
+        Id::SamePaddingAsymmetric => Switch::Attr(Attr::SamePadding),
+        Id::ConvTransposeSameCrop => Switch::Attr(Attr::ConvTransposeCrop),
+        Id::PoolingPadding => Switch::Attr(Attr::Pooling),
+        Id::ResizeSemantics => Switch::Attr(Attr::Resize),
+        Id::SeedingDeterminism => return Err(NoSwitch::SameStart),
+        // Aligned by `Switch::Weights` above when a torch parameter's own value is the
+        // finding; otherwise nothing carries it.
+        Id::DenseInit
+        | Id::ConvInit
+        | Id::DepthwiseInit
+        | Id::EmbeddingInit
+        | Id::RnnInit
+        | Id::DenseLayout
+        | Id::ConvLayout
+        | Id::ConvTransposeLayout
+        | Id::DepthwiseSeparableLayout
+        | Id::FlattenOrder
+        | Id::LstmLayout
+        | Id::GruLayoutResetAfter => return Err(NoSwitch::NotYet),
+        Id::RnnDropoutAndMasking
+        | Id::ReduceLrOnPlateauThreshold
+        | Id::DefaultTrainMode
+        | Id::SoftmaxImplicitDim
+        | Id::ReportedLossSemantics
+        | Id::Tf32Defaults
+        | Id::MixedPrecisionLossScale
+        | Id::ArchitectureMismatch => return Err(NoSwitch::NotYet),
     })
 }
 
@@ -229,13 +307,10 @@ fn input_tensor(b: &Bundle, i: usize) -> Option<&Tensor> {
 
 /// The Keras array in the torch model's layout.
 fn to_torch_layout(t: &ArrayD<F>, change: bool) -> ArrayD<F> {
-    let r = t.ndim();
-    if !change || r < 3 {
-        return t.clone();
+    match DataLayout::last_to_first_perm(t.ndim()) {
+        Some(perm) if change => t.view().permuted_axes(perm).as_standard_layout().to_owned(),
+        _ => t.clone(),
     }
-    let mut perm = vec![0, r - 1];
-    perm.extend(1..r - 1);
-    t.view().permuted_axes(perm).as_standard_layout().to_owned()
 }
 
 fn layout_change(k: &Model, t: &Model) -> bool {
@@ -852,29 +927,25 @@ fn epsilon_only(torch: &Opt, keras: &Opt) -> Result<(Opt, f64), String> {
 /// loss, inputs or batching) aligns as well: their measured impacts are one and the same.
 /// `sgd_exact`: the SGD learning-rate switch aligns only those fields (else it falls back to
 /// the whole Keras optimizer).
-fn shared_switches(
-    ids: &[&str],
-    w: &WeightReport,
-    sgd_exact: bool,
-) -> BTreeMap<String, Vec<String>> {
-    let coarse: Vec<(&str, Switch)> = ids
+fn shared_switches(ids: &[Id], w: &WeightReport, sgd_exact: bool) -> BTreeMap<String, Vec<String>> {
+    let coarse: Vec<(Id, Switch)> = ids
         .iter()
-        .filter_map(|id| switch(id, w).ok().map(|s| (*id, s)))
+        .filter_map(|&id| switch(id, w).ok().map(|s| (id, s)))
         .map(|(id, s)| match s {
             Switch::SgdLrMomentum if !sgd_exact => (id, Switch::Optimizer { decay: false }),
             s => (id, s),
         })
-        .filter(|(_, s)| !matches!(s, Switch::Weights | Switch::Attr))
+        .filter(|(_, s)| !matches!(s, Switch::Weights | Switch::Attr(_)))
         .collect();
     let mut out = BTreeMap::new();
     for (id, sw) in &coarse {
         let others: Vec<String> = coarse
             .iter()
             .filter(|(o, s)| o != id && s == sw)
-            .map(|(o, _)| o.to_string())
+            .map(|(o, _)| o.name().to_string())
             .collect();
         if !others.is_empty() {
-            out.insert(id.to_string(), others);
+            out.insert(id.name().to_string(), others);
         }
     }
     out
@@ -938,60 +1009,38 @@ struct Ctx<'a> {
     kdata_t: Data,
 }
 
-fn activation_mut(op: &mut Op) -> Option<&mut Activation> {
-    match op {
-        Op::Dense { activation, .. }
-        | Op::Conv { activation, .. }
-        | Op::DepthwiseConv { activation, .. }
-        | Op::SeparableConv { activation, .. }
-        | Op::ConvTranspose { activation, .. } => Some(activation),
-        Op::Activation { function } => Some(function),
-        _ => None,
-    }
-}
-
-fn activation_of(op: &Op) -> Option<&Activation> {
-    match op {
-        Op::Dense { activation, .. }
-        | Op::Conv { activation, .. }
-        | Op::DepthwiseConv { activation, .. }
-        | Op::SeparableConv { activation, .. }
-        | Op::ConvTranspose { activation, .. } => Some(activation),
-        Op::Activation { function } => Some(function),
-        _ => None,
-    }
-}
-
-fn family(id: &str, a: &Activation) -> bool {
-    match id {
-        "leaky-relu-slope" => {
-            matches!(a, Activation::LeakyRelu { .. })
-                || matches!(a, Activation::Relu { negative_slope, .. } if *negative_slope > 0.0)
+impl Family {
+    /// Whether `a` belongs to the family.
+    fn contains(self, a: &Activation) -> bool {
+        match self {
+            Family::LeakyRelu => {
+                matches!(a, Activation::LeakyRelu { .. })
+                    || matches!(a, Activation::Relu { negative_slope, .. } if *negative_slope > 0.0)
+            }
+            Family::Gelu => matches!(a, Activation::Gelu { .. }),
+            Family::HardSigmoid => {
+                matches!(a, Activation::HardSigmoid(_) | Activation::HardSwish)
+            }
         }
-        "gelu-approximate" => matches!(a, Activation::Gelu { .. }),
-        "hard-sigmoid-definition" => {
-            matches!(a, Activation::HardSigmoid(_) | Activation::HardSwish)
-        }
-        _ => false,
     }
 }
 
-/// Copies the Keras attribute behind `id` into the torch IR.
-fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) -> bool {
+/// Copies the Keras attribute `attr` into the torch IR.
+fn copy_attr(attr: Attr, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) -> bool {
     let mut changed = false;
-    match id {
-        "leaky-relu-slope" | "gelu-approximate" | "hard-sigmoid-definition" => {
+    match attr {
+        Attr::Activation(family) => {
             let ks: Vec<Activation> = keras
                 .nodes
                 .iter()
-                .filter_map(|n| activation_of(&n.op))
-                .filter(|a| family(id, a))
+                .filter_map(|n| n.op.activation())
+                .filter(|a| family.contains(a))
                 .cloned()
                 .collect();
             let mut i = 0;
             for n in &mut torch.nodes {
-                if let Some(a) = activation_mut(&mut n.op)
-                    && family(id, a)
+                if let Some(a) = n.op.activation_mut()
+                    && family.contains(a)
                 {
                     if let Some(k) = ks.get(i).or(ks.last()) {
                         *a = k.clone();
@@ -1001,7 +1050,7 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                 }
             }
         }
-        "pooling-padding" => {
+        Attr::Pooling => {
             let kp: Vec<&Op> = keras
                 .nodes
                 .iter()
@@ -1033,7 +1082,7 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                 }
             }
         }
-        "conv-transpose-same-crop" => {
+        Attr::ConvTransposeCrop => {
             // Transposed convolutions pair in graph order; the Keras padding rule (its crop)
             // replaces torch's, and the Slices that cropped the torch output become no-ops.
             let kp: Vec<(model_ir::Padding, Option<Vec<usize>>)> = keras
@@ -1074,7 +1123,7 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                 }
             }
         }
-        "resize-semantics" => {
+        Attr::Resize => {
             // Upsampling layers pair in graph order (as the detector pairs them); the Keras
             // interpolation and its coordinate convention replace torch's.
             let ki: Vec<model_ir::Interpolation> = keras
@@ -1096,10 +1145,10 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                 }
             }
         }
-        _ => {
+        Attr::BatchNorm(_) | Attr::NormEpsilon | Attr::SamePadding => {
             for pair in &aligned.pairs {
                 // A separable pair's padding lives on its depthwise half.
-                let target = if id == "same-padding-asymmetric" {
+                let target = if attr == Attr::SamePadding {
                     pair.torch_window()
                 } else {
                     pair.torch
@@ -1125,22 +1174,24 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                             ..
                         },
                     ) => {
-                        match id {
-                            "bn-epsilon" => *te = *epsilon,
-                            "bn-momentum-convention" => *tm = *momentum,
-                            "bn-running-var-bias" => *tv = *running_variance,
-                            "bn-frozen-means-inference" => {
+                        let Attr::BatchNorm(field) = attr else {
+                            continue;
+                        };
+                        match field {
+                            BnField::Epsilon => *te = *epsilon,
+                            BnField::Momentum => *tm = *momentum,
+                            BnField::RunningVariance => *tv = *running_variance,
+                            BnField::Frozen => {
                                 *tt = *trainable;
                                 *training_mode = None;
                             }
-                            _ => continue,
                         }
                         changed = true;
                     }
                     (
                         Op::LayerNorm { epsilon, .. } | Op::GroupNorm { epsilon, .. },
                         Op::LayerNorm { epsilon: te, .. } | Op::GroupNorm { epsilon: te, .. },
-                    ) if id == "layernorm-eps-axis" => {
+                    ) if attr == Attr::NormEpsilon => {
                         *te = *epsilon;
                         changed = true;
                     }
@@ -1151,14 +1202,14 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
                         Op::Conv { padding: tp, .. }
                         | Op::DepthwiseConv { padding: tp, .. }
                         | Op::SeparableConv { padding: tp, .. },
-                    ) if id == "same-padding-asymmetric" => {
+                    ) if attr == Attr::SamePadding => {
                         *tp = padding.clone();
                         changed = true;
                     }
                     _ => {}
                 }
             }
-            if id == "same-padding-asymmetric" {
+            if attr == Attr::SamePadding {
                 // A constant Pad layer in front of a torch conv stands for the asymmetric
                 // padding: the conv takes Keras's rule instead, the Pad becomes a no-op.
                 for n in &mut torch.nodes {
@@ -1175,16 +1226,16 @@ fn copy_attr(id: &str, keras: &Model, torch: &mut Model, aligned: &Aligned<'_>) 
 
 impl Ctx<'_> {
     /// The torch setup with `ids` aligned to Keras.
-    fn aligned_setup(&self, base: &Setup, keras: &Setup, ids: &[&str]) -> Result<Setup, String> {
+    fn aligned_setup(&self, base: &Setup, keras: &Setup, ids: &[Id]) -> Result<Setup, String> {
         let mut s = base.clone();
-        for id in ids {
-            match switch(id, self.w)? {
+        for &id in ids {
+            match switch(id, self.w).map_err(|e| e.reason().to_string())? {
                 Switch::Weights => {
                     let only: BTreeMap<String, (Vec<f64>, Vec<usize>)> = self
                         .w
                         .mapped
                         .iter()
-                        .filter(|(n, _)| self.w.own.get(*n) == Some(id))
+                        .filter(|(n, _)| self.w.own.get(*n) == Some(&id))
                         .map(|(n, v)| (n.clone(), v.clone()))
                         .collect();
                     store_from(&only, &mut s.init);
@@ -1267,8 +1318,8 @@ impl Ctx<'_> {
                     s.shuffle = keras.shuffle;
                     s.drop_last = false;
                 }
-                Switch::Attr => {
-                    if !copy_attr(id, &self.kb.model, &mut s.model, self.aligned) {
+                Switch::Attr(attr) => {
+                    if !copy_attr(attr, &self.kb.model, &mut s.model, self.aligned) {
                         return Err("no torch node carries the attribute to align".into());
                     }
                 }
@@ -1409,7 +1460,7 @@ fn training(
         .w
         .own
         .iter()
-        .filter(|(_, id)| id.ends_with("-init") && findings.iter().any(|f| f.id == **id))
+        .filter(|(_, id)| id.category() == "init" && findings.iter().any(|f| f.id == id.name()))
         .map(|(n, _)| n.clone())
         .collect();
     let fresh = !torch.redraw.is_empty();
@@ -1425,7 +1476,7 @@ fn training(
     let tc = run(&torch, steps, None, &probe).map_err(|e| format!("torch run: {e}"))?;
     let gap = mean_gap(&kc, &tc);
 
-    let ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<Id> = findings.iter().filter_map(|f| Id::parse(&f.id)).collect();
     let sgd_exact = sgd_lr_momentum(&torch.opt, &keras.opt).is_some();
     out.shared = shared_switches(&ids, ctx.w, sgd_exact);
     progress("ablations");
@@ -1439,13 +1490,16 @@ fn training(
         }
     };
     for f in findings {
-        let res = ctx
-            .aligned_setup(&torch, &keras, &[f.id.as_str()])
-            .and_then(|s| run(&s, steps, None, &probe));
+        // Every finding diagnose builds carries a catalogue id's name.
+        let id = Id::parse(&f.id).ok_or_else(|| NoSwitch::NotYet.reason().to_string());
+        let res = id.and_then(|id| {
+            let s = ctx.aligned_setup(&torch, &keras, &[id])?;
+            Ok((id, run(&s, steps, None, &probe)?))
+        });
         match res {
-            Ok(curve) => {
+            Ok((id, curve)) => {
                 let g = mean_gap(&kc, &curve);
-                alignable.push(f.id.as_str());
+                alignable.push(id);
                 out.impacts.insert(
                     f.id.clone(),
                     Ok(Impact {
@@ -1476,7 +1530,7 @@ fn training(
         let g = mean_gap(&kc, &curve);
         Some(Ablation {
             label: "all aligned".into(),
-            ids: alignable.iter().map(|s| s.to_string()).collect(),
+            ids: alignable.iter().map(|id| id.name().to_string()).collect(),
             curve,
             gap: g,
             closed: closed(g),
@@ -1778,14 +1832,14 @@ mod tests {
         let w = WeightReport::default();
         let s = shared_switches(
             &[
-                "adam-epsilon-hat",
-                "sgd-default-lr",
-                "rmsprop-eps-and-rho",
-                "nadam-momentum-schedule",
-                "double-softmax",
-                "bn-epsilon",
-                "leaky-relu-slope",
-                "adam-weight-decay-coupling",
+                Id::AdamEpsilonHat,
+                Id::SgdDefaultLr,
+                Id::RmspropEpsAndRho,
+                Id::NadamMomentumSchedule,
+                Id::DoubleSoftmax,
+                Id::BnEpsilon,
+                Id::LeakyReluSlope,
+                Id::AdamWeightDecayCoupling,
             ],
             &w,
             true,
@@ -1801,7 +1855,7 @@ mod tests {
         );
         assert!(!s.contains_key("sgd-default-lr"));
         // Without an exact torch SGD, the SGD switch is the whole optimizer too.
-        let s = shared_switches(&["sgd-default-lr", "rmsprop-eps-and-rho"], &w, false);
+        let s = shared_switches(&[Id::SgdDefaultLr, Id::RmspropEpsAndRho], &w, false);
         assert_eq!(
             s.get("sgd-default-lr"),
             Some(&vec!["rmsprop-eps-and-rho".to_string()])
@@ -1816,6 +1870,29 @@ mod tests {
         ] {
             assert!(!s.contains_key(id), "{id}");
         }
+    }
+
+    #[test]
+    fn ids_without_a_switch_say_why() {
+        let w = WeightReport::default();
+        assert_eq!(
+            switch(Id::SeedingDeterminism, &w).map_err(NoSwitch::reason),
+            Err("the simulation starts both sides from the same (Keras) weights already")
+        );
+        for id in [Id::ArchitectureMismatch, Id::DenseInit, Id::Tf32Defaults] {
+            assert_eq!(
+                switch(id, &w).map_err(NoSwitch::reason),
+                Err("no simulation switch aligns this finding yet"),
+                "{id}"
+            );
+        }
+        let mut w = WeightReport::default();
+        w.own.insert("fc.weight".into(), Id::DenseInit);
+        assert_eq!(switch(Id::DenseInit, &w), Ok(Switch::Weights));
+        assert_eq!(
+            switch(Id::BnEpsilon, &w),
+            Ok(Switch::Attr(Attr::BatchNorm(BnField::Epsilon)))
+        );
     }
 
     fn torch_adam(wd: f64, decoupled: bool) -> Opt {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use catalogue::Id;
 use model_import::Bundle;
 use model_ir::{GradClip, Model, ParamRole, TrainingConfig};
 use optim::equiv;
@@ -16,19 +17,18 @@ use optim::torch::{self as topt, SchedulerConfig};
 use report::{NotChecked, Severity, Tolerance, sig};
 
 use crate::align::Aligned;
-use crate::catalogue;
 use crate::findings::{Findings, ev, pair_label, torch_ref};
 use crate::graph::{Shapes, infer_shapes, output_activation, show_shape};
 
-/// Hyper-parameters compared for equality: Keras stores float32 values (0.001 is
-/// 0.0010000000474974513), so allow float32 round-off.
-const HP: Tolerance = Tolerance::Custom {
+/// Training hyper-parameters (optimizer, schedule, loss) compared for equality: Keras stores
+/// float32 values (0.001 is 0.0010000000474974513), so allow float32 round-off.
+const TRAINING_HP_TOL: Tolerance = Tolerance::Custom {
     atol: 1e-12,
     rtol: 1e-6,
 };
 
 fn differs(a: f64, b: f64) -> bool {
-    !HP.close(b, a)
+    !TRAINING_HP_TOL.close(b, a)
 }
 
 pub(crate) fn num(x: f64) -> String {
@@ -89,15 +89,15 @@ fn torch_weight_decay(t: &TrainingConfig) -> BTreeMap<String, f64> {
 
 /// Catalogue id for a hyper-parameter (learning rate, moments, epsilon) that differs in an
 /// optimizer class whose defaults differ between the frameworks.
-fn class_id(class: &str) -> &'static str {
+fn class_id(class: &str) -> Id {
     match class {
-        "SGD" => "sgd-default-lr",
-        "RMSprop" => "rmsprop-eps-and-rho",
-        "Adagrad" => "adagrad-init-eps",
-        "Adadelta" => "adadelta-defaults",
-        "Adamax" => "adamax-eps-placement",
-        "Nadam" | "NAdam" => "nadam-momentum-schedule",
-        _ => "optimizer-mismatch",
+        "SGD" => Id::SgdDefaultLr,
+        "RMSprop" => Id::RmspropEpsAndRho,
+        "Adagrad" => Id::AdagradInitEps,
+        "Adadelta" => Id::AdadeltaDefaults,
+        "Adamax" => Id::AdamaxEpsPlacement,
+        "Nadam" | "NAdam" => Id::NadamMomentumSchedule,
+        _ => Id::OptimizerMismatch,
     }
 }
 
@@ -299,7 +299,7 @@ struct Opt {
 }
 
 fn clipping(k: &kopt::Config, clip: Option<&GradClip>, out: &mut Findings) {
-    let id = "clipnorm-per-tensor-vs-global";
+    let id = Id::ClipnormPerTensorVsGlobal;
     let show_t = |c: Option<&GradClip>| match c {
         None => "no clipping".to_string(),
         Some(c) => equiv::render_clip(c),
@@ -401,7 +401,7 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
             out.add(
-                "lr-schedule-granularity",
+                Id::LrScheduleGranularity,
                 Severity::Medium,
                 1.0,
                 vec![ev(
@@ -432,7 +432,7 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
     };
     if (kschedule.is_some() || tsched.is_some()) && momentum > 0.0 {
         out.add(
-            "sgd-momentum-lr-in-buffer",
+            Id::SgdMomentumLrInBuffer,
             Severity::Medium,
             1.0,
             vec![ev(
@@ -462,9 +462,9 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
                             });
                         out.add(
                             if is_cos {
-                                "cosine-decay-semantics"
+                                Id::CosineDecaySemantics
                             } else {
-                                "lr-schedule-granularity"
+                                Id::LrScheduleGranularity
                             },
                             Severity::Medium,
                             1.0,
@@ -484,10 +484,8 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
                     }
                 }
                 Err(e) => {
-                    for n in &e.catalogue {
-                        if let Some(id) =
-                            catalogue::id_of(*n).filter(|id| *id != "sgd-momentum-lr-in-buffer")
-                        {
+                    for &id in &e.catalogue {
+                        if id != Id::SgdMomentumLrInBuffer {
                             out.add(
                                 id,
                                 Severity::Medium,
@@ -511,12 +509,12 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
         (None, Some(t)) => {
             let (id, why) = if matches!(t.kind, topt::SchedulerKind::CosineAnnealingLR { .. }) {
                 (
-                    "cosine-decay-semantics",
+                    Id::CosineDecaySemantics,
                     "torch anneals the learning rate, Keras keeps it constant",
                 )
             } else {
                 (
-                    "lr-schedule-granularity",
+                    Id::LrScheduleGranularity,
                     "torch changes the learning rate, Keras keeps it constant",
                 )
             };
@@ -572,7 +570,7 @@ fn optimizer(
             let msg = e.to_string();
             if msg.contains("`decay`") {
                 out.add(
-                    "legacy-decay-kwarg",
+                    Id::LegacyDecayKwarg,
                     Severity::Medium,
                     1.0,
                     vec![ev("optimizer `decay` argument", msg, "no such argument", None)],
@@ -627,7 +625,7 @@ fn optimizer(
         || ks.class_name == "Adafactor";
     if lone {
         out.add(
-            "no-counterpart-optimizers",
+            Id::NoCounterpartOptimizers,
             Severity::High,
             2.0,
             vec![ev(
@@ -648,7 +646,7 @@ fn optimizer(
     o.keras.clipvalue = None;
     if o.keras.use_ema {
         out.add(
-            "ema-weights",
+            Id::EmaWeights,
             Severity::Medium,
             1.0,
             vec![ev(
@@ -674,39 +672,37 @@ fn optimizer(
         Ok(eq) => eq,
         Err(e) => {
             let mut found = false;
-            for n in &e.catalogue {
-                if let Some(id) = catalogue::id_of(*n) {
-                    if matches!(
-                        id,
-                        "clipnorm-per-tensor-vs-global"
-                            | "ema-weights"
-                            | "lr-schedule-granularity"
-                            | "cosine-decay-semantics"
-                            | "sgd-momentum-lr-in-buffer"
-                    ) && out.has(id)
-                    {
-                        found = true;
-                        continue;
-                    }
+            for &id in &e.catalogue {
+                if matches!(
+                    id,
+                    Id::ClipnormPerTensorVsGlobal
+                        | Id::EmaWeights
+                        | Id::LrScheduleGranularity
+                        | Id::CosineDecaySemantics
+                        | Id::SgdMomentumLrInBuffer
+                ) && out.has(id)
+                {
                     found = true;
-                    out.add(
-                        id,
-                        Severity::Medium,
-                        1.0,
-                        vec![ev(
-                            format!("optimizer ({})", e.reason),
-                            keras_code.clone(),
-                            torch_code.clone(),
-                            None,
-                        )],
-                        format!("no exact torch.optim equivalent: {}", e.reason),
-                        keras_fix.clone(),
-                    );
+                    continue;
                 }
+                found = true;
+                out.add(
+                    id,
+                    Severity::Medium,
+                    1.0,
+                    vec![ev(
+                        format!("optimizer ({})", e.reason),
+                        keras_code.clone(),
+                        torch_code.clone(),
+                        None,
+                    )],
+                    format!("no exact torch.optim equivalent: {}", e.reason),
+                    keras_fix.clone(),
+                );
             }
             if !found {
                 out.add(
-                    "optimizer-mismatch",
+                    Id::OptimizerMismatch,
                     Severity::Medium,
                     1.0,
                     vec![ev(
@@ -765,9 +761,9 @@ fn optimizer(
                     .get("weight_decay")
                     .is_some_and(|v| v.as_f64().is_some_and(|w| differs(w, 0.01)))
             {
-                "adamw-default-decay"
+                Id::AdamwDefaultDecay
             } else {
-                "adam-weight-decay-coupling"
+                Id::AdamWeightDecayCoupling
             };
             out.add(
                 id,
@@ -796,7 +792,7 @@ fn optimizer(
             );
         } else {
             out.add(
-                "optimizer-mismatch",
+                Id::OptimizerMismatch,
                 Severity::High,
                 2.0,
                 vec![ev(
@@ -834,9 +830,9 @@ fn optimizer(
         }
         if differs(want.weight_decay, got.weight_decay) && !wd_owned {
             let id = if gclass == "AdamW" {
-                "adamw-default-decay"
+                Id::AdamwDefaultDecay
             } else {
-                "adam-weight-decay-coupling"
+                Id::AdamWeightDecayCoupling
             };
             out.add(
                 id,
@@ -911,25 +907,25 @@ fn optimizer(
         (Some(k), Some(t)) if k > 0.0 || t > 0.0 => {
             let (id, same_sev, diff_sev, formula) = match kc.kind {
                 kopt::Kind::Adam { .. } | kopt::Kind::AdamW { .. } => (
-                    "adam-epsilon-hat",
+                    Id::AdamEpsilonHat,
                     Severity::Info,
                     Severity::Low,
                     "Keras: m̂/(√v + ε̂)·√(1−β2^t); torch: m̂/(√v̂ + ε)",
                 ),
                 kopt::Kind::RmsProp { .. } => (
-                    "rmsprop-eps-and-rho",
+                    Id::RmspropEpsAndRho,
                     Severity::Low,
                     Severity::Medium,
                     "Keras: g/√(v + ε); torch: g/(√v + ε)",
                 ),
                 kopt::Kind::Adagrad { .. } => (
-                    "adagrad-init-eps",
+                    Id::AdagradInitEps,
                     Severity::Low,
                     Severity::Medium,
                     "Keras: g/√(a + ε); torch: g/(√a + ε)",
                 ),
                 _ => (
-                    "adamax-eps-placement",
+                    Id::AdamaxEpsPlacement,
                     Severity::Info,
                     Severity::Low,
                     "Keras: m/((1−β1^t)(u + ε)); torch: u = max(β2·u, |g| + ε)",
@@ -983,7 +979,7 @@ fn regularization(
     regs: &[Regularizer],
     out: &mut Findings,
 ) {
-    let id = "l2-regularizer-factor-two";
+    let id = Id::L2RegularizerFactorTwo;
     let base = torch_cfg
         .optimizer
         .as_ref()
@@ -1002,7 +998,7 @@ fn regularization(
             .collect();
         if !odd.is_empty() {
             out.add(
-                "optimizer-mismatch",
+                Id::OptimizerMismatch,
                 Severity::Medium,
                 1.0,
                 vec![ev(
@@ -1091,7 +1087,7 @@ fn regularization(
         if !differs(want, wd) {
             if decoupled {
                 out.add(
-                    "adam-weight-decay-coupling",
+                    Id::AdamWeightDecayCoupling,
                     Severity::Medium,
                     1.0,
                     vec![ev(
@@ -1296,7 +1292,7 @@ fn loss(
 
     if kf != tf || kf == Family::Other {
         out.add(
-            "loss-mismatch",
+            Id::LossMismatch,
             Severity::High,
             2.0,
             vec![ev("loss", keras_loss_desc, tl.class_name.clone(), None)],
@@ -1310,7 +1306,7 @@ fn loss(
             // Torch side.
             match tl.class_name.as_str() {
                 "CrossEntropyLoss" if is_softmax(tact) => out.add(
-                    "double-softmax",
+                    Id::DoubleSoftmax,
                     Severity::High,
                     3.0,
                     vec![ev(
@@ -1326,7 +1322,7 @@ fn loss(
                     "nothing to change on this side: Dense(C, activation='softmax') with a from_logits=False loss is correct",
                 ),
                 "NLLLoss" if !is_logsoftmax(tact) => out.add(
-                    "loss-mismatch",
+                    Id::LossMismatch,
                     Severity::High,
                     2.0,
                     vec![ev(
@@ -1343,7 +1339,7 @@ fn loss(
             // Keras side.
             if from_logits && is_softmax(kact) {
                 out.add(
-                    "double-softmax",
+                    Id::DoubleSoftmax,
                     Severity::High,
                     3.0,
                     vec![ev(
@@ -1357,7 +1353,7 @@ fn loss(
                 );
             } else if !from_logits && kact.is_none() {
                 out.add(
-                    "loss-mismatch",
+                    Id::LossMismatch,
                     Severity::High,
                     2.0,
                     vec![ev(
@@ -1375,7 +1371,7 @@ fn loss(
                 && !is_softmax(tact)
             {
                 out.add(
-                    "cce-probability-clipping",
+                    Id::CceProbabilityClipping,
                     Severity::Low,
                     0.5,
                     vec![ev(
@@ -1394,7 +1390,7 @@ fn loss(
             if differs(ks, ts) && (ks > 0.0 || ts > 0.0) {
                 let sparse = kl.class_name.to_ascii_lowercase().contains("sparse");
                 out.add(
-                    "label-smoothing",
+                    Id::LabelSmoothing,
                     Severity::Medium,
                     (ks - ts).abs() * 10.0,
                     vec![ev("label smoothing", num(ks), num(ts), None)],
@@ -1413,7 +1409,7 @@ fn loss(
             let tw = tl.config.get("weight").is_some_and(|w| !w.is_null());
             if tw || kt.class_weight.is_some() {
                 out.add(
-                    "loss-reduction-weights",
+                    Id::LossReductionWeights,
                     Severity::Medium,
                     1.0,
                     vec![ev(
@@ -1438,7 +1434,7 @@ fn loss(
             let t_logits = tl.class_name == "BCEWithLogitsLoss";
             if t_logits && is_sigmoid(tact) {
                 out.add(
-                    "double-softmax",
+                    Id::DoubleSoftmax,
                     Severity::High,
                     3.0,
                     vec![ev(
@@ -1457,7 +1453,7 @@ fn loss(
                 // torch BCELoss on probabilities: log clamped at −100, non-zero gradient.
                 let keras_exact = from_logits || (backend == "tensorflow" && is_sigmoid(kact));
                 out.add(
-                    "bce-clipping",
+                    Id::BceClipping,
                     if keras_exact { Severity::Medium } else { Severity::Low },
                     1.0,
                     vec![ev(
@@ -1475,7 +1471,7 @@ fn loss(
                 );
             } else if !from_logits && is_sigmoid(kact) && backend != "tensorflow" {
                 out.add(
-                    "bce-clipping",
+                    Id::BceClipping,
                     Severity::Low,
                     0.5,
                     vec![ev(
@@ -1491,7 +1487,7 @@ fn loss(
             let ks = cfg_f64(&kl.config, "label_smoothing").unwrap_or(0.0);
             if ks > 0.0 {
                 out.add(
-                    "label-smoothing",
+                    Id::LabelSmoothing,
                     Severity::Medium,
                     ks * 10.0,
                     vec![ev(
@@ -1508,7 +1504,7 @@ fn loss(
                 || kt.class_weight.is_some()
             {
                 out.add(
-                    "loss-reduction-weights",
+                    Id::LossReductionWeights,
                     Severity::Medium,
                     1.0,
                     vec![ev(
@@ -1525,7 +1521,7 @@ fn loss(
         Family::Kld => {
             if cfg_str(&tl.config, "reduction").unwrap_or("mean") != "batchmean" {
                 out.add(
-                    "kld-poisson-cosine",
+                    Id::KldPoissonCosine,
                     Severity::Medium,
                     1.0,
                     vec![ev(
@@ -1547,7 +1543,7 @@ fn loss(
                 .unwrap_or(true)
             {
                 out.add(
-                    "kld-poisson-cosine",
+                    Id::KldPoissonCosine,
                     Severity::High,
                     1.0,
                     vec![ev(
@@ -1563,7 +1559,7 @@ fn loss(
         }
         Family::Cosine => {
             out.add(
-                "kld-poisson-cosine",
+                Id::KldPoissonCosine,
                 Severity::Low,
                 0.5,
                 vec![ev(
@@ -1585,7 +1581,7 @@ fn loss(
     let t_mean = tr == "mean" || tr == "batchmean";
     if k_mean != t_mean || (kr == "sum" && tr == "sum" && !matches!(kf, Family::CrossEntropy)) {
         out.add(
-            "loss-per-sample-mean-and-sum",
+            Id::LossPerSampleMeanAndSum,
             Severity::Medium,
             1.0,
             vec![ev("loss reduction", kr, tr, None)],
@@ -1603,7 +1599,7 @@ fn loss(
         let ys = y.shape();
         if ys.len() + 1 == o.len() && o.last() == Some(&Some(1)) {
             out.add(
-                "target-shape-broadcast",
+                Id::TargetShapeBroadcast,
                 Severity::High,
                 3.0,
                 vec![ev(
@@ -1625,7 +1621,7 @@ fn loss(
 /// Batching and shuffling; `validation_split` from the config alone when the bundles carry no
 /// inputs to tell which rows each side trains on (step 4 decides it from the rows otherwise).
 fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, rows_known: bool, out: &mut Findings) {
-    let id = "fit-batch-shuffle-defaults";
+    let id = Id::FitBatchShuffleDefaults;
     let mut ev_list = Vec::new();
     let mut sev = Severity::Low;
     let mut mag: f64 = 0.0;
@@ -1698,7 +1694,7 @@ fn data_loop(kt: &TrainingConfig, tt: &TrainingConfig, rows_known: bool, out: &m
     }
     if kt.validation_split > 0.0 && !rows_known {
         out.add(
-            "validation-split-tail",
+            Id::ValidationSplitTail,
             Severity::Low,
             kt.validation_split,
             vec![ev(

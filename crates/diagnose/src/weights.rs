@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use catalogue::Id;
 use model_ir::{
     DataLayout, GateOrder, Model, Node, Op, Param, ParamLayout, ParamRole, RnnCell, Step, Tensor,
     layout::flatten_permutation,
@@ -36,7 +37,7 @@ pub(crate) enum Relation {
     /// Equal constants (zero biases, unit gammas): says nothing about copying.
     EqualConstant,
     /// A known wrong mapping reproduces the torch tensor.
-    Wrong { id: &'static str, how: String },
+    Wrong { id: Id, how: String },
     /// Drawn independently.
     Independent,
     /// Not comparable (non-float storage, shapes no mapping explains).
@@ -55,7 +56,7 @@ pub(crate) struct WeightReport {
     /// Torch parameters whose own initial value is part of a finding (a wrong mapping or an
     /// initialisation that differs), by torch name: the finding's id. The simulation keeps
     /// them as they are, and aligning that finding replaces them by `mapped`.
-    pub(crate) own: BTreeMap<String, &'static str>,
+    pub(crate) own: BTreeMap<String, Id>,
 }
 
 /// The correct mapping of a match split into its torch tensors: (name, values, shape).
@@ -241,14 +242,14 @@ fn order_name(l: DataLayout) -> &'static str {
 /// Candidate torch values: the correct one first, then the known wrong ones with their id.
 struct Candidates {
     correct: Option<(Vec<f64>, String)>,
-    wrong: Vec<(&'static str, String, Vec<f64>)>,
+    wrong: Vec<(Id, String, Vec<f64>)>,
 }
 
-fn rnn_id(cell: Option<RnnCell>) -> &'static str {
+fn rnn_id(cell: Option<RnnCell>) -> Id {
     match cell {
-        Some(RnnCell::Gru) => "gru-layout-reset-after",
-        Some(RnnCell::Lstm) => "lstm-layout",
-        _ => "dense-layout",
+        Some(RnnCell::Gru) => Id::GruLayoutResetAfter,
+        Some(RnnCell::Lstm) => Id::LstmLayout,
+        _ => Id::DenseLayout,
     }
 }
 
@@ -379,7 +380,7 @@ fn candidates(
                     order_name(*to)
                 );
                 c.wrong.push((
-                    "flatten-order",
+                    Id::FlattenOrder,
                     format!(
                         "transposed without permuting the rows from {} to {} flatten order",
                         order_name(*ko),
@@ -389,7 +390,7 @@ fn candidates(
                 ));
             }
             c.wrong.push((
-                "dense-layout",
+                Id::DenseLayout,
                 if rows == cols {
                     "copied without the transpose".into()
                 } else {
@@ -402,9 +403,9 @@ fn candidates(
             let r = *rank;
             // The pointwise kernel of a SeparableConv belongs to the separable layout.
             let id = if k.role == ParamRole::PointwiseKernel {
-                "depthwise-separable-layout"
+                Id::DepthwiseSeparableLayout
             } else {
-                "conv-layout"
+                Id::ConvLayout
             };
             c.wrong
                 .push((id, "reshaped instead of transposed".into(), kv.clone()));
@@ -437,7 +438,7 @@ fn candidates(
         ParamLayout::ConvTransposeSpatialOutIn { rank } => {
             let r = *rank;
             c.wrong.push((
-                "conv-transpose-layout",
+                Id::ConvTransposeLayout,
                 "reshaped instead of transposed".into(),
                 kv.clone(),
             ));
@@ -446,13 +447,13 @@ fn candidates(
             let t = k.tensor.permuted(&p);
             if t.shape() == torch_shape {
                 c.wrong.push((
-                    "conv-transpose-layout",
+                    Id::ConvTransposeLayout,
                     "in and out channels swapped".into(),
                     values(&t)?,
                 ));
             }
             c.wrong.push((
-                "conv-transpose-layout",
+                Id::ConvTransposeLayout,
                 "kernel flipped spatially".into(),
                 flip_spatial(&correct, torch_shape, 2),
             ));
@@ -460,7 +461,7 @@ fn candidates(
         ParamLayout::DepthwiseSpatialInMult { rank } => {
             // Keras (*k, C, M) → torch (C·M, 1, *k), output channel c·M + m.
             let r = *rank;
-            let id = "depthwise-separable-layout";
+            let id = Id::DepthwiseSeparableLayout;
             let ks = k.tensor.shape();
             let (ch, mult) = (ks.get(r).copied()?, ks.get(r + 1).copied()?);
             c.wrong.push((
@@ -618,7 +619,7 @@ fn relate(m: &ParamMatch<'_>, cell: Option<RnnCell>, flatten: Option<&Flat>) -> 
             if v.len() == tv.len() && same(&tv, v) {
                 return (
                     Relation::Wrong {
-                        id,
+                        id: *id,
                         how: how.clone(),
                     },
                     desc,
@@ -751,13 +752,13 @@ fn name_dist(s: &Stats, values: &[f64], orth: bool, known: &[Known]) -> String {
 }
 
 /// Catalogue id of an initialisation difference in a layer of this kind.
-fn init_id(op: &Op) -> Option<&'static str> {
+fn init_id(op: &Op) -> Option<Id> {
     Some(match op {
-        Op::Dense { .. } => "dense-init",
-        Op::Conv { .. } | Op::ConvTranspose { .. } => "conv-init",
-        Op::DepthwiseConv { .. } | Op::SeparableConv { .. } => "depthwise-init",
-        Op::Embedding { .. } => "embedding-init",
-        Op::Rnn { .. } => "rnn-init",
+        Op::Dense { .. } => Id::DenseInit,
+        Op::Conv { .. } | Op::ConvTranspose { .. } => Id::ConvInit,
+        Op::DepthwiseConv { .. } | Op::SeparableConv { .. } => Id::DepthwiseInit,
+        Op::Embedding { .. } => Id::EmbeddingInit,
+        Op::Rnn { .. } => Id::RnnInit,
         _ => return None,
     })
 }
@@ -965,7 +966,7 @@ pub(crate) fn check(
     if !same_dist_evidence.is_empty() && !any_copied {
         same_dist_evidence.truncate(4);
         out.add(
-            "seeding-determinism",
+            Id::SeedingDeterminism,
             Severity::Info,
             0.0,
             same_dist_evidence,
@@ -981,7 +982,7 @@ pub(crate) fn check(
 }
 
 fn summarize(rels: &[Relation]) -> String {
-    let wrong: Vec<&str> = rels
+    let wrong: Vec<Id> = rels
         .iter()
         .filter_map(|r| match r {
             Relation::Wrong { id, .. } => Some(*id),
@@ -1526,7 +1527,7 @@ mod tests {
         let w = super::check(&k, &t, &aligned, &kshapes, &mut out);
         assert_eq!(
             w.own.get("sep_dw.weight").copied(),
-            Some("depthwise-separable-layout")
+            Some(catalogue::Id::DepthwiseSeparableLayout)
         );
         assert_eq!(w.own.len(), 1, "{:?}", w.own);
         for n in ["sep_dw.weight", "sep_pw.weight", "sep_pw.bias"] {

@@ -14,6 +14,7 @@
 //! `MultiStepLR`, linear `PolynomialDecay` ↔ `LinearLR`, `CosineDecayRestarts(m_mul=1)` ↔
 //! `CosineAnnealingWarmRestarts` (catalogue 14, 15).
 
+use catalogue::Id;
 use model_ir::StepInterval;
 
 use crate::config::py;
@@ -27,24 +28,24 @@ pub struct NoEquivalent {
     /// `torch` or `keras`: the side we tried to map to.
     pub target: &'static str,
     /// Catalogue entries (`../shared/catalogue.md`) that explain the difference.
-    pub catalogue: Vec<u32>,
+    pub catalogue: Vec<Id>,
     pub reason: String,
 }
 
 /// ` (catalogue #1, #14)`, or nothing without entries.
-fn ids(v: &[u32]) -> String {
+fn ids(v: &[Id]) -> String {
     if v.is_empty() {
         return String::new();
     }
     let list = v
         .iter()
-        .map(|i| format!("#{i}"))
+        .map(|i| format!("#{}", i.number()))
         .collect::<Vec<_>>()
         .join(", ");
     format!(" (catalogue {list})")
 }
 
-fn none(target: &'static str, catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
+fn none(target: &'static str, catalogue: &[Id], reason: impl Into<String>) -> NoEquivalent {
     NoEquivalent {
         target,
         catalogue: catalogue.to_vec(),
@@ -52,11 +53,11 @@ fn none(target: &'static str, catalogue: &[u32], reason: impl Into<String>) -> N
     }
 }
 
-fn none_t(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
+fn none_t(catalogue: &[Id], reason: impl Into<String>) -> NoEquivalent {
     none("torch", catalogue, reason)
 }
 
-fn none_k(catalogue: &[u32], reason: impl Into<String>) -> NoEquivalent {
+fn none_k(catalogue: &[Id], reason: impl Into<String>) -> NoEquivalent {
     none("keras", catalogue, reason)
 }
 
@@ -114,7 +115,7 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
     };
     if let Some(n) = k.gradient_accumulation_steps {
         return Err(none_t(
-            &[14],
+            &[Id::LrScheduleGranularity],
             format!(
                 "gradient_accumulation_steps={n} averages the gradients inside the optimizer and \
                  counts schedule steps per micro-batch; torch accumulates in the training loop"
@@ -125,29 +126,32 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
         && let K::Sgd { momentum, .. } | K::RmsProp { momentum, .. } = k.kind
         && nonzero(momentum)
     {
-        return Err(none_t(&[4, 14], LR_IN_BUFFER));
+        return Err(none_t(
+            &[Id::SgdMomentumLrInBuffer, Id::LrScheduleGranularity],
+            LR_IN_BUFFER,
+        ));
     }
     if k.use_ema {
         return Err(none_t(
-            &[12],
+            &[Id::EmaWeights],
             "use_ema overwrites the weights with an EMA; torch optimizers keep no EMA",
         ));
     }
     if k.clipnorm.is_some() {
         return Err(none_t(
-            &[11],
+            &[Id::ClipnormPerTensorVsGlobal],
             "clipnorm clips each variable separately and without torch's +1e-6 in clip_grad_norm_",
         ));
     }
     if k.global_clipnorm.is_some() {
         return Err(none_t(
-            &[11],
+            &[Id::ClipnormPerTensorVsGlobal],
             "torch clip_grad_norm_ divides by (N + 1e-6); Keras global_clipnorm by N",
         ));
     }
     if k.loss_scale_factor.is_some() {
         return Err(none_t(
-            &[60],
+            &[Id::MixedPrecisionLossScale],
             "loss_scale_factor unscales gradients inside the optimizer",
         ));
     }
@@ -157,11 +161,11 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
     // by-name mapping with the (zero) epsilon, except where the exact form differs.
     let kind = match k.kind {
         K::Sgd { momentum, .. } if has_wd && nonzero(momentum) => Err(none_t(
-            &[2, 4],
+            &[Id::AdamWeightDecayCoupling, Id::SgdMomentumLrInBuffer],
             "decoupled weight decay with momentum: torch SGD's weight_decay is coupled and enters the buffer",
         )),
         K::Adam { epsilon, .. } | K::AdamW { epsilon, .. } if nonzero(epsilon) => Err(none_t(
-            &[1],
+            &[Id::AdamEpsilonHat],
             format!(
                 "Keras adds epsilon-hat {} to sqrt(v) before bias correction, i.e. torch \
                  eps_t = {}/sqrt(1-beta_2^t), which changes every step",
@@ -170,19 +174,19 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
             ),
         )),
         K::RmsProp { epsilon, .. } if nonzero(epsilon) => Err(none_t(
-            &[6],
+            &[Id::RmspropEpsAndRho],
             "Keras RMSprop puts epsilon inside the square root, torch outside",
         )),
         K::Adagrad { epsilon, .. } if nonzero(epsilon) => Err(none_t(
-            &[7],
+            &[Id::AdagradInitEps],
             "Keras Adagrad puts epsilon inside the square root, torch outside",
         )),
         K::Adamax { epsilon, .. } if nonzero(epsilon) => Err(none_t(
-            &[10],
+            &[Id::AdamaxEpsPlacement],
             "Keras Adamax adds epsilon after the max, torch inside it",
         )),
         K::Adafactor { epsilon_1, .. } if nonzero(epsilon_1) => Err(none_t(
-            &[62],
+            &[Id::NoCounterpartOptimizers],
             format!(
                 "Keras Adafactor adds epsilon_1 {} to g² before factoring; torch clamps \
                  the factored estimate at eps1 instead (same only with epsilon_1=0)",
@@ -190,13 +194,13 @@ pub fn keras_to_torch(k: &keras::Config) -> Result<TorchEquivalent, NoEquivalent
             ),
         )),
         K::Adafactor { .. } if has_wd => Err(none_t(
-            &[2, 62],
+            &[Id::AdamWeightDecayCoupling, Id::NoCounterpartOptimizers],
             "Keras Adafactor scales its step by RMS(θ) after the base optimizer's weight \
              decay, torch by RMS(θ) before its own",
         )),
         K::RmsProp { .. } | K::Adagrad { .. } | K::Adadelta { .. } | K::Adamax { .. } if has_wd => {
             Err(none_t(
-                &[2],
+                &[Id::AdamWeightDecayCoupling],
                 "Keras weight_decay is decoupled; this torch optimizer only has coupled L2",
             ))
         }
@@ -306,7 +310,7 @@ fn per_step(kind: SchedulerKind) -> SchedulerConfig {
 pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), NoEquivalent> {
     let staircase_granularity = || {
         none_t(
-            &[14],
+            &[Id::LrScheduleGranularity],
             "the decay_steps is not a whole number of steps, so no torch scheduler stepped per \
              batch changes the learning rate at the same steps",
         )
@@ -360,7 +364,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
                     .all(|w| (w[1] - w[0] * ratio).abs() <= 1e-12 * w[0].abs().max(w[1].abs()));
             if !geometric {
                 return Err(none_t(
-                    &[14],
+                    &[Id::LrScheduleGranularity],
                     "the values are not a constant ratio apart; MultiStepLR multiplies by one \
                      gamma (torch needs a LambdaLR stepped after every optimizer.step())",
                 ));
@@ -388,7 +392,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
             let n = integral(decay_steps).filter(|&n| n > 0);
             if cycle || (power - 1.0).abs() > 0.0 || n.is_none() {
                 return Err(none_t(
-                    &[14],
+                    &[Id::LrScheduleGranularity],
                     "only a linear (power=1), non-cycling PolynomialDecay over whole steps has an \
                      emulated torch counterpart (LinearLR); otherwise use a LambdaLR stepped after \
                      every optimizer.step()",
@@ -411,7 +415,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
             };
             if !(start_factor > 0.0 && start_factor <= 1.0 && (0.0..=1.0).contains(&end_factor)) {
                 return Err(none_t(
-                    &[14],
+                    &[Id::LrScheduleGranularity],
                     "LinearLR needs 0 < start_factor <= 1 and 0 <= end_factor <= 1 (a learning rate \
                      that starts at 0 or changes sign has no LinearLR form)",
                 ));
@@ -426,7 +430,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
             ))
         }
         Schedule::InverseTimeDecay { .. } => Err(none_t(
-            &[14],
+            &[Id::LrScheduleGranularity],
             "torch has no inverse-time scheduler; use LambdaLR(lambda s: 1/(1 + rate·s/decay_steps)) \
              stepped after every optimizer.step()",
         )),
@@ -436,7 +440,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
             warmup_target,
             ..
         } => Err(none_t(
-            &[15],
+            &[Id::CosineDecaySemantics],
             if warmup_target.is_some() {
                 "the linear warm-up followed by cosine decay has no single torch scheduler"
                     .to_string()
@@ -469,7 +473,7 @@ pub fn keras_schedule_to_torch(s: &Schedule) -> Result<(f64, SchedulerConfig), N
                     }),
                 )),
                 _ => Err(none_t(
-                    &[15],
+                    &[Id::CosineDecaySemantics],
                     "CosineAnnealingWarmRestarts restarts at the same peak (m_mul=1) after whole-step \
                      periods growing by an integer T_mult",
                 )),
@@ -489,7 +493,7 @@ pub fn torch_scheduler_to_keras(
         StepInterval::Step => 1,
         StepInterval::Epoch => s.steps_per_epoch.ok_or_else(|| {
             none_k(
-                &[14],
+                &[Id::LrScheduleGranularity],
                 "the scheduler steps once per epoch; without steps_per_epoch there is no per-batch \
                  Keras schedule",
             )
@@ -497,7 +501,7 @@ pub fn torch_scheduler_to_keras(
     };
     let staircase = || {
         none_k(
-            &[14],
+            &[Id::LrScheduleGranularity],
             format!(
                 "{} stepped once per epoch is a staircase in batches; Keras's schedule of that \
                  name is continuous",
@@ -541,7 +545,7 @@ pub fn torch_scheduler_to_keras(
             Ok(Schedule::PiecewiseConstantDecay { boundaries, values })
         }
         SchedulerKind::CosineAnnealingLR { t_max, .. } => Err(none_k(
-            &[15],
+            &[Id::CosineDecaySemantics],
             format!(
                 "CosineAnnealingLR is periodic past T_max={} and Keras CosineDecay holds its floor",
                 py(t_max)
@@ -556,7 +560,10 @@ pub fn torch_scheduler_to_keras(
                 return Err(staircase());
             }
             if base_lr.abs() == 0.0 {
-                return Err(none_k(&[15], "alpha = eta_min/lr needs a non-zero lr"));
+                return Err(none_k(
+                    &[Id::CosineDecaySemantics],
+                    "alpha = eta_min/lr needs a non-zero lr",
+                ));
             }
             Ok(Schedule::CosineDecayRestarts {
                 initial_learning_rate: base_lr,
@@ -583,7 +590,7 @@ pub fn torch_scheduler_to_keras(
             })
         }
         SchedulerKind::OneCycleLR(_) => Err(none_k(
-            &[14],
+            &[Id::LrScheduleGranularity],
             "Keras has no one-cycle schedule and does not cycle momentum",
         )),
     }
@@ -613,11 +620,14 @@ pub fn torch_to_keras_scheduled(
     if schedule.is_some() {
         match t.kind {
             T::Sgd { momentum, .. } | T::RmsProp { momentum, .. } if nonzero(momentum) => {
-                return Err(none_k(&[4, 14], LR_IN_BUFFER));
+                return Err(none_k(
+                    &[Id::SgdMomentumLrInBuffer, Id::LrScheduleGranularity],
+                    LR_IN_BUFFER,
+                ));
             }
             T::Adagrad { lr_decay, .. } if lr_decay.abs() > 0.0 => {
                 return Err(none_k(
-                    &[14],
+                    &[Id::LrScheduleGranularity],
                     "lr_decay on top of a scheduler has no single Keras schedule",
                 ));
             }
@@ -635,7 +645,7 @@ pub fn torch_to_keras_scheduled(
         Some(GradClip::Value { clip_value }) => Some(*clip_value),
         Some(GradClip::Norm { .. }) => {
             return Err(none_k(
-                &[11],
+                &[Id::ClipnormPerTensorVsGlobal],
                 "clip_grad_norm_ divides by (N + 1e-6); Keras global_clipnorm by N",
             ));
         }
@@ -644,11 +654,11 @@ pub fn torch_to_keras_scheduled(
     let has_wd = wd.abs() > 0.0;
     let coupled_l2 = || {
         none_k(
-            &[2],
+            &[Id::AdamWeightDecayCoupling],
             "torch weight_decay here is coupled L2 (g + λθ); Keras weight_decay is decoupled",
         )
     };
-    let eps_after_bias = |catalogue: &[u32], eps: f64| {
+    let eps_after_bias = |catalogue: &[Id], eps: f64| {
         none_k(
             catalogue,
             format!(
@@ -664,32 +674,36 @@ pub fn torch_to_keras_scheduled(
             momentum,
             dampening,
             ..
-        } if nonzero(momentum) && nonzero(dampening) => {
-            Err(none_k(&[4], "Keras SGD momentum has no dampening"))
-        }
-        T::Adam { eps, .. } if nonzero(eps) => Err(eps_after_bias(&[1], eps)),
-        T::AdamW { eps, .. } if nonzero(eps) => Err(eps_after_bias(&[1, 3], eps)),
+        } if nonzero(momentum) && nonzero(dampening) => Err(none_k(
+            &[Id::SgdMomentumLrInBuffer],
+            "Keras SGD momentum has no dampening",
+        )),
+        T::Adam { eps, .. } if nonzero(eps) => Err(eps_after_bias(&[Id::AdamEpsilonHat], eps)),
+        T::AdamW { eps, .. } if nonzero(eps) => Err(eps_after_bias(
+            &[Id::AdamEpsilonHat, Id::AdamwDefaultDecay],
+            eps,
+        )),
         T::RmsProp { eps, .. } if nonzero(eps) => Err(none_k(
-            &[6],
+            &[Id::RmspropEpsAndRho],
             "torch RMSprop puts eps outside the square root, Keras inside",
         )),
         T::Adagrad { eps, .. } if nonzero(eps) => Err(none_k(
-            &[7],
+            &[Id::AdagradInitEps],
             "torch Adagrad puts eps outside the square root, Keras inside",
         )),
         T::Adamax { eps, .. } if nonzero(eps) => Err(none_k(
-            &[10],
+            &[Id::AdamaxEpsPlacement],
             "torch Adamax adds eps inside the max, Keras after it",
         )),
         T::NAdam { momentum_decay, .. } if differs(momentum_decay, 1.0) => Err(none_k(
-            &[9],
+            &[Id::NadamMomentumSchedule],
             format!(
                 "Keras Nadam's momentum schedule is 0.96^t (momentum_decay=1.0), not 0.96^({}·t)",
                 py(momentum_decay)
             ),
         )),
         T::Adafactor { eps: (eps1, _), .. } if eps1.is_none_or(nonzero) => Err(none_k(
-            &[62],
+            &[Id::NoCounterpartOptimizers],
             format!(
                 "torch Adafactor clamps the factored estimate at eps1 ({}); Keras adds \
                  epsilon_1 to g² before factoring (same only with eps1=0)",
@@ -697,7 +711,7 @@ pub fn torch_to_keras_scheduled(
             ),
         )),
         T::Adafactor { .. } if has_wd => Err(none_k(
-            &[2, 62],
+            &[Id::AdamWeightDecayCoupling, Id::NoCounterpartOptimizers],
             "torch Adafactor scales its step by RMS(θ) before its weight decay, Keras \
              after the base optimizer's",
         )),
@@ -796,7 +810,7 @@ pub struct TorchByName {
 pub fn torch_by_name(k: &keras::Config) -> Result<TorchByName, NoEquivalent> {
     if k.gradient_accumulation_steps.is_some() {
         return Err(none_t(
-            &[14],
+            &[Id::LrScheduleGranularity],
             "gradient_accumulation_steps has no torch optimizer argument; a port accumulates in \
              the training loop",
         ));
@@ -894,7 +908,12 @@ fn torch_kind_by_name(k: &keras::Kind) -> Result<torch::Kind, NoEquivalent> {
             momentum_decay: 4e-3,
             decoupled_weight_decay: false,
         },
-        K::Lion { .. } => return Err(none_t(&[62], "torch.optim has no Lion")),
+        K::Lion { .. } => {
+            return Err(none_t(
+                &[Id::NoCounterpartOptimizers],
+                "torch.optim has no Lion",
+            ));
+        }
         K::Adafactor {
             beta_2_decay,
             epsilon_1,
@@ -941,7 +960,7 @@ pub fn keras_by_name(
         }) => {
             if (norm_type - 2.0).abs() > 0.0 {
                 return Err(none_k(
-                    &[11],
+                    &[Id::ClipnormPerTensorVsGlobal],
                     format!(
                         "Keras clips by the L2 norm only, not norm_type={}",
                         py(*norm_type)
@@ -1021,7 +1040,9 @@ fn keras_kind_by_name(t: &torch::Kind) -> Result<keras::Kind, NoEquivalent> {
             beta_2: betas.1,
             epsilon: eps,
         },
-        T::RAdam { .. } => return Err(none_k(&[62], "Keras has no RAdam")),
+        T::RAdam { .. } => {
+            return Err(none_k(&[Id::NoCounterpartOptimizers], "Keras has no RAdam"));
+        }
         T::Adafactor {
             beta2_decay,
             eps: (eps1, eps2),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use catalogue::Id;
 use optim::Variable;
 use optim::equiv::{
     keras_to_torch, torch_groups_for_exclusion, torch_to_keras, torch_to_keras_scheduled,
@@ -281,6 +282,20 @@ fn keras_to_torch_none() {
         k("RMSprop", json!({})),
         "no torch equivalent: Keras RMSprop puts epsilon inside the square root, torch outside (catalogue #6)",
     );
+}
+
+#[test]
+fn no_equivalent_carries_catalogue_ids() {
+    let ids = |cfg: Value| {
+        let k = keras::Config::parse(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        keras_to_torch(&k).map(|t| t.code).unwrap_err().catalogue
+    };
+    assert_eq!(ids(k("Adam", json!({}))), vec![Id::AdamEpsilonHat]);
+    assert_eq!(
+        ids(k("SGD", json!({"momentum": 0.9, "weight_decay": 0.1}))),
+        vec![Id::AdamWeightDecayCoupling, Id::SgdMomentumLrInBuffer]
+    );
+    assert_eq!(ids(k("Lion", json!({}))), vec![Id::NoCounterpartOptimizers]);
 }
 
 #[test]
