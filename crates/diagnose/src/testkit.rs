@@ -202,10 +202,7 @@ pub(crate) fn train(
         class_name: opt.into(),
         config: cfg,
     });
-    t.loss = Some(LossSpec {
-        class_name: loss.into(),
-        config: loss_cfg,
-    });
+    t.loss = Some(LossSpec::new(m.framework, loss.into(), loss_cfg));
 }
 
 pub(crate) fn bundle(m: Model) -> Bundle {

@@ -1284,7 +1284,7 @@ fn loss(
     let is_logsoftmax = |a: Option<&model_ir::Activation>| {
         matches!(a, Some(model_ir::Activation::LogSoftmax { .. }))
     };
-    let backend = kt.backend.clone().unwrap_or_else(|| "tensorflow".into());
+    let backend = kt.backend.unwrap_or_default().name();
     let layer = knode
         .as_deref()
         .zip(tnode.as_deref())

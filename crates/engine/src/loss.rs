@@ -45,9 +45,8 @@
 
 use std::collections::BTreeMap;
 
-use model_ir::{Framework, LossSpec};
+use model_ir::{KerasLoss, LossError, LossSpec, TorchLoss, TypedLoss};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
-use serde_json::Value;
 
 use crate::backward::OutputGrad;
 use crate::error::EngineError;
@@ -60,32 +59,9 @@ use crate::params::ParamStore;
 pub const KERAS_EPSILON: f64 = 1e-7;
 
 /// The Keras backend a model trains with; losses differ by backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KerasBackend {
-    TensorFlow,
-    Torch,
-    Jax,
-}
-
-/// Keras loss reductions (`keras/src/losses/loss.py::standardize_reduction`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KerasReduction {
-    /// The default; also what `"mean"` means.
-    SumOverBatchSize,
-    Sum,
-    None,
-    MeanWithSampleWeight,
-}
-
-/// PyTorch loss reductions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TorchReduction {
-    Mean,
-    Sum,
-    None,
-    /// KLDivLoss only: sum divided by the batch size.
-    BatchMean,
-}
+pub use model_ir::KerasBackend;
+/// Loss reductions, as the typed loss specs carry them.
+pub use model_ir::{KerasReduction, TorchReduction};
 
 /// A loss with one framework's exact semantics.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,197 +142,111 @@ pub enum Loss {
     },
 }
 
-impl KerasBackend {
-    /// From the backend name Keras uses (`tensorflow`, `torch`, `jax`).
-    pub fn from_name(name: &str) -> Option<KerasBackend> {
-        match name {
-            "tensorflow" => Some(KerasBackend::TensorFlow),
-            "torch" => Some(KerasBackend::Torch),
-            "jax" => Some(KerasBackend::Jax),
-            _ => None,
+impl Loss {
+    /// The loss a model was compiled/trained with, from its typed spec in the IR (parsed by
+    /// the importer from the Keras `compile_config` or torch `train.json`, every default filled
+    /// in), with `backend` for a Keras loss. A loss the importer could not type (an unknown
+    /// loss or an unsupported option) is an error here.
+    pub fn from_spec(spec: &LossSpec, backend: KerasBackend) -> Result<Loss, EngineError> {
+        let err = |e: &LossError| EngineError::Loss {
+            loss: "spec",
+            message: e.to_string(),
+        };
+        match &spec.typed {
+            TypedLoss::Keras(Ok(k)) => Ok(Loss::keras(k, backend)),
+            TypedLoss::Torch(Ok(t)) => Ok(Loss::torch(t)),
+            TypedLoss::Keras(Err(e)) | TypedLoss::Torch(Err(e)) => Err(err(e)),
         }
     }
-}
 
-impl Loss {
-    /// The loss a model was compiled/trained with, from the framework's own serialization in
-    /// the IR (Keras `compile_config` loss name or `{class_name, config}`; torch `train.json`
-    /// class and constructor kwargs). Missing fields take that framework's defaults; unknown
-    /// losses and unsupported options are errors.
-    pub fn from_spec(
-        spec: &LossSpec,
-        framework: Framework,
-        backend: KerasBackend,
-    ) -> Result<Loss, EngineError> {
-        let err = |message: String| EngineError::Loss {
-            loss: "spec",
-            message: format!("`{}`: {message}", spec.class_name),
-        };
-        let cfg = spec.config.as_object().cloned().unwrap_or_default();
-        let f = |k: &str, d: f64| -> Result<f64, EngineError> {
-            match cfg.get(k) {
-                None | Some(Value::Null) => Ok(d),
-                Some(v) => v
-                    .as_f64()
-                    .ok_or_else(|| err(format!("`{k}` is not a number"))),
+    /// A Keras loss run on `backend`.
+    pub fn keras(loss: &KerasLoss, backend: KerasBackend) -> Loss {
+        match *loss {
+            KerasLoss::CategoricalCrossentropy {
+                from_logits,
+                label_smoothing,
+                axis,
+                reduction,
+            } => Loss::KerasCategoricalCrossentropy {
+                from_logits,
+                label_smoothing,
+                axis,
+                backend,
+                reduction,
+            },
+            KerasLoss::SparseCategoricalCrossentropy {
+                from_logits,
+                ignore_class,
+                reduction,
+            } => Loss::KerasSparseCategoricalCrossentropy {
+                from_logits,
+                ignore_class,
+                backend,
+                reduction,
+            },
+            KerasLoss::BinaryCrossentropy {
+                from_logits,
+                label_smoothing,
+                reduction,
+            } => Loss::KerasBinaryCrossentropy {
+                from_logits,
+                label_smoothing,
+                backend,
+                reduction,
+            },
+            KerasLoss::MeanSquaredError { reduction } => Loss::KerasMeanSquaredError { reduction },
+            KerasLoss::MeanAbsoluteError { reduction } => {
+                Loss::KerasMeanAbsoluteError { reduction }
             }
-        };
-        let b = |k: &str, d: bool| -> Result<bool, EngineError> {
-            match cfg.get(k) {
-                None | Some(Value::Null) => Ok(d),
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| err(format!("`{k}` is not a boolean"))),
-            }
-        };
-        let i = |k: &str| -> Result<Option<i64>, EngineError> {
-            match cfg.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| err(format!("`{k}` is not an integer"))),
-            }
-        };
-        let list = |k: &str| -> Result<Option<Vec<f64>>, EngineError> {
-            match cfg.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| {
-                        v.as_f64()
-                            .ok_or_else(|| err(format!("`{k}` holds a non-number")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Some),
-                Some(v) => v
-                    .as_f64()
-                    .map(|x| Some(vec![x]))
-                    .ok_or_else(|| err(format!("`{k}` is not a list of numbers"))),
-            }
-        };
-        match framework {
-            Framework::Keras => {
-                let reduction = match cfg.get("reduction") {
-                    None => KerasReduction::SumOverBatchSize,
-                    Some(Value::Null) => KerasReduction::None,
-                    Some(v) => match v.as_str() {
-                        Some("sum_over_batch_size" | "mean" | "auto") => {
-                            KerasReduction::SumOverBatchSize
-                        }
-                        Some("sum") => KerasReduction::Sum,
-                        Some("none") => KerasReduction::None,
-                        Some("mean_with_sample_weight") => KerasReduction::MeanWithSampleWeight,
-                        _ => return Err(err(format!("reduction {v}"))),
-                    },
-                };
-                Ok(match spec.class_name.as_str() {
-                    "categorical_crossentropy" | "CategoricalCrossentropy" => {
-                        Loss::KerasCategoricalCrossentropy {
-                            from_logits: b("from_logits", false)?,
-                            label_smoothing: f("label_smoothing", 0.0)?,
-                            axis: i("axis")?.unwrap_or(-1),
-                            backend,
-                            reduction,
-                        }
-                    }
-                    "sparse_categorical_crossentropy" | "SparseCategoricalCrossentropy" => {
-                        if i("axis")?.is_some_and(|a| a != -1) {
-                            return Err(err("only axis=-1 is supported".into()));
-                        }
-                        Loss::KerasSparseCategoricalCrossentropy {
-                            from_logits: b("from_logits", false)?,
-                            ignore_class: i("ignore_class")?,
-                            backend,
-                            reduction,
-                        }
-                    }
-                    "binary_crossentropy" | "BinaryCrossentropy" => {
-                        if i("axis")?.is_some_and(|a| a != -1) {
-                            return Err(err("only axis=-1 is supported".into()));
-                        }
-                        Loss::KerasBinaryCrossentropy {
-                            from_logits: b("from_logits", false)?,
-                            label_smoothing: f("label_smoothing", 0.0)?,
-                            backend,
-                            reduction,
-                        }
-                    }
-                    "mean_squared_error" | "mse" | "MSE" | "MeanSquaredError" => {
-                        Loss::KerasMeanSquaredError { reduction }
-                    }
-                    "mean_absolute_error" | "mae" | "MAE" | "MeanAbsoluteError" => {
-                        Loss::KerasMeanAbsoluteError { reduction }
-                    }
-                    "huber" | "Huber" => Loss::KerasHuber {
-                        delta: f("delta", 1.0)?,
-                        reduction,
-                    },
-                    "kl_divergence" | "kld" | "KLD" | "KLDivergence" => {
-                        Loss::KerasKlDivergence { reduction }
-                    }
-                    other => {
-                        return Err(err(format!("the Keras loss `{other}` is not implemented")));
-                    }
-                })
-            }
-            Framework::Torch => {
-                if cfg.get("size_average").is_some_and(|v| !v.is_null())
-                    || cfg.get("reduce").is_some_and(|v| !v.is_null())
-                {
-                    return Err(err("the legacy size_average/reduce arguments".into()));
-                }
-                let reduction = match cfg
-                    .get("reduction")
-                    .and_then(Value::as_str)
-                    .unwrap_or("mean")
-                {
-                    "mean" => TorchReduction::Mean,
-                    "sum" => TorchReduction::Sum,
-                    "none" => TorchReduction::None,
-                    "batchmean" => TorchReduction::BatchMean,
-                    other => return Err(err(format!("reduction `{other}`"))),
-                };
-                Ok(match spec.class_name.as_str() {
-                    "CrossEntropyLoss" => Loss::TorchCrossEntropy {
-                        weight: list("weight")?,
-                        ignore_index: i("ignore_index")?.unwrap_or(-100),
-                        label_smoothing: f("label_smoothing", 0.0)?,
-                        reduction,
-                    },
-                    "NLLLoss" => Loss::TorchNll {
-                        weight: list("weight")?,
-                        ignore_index: i("ignore_index")?.unwrap_or(-100),
-                        reduction,
-                    },
-                    "BCELoss" => Loss::TorchBce {
-                        weight: list("weight")?,
-                        reduction,
-                    },
-                    "BCEWithLogitsLoss" => Loss::TorchBceWithLogits {
-                        weight: list("weight")?,
-                        pos_weight: list("pos_weight")?,
-                        reduction,
-                    },
-                    "MSELoss" => Loss::TorchMse { reduction },
-                    "L1Loss" => Loss::TorchL1 { reduction },
-                    "HuberLoss" => Loss::TorchHuber {
-                        delta: f("delta", 1.0)?,
-                        reduction,
-                    },
-                    "SmoothL1Loss" => Loss::TorchSmoothL1 {
-                        beta: f("beta", 1.0)?,
-                        reduction,
-                    },
-                    "KLDivLoss" => Loss::TorchKlDiv {
-                        log_target: b("log_target", false)?,
-                        reduction,
-                    },
-                    other => {
-                        return Err(err(format!("the torch loss `{other}` is not implemented")));
-                    }
-                })
-            }
+            KerasLoss::Huber { delta, reduction } => Loss::KerasHuber { delta, reduction },
+            KerasLoss::KlDivergence { reduction } => Loss::KerasKlDivergence { reduction },
+        }
+    }
+
+    /// A torch loss.
+    pub fn torch(loss: &TorchLoss) -> Loss {
+        match loss.clone() {
+            TorchLoss::CrossEntropy {
+                weight,
+                ignore_index,
+                label_smoothing,
+                reduction,
+            } => Loss::TorchCrossEntropy {
+                weight,
+                ignore_index,
+                label_smoothing,
+                reduction,
+            },
+            TorchLoss::Nll {
+                weight,
+                ignore_index,
+                reduction,
+            } => Loss::TorchNll {
+                weight,
+                ignore_index,
+                reduction,
+            },
+            TorchLoss::Bce { weight, reduction } => Loss::TorchBce { weight, reduction },
+            TorchLoss::BceWithLogits {
+                weight,
+                pos_weight,
+                reduction,
+            } => Loss::TorchBceWithLogits {
+                weight,
+                pos_weight,
+                reduction,
+            },
+            TorchLoss::Mse { reduction } => Loss::TorchMse { reduction },
+            TorchLoss::L1 { reduction } => Loss::TorchL1 { reduction },
+            TorchLoss::Huber { delta, reduction } => Loss::TorchHuber { delta, reduction },
+            TorchLoss::SmoothL1 { beta, reduction } => Loss::TorchSmoothL1 { beta, reduction },
+            TorchLoss::KlDiv {
+                log_target,
+                reduction,
+            } => Loss::TorchKlDiv {
+                log_target,
+                reduction,
+            },
         }
     }
 

@@ -58,12 +58,12 @@ impl TrainConfig {
         };
         let t = model.training.as_ref().ok_or_else(missing)?;
         let spec = t.loss.as_ref().ok_or_else(missing)?;
-        let backend = t
-            .backend
-            .as_deref()
-            .and_then(KerasBackend::from_name)
-            .unwrap_or(KerasBackend::TensorFlow);
-        let mut config = TrainConfig::new(steps, Loss::from_spec(spec, model.framework, backend)?);
+        // numpy (inference only) keeps TensorFlow's loss semantics, like no backend.
+        let backend = match t.backend {
+            Some(b @ (KerasBackend::Jax | KerasBackend::Torch)) => b,
+            _ => KerasBackend::TensorFlow,
+        };
+        let mut config = TrainConfig::new(steps, Loss::from_spec(spec, backend)?);
         config.regularizers = t
             .regularizers
             .iter()

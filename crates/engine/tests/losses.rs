@@ -568,15 +568,17 @@ fn mismatched_shapes_are_errors() {
 #[test]
 fn losses_from_the_frameworks_serializations() {
     use model_ir::{Framework, LossSpec};
-    let spec = |name: &str, config: &str| LossSpec {
-        class_name: name.into(),
-        config: serde_json::from_str(config).unwrap(),
+    let spec = |framework: Framework, name: &str, config: &str| {
+        LossSpec::new(
+            framework,
+            name.into(),
+            serde_json::from_str(config).unwrap(),
+        )
     };
     let tf = KerasBackend::TensorFlow;
     assert_eq!(
         Loss::from_spec(
-            &spec("categorical_crossentropy", "{}"),
-            Framework::Keras,
+            &spec(Framework::Keras, "categorical_crossentropy", "{}"),
             tf
         )
         .unwrap(),
@@ -585,10 +587,10 @@ fn losses_from_the_frameworks_serializations() {
     assert_eq!(
         Loss::from_spec(
             &spec(
+                Framework::Keras,
                 "SparseCategoricalCrossentropy",
                 r#"{"from_logits": true, "ignore_class": 3, "reduction": "sum"}"#
             ),
-            Framework::Keras,
             KerasBackend::Jax
         )
         .unwrap(),
@@ -601,7 +603,7 @@ fn losses_from_the_frameworks_serializations() {
     );
     let ce = r#"{"weight": [1.0, 2.0], "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.1}"#;
     assert_eq!(
-        Loss::from_spec(&spec("CrossEntropyLoss", ce), Framework::Torch, tf).unwrap(),
+        Loss::from_spec(&spec(Framework::Torch, "CrossEntropyLoss", ce), tf).unwrap(),
         Loss::TorchCrossEntropy {
             weight: Some(vec![1.0, 2.0]),
             ignore_index: -100,
@@ -609,7 +611,7 @@ fn losses_from_the_frameworks_serializations() {
             reduction: TorchReduction::Mean,
         }
     );
-    let err = Loss::from_spec(&spec("CTCLoss", "{}"), Framework::Torch, tf).unwrap_err();
+    let err = Loss::from_spec(&spec(Framework::Torch, "CTCLoss", "{}"), tf).unwrap_err();
     assert_eq!(
         err.to_string(),
         "loss spec: `CTCLoss`: the torch loss `CTCLoss` is not implemented"

@@ -255,11 +255,12 @@ fn tf_shortcut_and_clipped_probabilities_agree_when_nothing_saturates() {
 fn the_training_setup_comes_from_the_model() {
     let mut model = mlp();
     let mut t = model_ir::TrainingConfig::defaults(Framework::Keras);
-    t.loss = Some(model_ir::LossSpec {
-        class_name: "categorical_crossentropy".into(),
-        config: serde_json::json!({}),
-    });
-    t.backend = Some("torch".into());
+    t.loss = Some(model_ir::LossSpec::new(
+        Framework::Keras,
+        "categorical_crossentropy".into(),
+        serde_json::json!({}),
+    ));
+    t.backend = Some(KerasBackend::Torch);
     t.regularizers.insert(
         "d1/kernel".into(),
         model_ir::WeightRegularizer { l1: 0.0, l2: 1e-3 },

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use model_ir::{
-    Framework, GradClip, LossSpec, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval,
-    TrainingConfig,
+    Framework, GradClip, KerasBackend, LossSpec, OptimizerSpec, ParamGroup, SchedulerSpec,
+    StepInterval, TrainingConfig,
 };
 use serde_json::{Map, Value};
 
@@ -179,10 +179,9 @@ pub fn parse_fit_json(
         }
     }
     if let Some(b) = get_string(&m, "backend", path)? {
-        if !["tensorflow", "jax", "torch", "numpy"].contains(&b.as_str()) {
-            return Err(json_err(path, format!("unknown Keras backend `{b}`")));
-        }
-        cfg.backend = Some(b);
+        let backend = KerasBackend::parse(&b)
+            .ok_or_else(|| json_err(path, format!("unknown Keras backend `{b}`")))?;
+        cfg.backend = Some(backend);
     }
     if let Some(v) = get_string(&m, "framework_version", path)? {
         cfg.framework_version = Some(v);
@@ -292,7 +291,7 @@ pub fn parse_train_json(bytes: &[u8], path: &Path) -> Result<TrainingConfig, Imp
     };
     if let Some(l) = m.get("loss").filter(|v| !v.is_null()) {
         let (class_name, config) = class_and_object(l, "loss", "config", path)?;
-        cfg.loss = Some(LossSpec { class_name, config });
+        cfg.loss = Some(LossSpec::new(Framework::Torch, class_name, config));
     }
     cfg.grad_clip = match m.get("grad_clip") {
         None | Some(Value::Null) => None,
@@ -438,9 +437,61 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.batch_size, 16);
-        assert_eq!(c.backend.as_deref(), Some("jax"));
+        assert_eq!(c.backend, Some(KerasBackend::Jax));
         let e = parse_fit_json(br#"{"validation_split": 1.5}"#, Path::new("fit.json"), base)
             .unwrap_err();
         assert!(e.to_string().contains("validation_split"));
+    }
+
+    #[test]
+    fn fit_json_backend_is_typed_once() {
+        let base = TrainingConfig::defaults(Framework::Keras);
+        for b in KerasBackend::ALL {
+            let json = format!(r#"{{"backend": "{}"}}"#, b.name());
+            let c = parse_fit_json(json.as_bytes(), Path::new("fit.json"), base.clone()).unwrap();
+            assert_eq!(c.backend, Some(b));
+        }
+        let e = parse_fit_json(
+            br#"{"backend": "mlx"}"#,
+            Path::new("fit.json"),
+            base.clone(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "fit.json: invalid JSON: unknown Keras backend `mlx`"
+        );
+        let e = parse_fit_json(br#"{"backend": 3}"#, Path::new("fit.json"), base).unwrap_err();
+        assert!(e.to_string().contains("`backend` must be a string"), "{e}");
+    }
+
+    #[test]
+    fn train_json_loss_is_typed_once() {
+        let j = r#"{"optimizer": {"class_name": "SGD"},
+            "loss": {"class_name": "BCEWithLogitsLoss", "config": {"pos_weight": [3.0]}}}"#;
+        let c = parse_train_json(j.as_bytes(), Path::new("train.json")).unwrap();
+        let loss = c.loss.unwrap();
+        assert_eq!(loss.class_name, "BCEWithLogitsLoss");
+        assert_eq!(loss.config, serde_json::json!({"pos_weight": [3.0]}));
+        assert_eq!(
+            loss.typed,
+            model_ir::TypedLoss::Torch(Ok(model_ir::TorchLoss::BceWithLogits {
+                weight: None,
+                pos_weight: Some(vec![3.0]),
+                reduction: model_ir::TorchReduction::Mean,
+            }))
+        );
+        // An unsupported loss still imports; building it is what fails.
+        let j = r#"{"optimizer": {"class_name": "SGD"}, "loss": {"class_name": "CTCLoss"}}"#;
+        let c = parse_train_json(j.as_bytes(), Path::new("train.json")).unwrap();
+        assert_eq!(
+            c.loss
+                .unwrap()
+                .typed
+                .error()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("`CTCLoss`: the torch loss `CTCLoss` is not implemented")
+        );
     }
 }

@@ -11,6 +11,7 @@
 pub mod conventions;
 pub mod graph;
 pub mod layout;
+pub mod loss;
 pub mod op;
 pub mod tensor;
 pub mod training;
@@ -21,14 +22,17 @@ pub use conventions::{
 };
 pub use graph::{Model, Node, Origin, Param, ParamRole, ValueInfo};
 pub use layout::{ParamLayout, Step, Transform};
+pub use loss::{
+    KerasLoss, KerasReduction, LossError, LossFamily, TorchLoss, TorchReduction, TypedLoss,
+};
 pub use op::{
     BidiMerge, BinaryOp, Interpolation, MergeOp, Op, PadMode, PoolKind, ReduceKind, RnnCell,
     RnnDirection, UnaryOp,
 };
 pub use tensor::{DType, Tensor};
 pub use training::{
-    GradClip, LossSpec, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval, TrainingConfig,
-    WeightRegularizer,
+    GradClip, KerasBackend, LossSpec, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval,
+    TrainingConfig, WeightRegularizer,
 };
 
 /// A structural problem in a model graph.

@@ -2,13 +2,15 @@
 //!
 //! Optimizer, loss and scheduler configurations are kept in the framework's own
 //! serialization (`class_name` + config object) so that `optim` can parse them with each
-//! framework's defaults; this crate only carries them.
+//! framework's defaults; a loss also carries its typed reading ([`crate::loss`]), and the
+//! Keras backend is typed ([`KerasBackend`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::conventions::Framework;
+use crate::loss::{LossFamily, TypedLoss};
 
 /// Everything a bundle says about training.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,14 +31,58 @@ pub struct TrainingConfig {
     pub validation_split: f64,
     /// Keras `class_weight`: class index → weight.
     pub class_weight: Option<BTreeMap<String, f64>>,
-    /// Keras backend the user trains with (`tensorflow`, `jax`, `torch`); losses differ by backend.
-    pub backend: Option<String>,
+    /// Keras backend the user trains with; losses differ by backend.
+    pub backend: Option<KerasBackend>,
     /// Framework version the bundle was exported with.
     pub framework_version: Option<String>,
     /// Keras weight regularizers (`kernel_regularizer`, `bias_regularizer`, ...) by parameter
     /// name: penalties added to the training loss. Empty for PyTorch, whose weight decay lives
     /// in the optimizer.
     pub regularizers: BTreeMap<String, WeightRegularizer>,
+}
+
+/// A Keras 3 backend (`keras.backend.backend()`), serialized as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KerasBackend {
+    /// Keras's default.
+    #[default]
+    TensorFlow,
+    Jax,
+    Torch,
+    /// Inference only; a bundle may still name it.
+    Numpy,
+}
+
+impl KerasBackend {
+    /// Every backend.
+    pub const ALL: [KerasBackend; 4] = [
+        KerasBackend::TensorFlow,
+        KerasBackend::Jax,
+        KerasBackend::Torch,
+        KerasBackend::Numpy,
+    ];
+
+    /// The name Keras uses: `tensorflow`, `jax`, `torch` or `numpy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KerasBackend::TensorFlow => "tensorflow",
+            KerasBackend::Jax => "jax",
+            KerasBackend::Torch => "torch",
+            KerasBackend::Numpy => "numpy",
+        }
+    }
+
+    /// From the name Keras uses; `None` for anything else.
+    pub fn parse(name: &str) -> Option<KerasBackend> {
+        KerasBackend::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl std::fmt::Display for KerasBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A Keras weight regularizer: `l1·Σ|w| + l2·Σw²` added, unscaled, to the training loss
@@ -67,13 +113,42 @@ pub struct ParamGroup {
     pub overrides: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A loss in its framework's serialization.
+/// A loss in its framework's serialization, and its typed reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LossSpec {
     /// Keras loss name or class (`categorical_crossentropy`, `CategoricalCrossentropy`) or
     /// torch class (`CrossEntropyLoss`).
     pub class_name: String,
+    /// The config object as the bundle has it, for display.
     pub config: serde_json::Value,
+    /// `class_name` and `config` typed once, with every default filled in; an error for a loss
+    /// that cannot be typed (reported when a loss is built from it). Not serialized.
+    #[serde(skip)]
+    pub typed: TypedLoss,
+}
+
+impl LossSpec {
+    /// A loss as `framework` serializes it, typed.
+    pub fn new(framework: Framework, class_name: String, config: serde_json::Value) -> LossSpec {
+        let typed = TypedLoss::parse(framework, &class_name, &config);
+        LossSpec {
+            class_name,
+            config,
+            typed,
+        }
+    }
+
+    /// The loss's family: from the typed loss, or from the class name alone when the loss
+    /// cannot be typed (a Keras name spelled with other case or underscores, poisson, hinge,
+    /// ...).
+    pub fn family(&self) -> LossFamily {
+        match &self.typed {
+            TypedLoss::Keras(Ok(k)) => k.family(),
+            TypedLoss::Torch(Ok(t)) => t.family(),
+            TypedLoss::Keras(Err(_)) => LossFamily::of_keras_name(&self.class_name),
+            TypedLoss::Torch(Err(_)) => LossFamily::of_torch_name(&self.class_name),
+        }
+    }
 }
 
 /// Gradient clipping applied by the training loop (torch `clip_grad_*`; Keras clipping lives
@@ -122,7 +197,7 @@ impl TrainingConfig {
                 drop_last: false,
                 validation_split: 0.0,
                 class_weight: None,
-                backend: Some("tensorflow".into()),
+                backend: Some(KerasBackend::TensorFlow),
                 framework_version: None,
                 regularizers: BTreeMap::new(),
             },

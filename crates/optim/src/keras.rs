@@ -178,41 +178,26 @@ pub struct Config {
     /// serialize it, so [`Config::parse`] leaves it `None`.
     pub exclude_from_weight_decay: Option<Exclusion>,
     /// The Keras backend. Only `exclude_from_weight_decay` depends on it (see
-    /// [`Backend::weight_decay_name`]); not serialized, so [`Config::parse`] takes Keras's
+    /// [`weight_decay_name`]); not serialized, so [`Config::parse`] takes Keras's
     /// default, TensorFlow.
     pub backend: Backend,
 }
 
-/// A Keras 3 backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    #[default]
-    TensorFlow,
-    Jax,
-    Torch,
-}
+/// A Keras 3 backend (the IR's).
+pub use model_ir::KerasBackend as Backend;
 
-impl Backend {
-    /// `keras.backend.backend()`: `tensorflow`, `jax` or `torch`.
-    pub fn parse(name: &str) -> Option<Backend> {
-        match name {
-            "tensorflow" => Some(Backend::TensorFlow),
-            "jax" => Some(Backend::Jax),
-            "torch" => Some(Backend::Torch),
-            _ => None,
-        }
-    }
-
-    /// The string `exclude_from_weight_decay` patterns are searched in, for the variable at
-    /// `path` (`variable.path`, e.g. `dense/bias`). `_use_weight_decay` reads
-    /// `variable.name`, but the TensorFlow backend's `_apply_weight_decay` passes the
-    /// underlying `tf.Variable`, whose name is the path plus `:0` (`dense/bias:0`); the other
-    /// backends pass the Keras variable, whose name is the last path component (`bias`). So
-    /// `"^bias$"` excludes nothing on TensorFlow (`keras/src/backend/tensorflow/optimizer.py`).
-    pub fn weight_decay_name(self, path: &str) -> String {
-        match self {
-            Backend::TensorFlow => format!("{path}:0"),
-            Backend::Jax | Backend::Torch => path.rsplit('/').next().unwrap_or(path).to_string(),
+/// The string `exclude_from_weight_decay` patterns are searched in, for the variable at
+/// `path` (`variable.path`, e.g. `dense/bias`) on `backend`. `_use_weight_decay` reads
+/// `variable.name`, but the TensorFlow backend's `_apply_weight_decay` passes the
+/// underlying `tf.Variable`, whose name is the path plus `:0` (`dense/bias:0`); the other
+/// backends pass the Keras variable, whose name is the last path component (`bias`). So
+/// `"^bias$"` excludes nothing on TensorFlow (`keras/src/backend/tensorflow/optimizer.py`).
+/// (numpy cannot train; it is given the Keras variable name.)
+pub fn weight_decay_name(backend: Backend, path: &str) -> String {
+    match backend {
+        Backend::TensorFlow => format!("{path}:0"),
+        Backend::Jax | Backend::Torch | Backend::Numpy => {
+            path.rsplit('/').next().unwrap_or(path).to_string()
         }
     }
 }
@@ -224,7 +209,7 @@ pub const SUPPORTED: &str =
 /// The arguments of `optimizer.exclude_from_weight_decay(var_list, var_names)`: a variable
 /// gets no weight decay if it is in `var_list` (here by path) or if `re.search` finds any
 /// of the `var_names` patterns in its name as the backend spells it
-/// ([`Backend::weight_decay_name`]; `keras/src/optimizers/base_optimizer.py`,
+/// ([`weight_decay_name`]; `keras/src/optimizers/base_optimizer.py`,
 /// `_use_weight_decay`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Exclusion {
@@ -278,7 +263,7 @@ impl Exclusion {
     ///
     /// Panics if a pattern does not compile ([`Exclusion::parse`] checks that).
     pub fn excludes(&self, path: &str, backend: Backend) -> bool {
-        let name = backend.weight_decay_name(path);
+        let name = weight_decay_name(backend, path);
         self.var_list.iter().any(|n| n == path)
             || self.var_names.iter().any(|p| {
                 Pattern::new(p)

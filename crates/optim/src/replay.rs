@@ -187,10 +187,13 @@ impl Trajectory {
                     reason: "only keras files carry it".into(),
                 });
             }
-            Some(b) => keras::Backend::parse(b).ok_or_else(|| ReplayError::BadMetadata {
-                key: "backend",
-                reason: format!("`{b}` is not tensorflow, jax or torch"),
-            })?,
+            // A golden file comes from training, which numpy (inference only) cannot do.
+            Some(b) => keras::Backend::parse(b)
+                .filter(|b| *b != keras::Backend::Numpy)
+                .ok_or_else(|| ReplayError::BadMetadata {
+                    key: "backend",
+                    reason: format!("`{b}` is not tensorflow, jax or torch"),
+                })?,
         };
         let param_groups = only("param_groups", Framework::Torch)?
             .map(|v| torch::parse_param_groups(&v))

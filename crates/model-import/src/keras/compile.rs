@@ -5,7 +5,8 @@
 //! `optim` can read it with Keras's own defaults. A loss is a name (`"mse"`), a serialized
 //! loss object (`class_name` + `config` with `from_logits`, `label_smoothing`, `reduction`),
 //! or a serialized function; a list or dict of losses (one per output) becomes
-//! `LossSpec { class_name: "per_output", config: {"losses": ..., "loss_weights": ...} }`.
+//! `LossSpec { class_name: "per_output", config: {"losses": ..., "loss_weights": ...} }`
+//! (whose typed reading is an error: the engine builds single losses only).
 //!
 //! A model saved without `compile` (no or empty `compile_config`) still gets a
 //! `TrainingConfig` with the Keras `fit` defaults and the Keras version, with `optimizer` and
@@ -79,10 +80,11 @@ pub(super) fn training(
                 show(v),
                 loss_weights.map_or(String::new(), |w| format!(" with loss_weights {}", show(w)))
             ));
-            Some(LossSpec {
-                class_name: "per_output".into(),
-                config: json!({ "losses": v, "loss_weights": loss_weights }),
-            })
+            Some(LossSpec::new(
+                Framework::Keras,
+                "per_output".into(),
+                json!({ "losses": v, "loss_weights": loss_weights }),
+            ))
         }
         Some(v) => {
             if let Some(w) = loss_weights {
@@ -106,10 +108,11 @@ fn is_serialized_object(v: &Value) -> bool {
 
 fn single_loss(v: &Value) -> Result<LossSpec, ErrorKind> {
     match v {
-        Value::String(name) => Ok(LossSpec {
-            class_name: name.clone(),
-            config: Value::Object(Map::new()),
-        }),
+        Value::String(name) => Ok(LossSpec::new(
+            Framework::Keras,
+            name.clone(),
+            Value::Object(Map::new()),
+        )),
         Value::Object(m) => {
             let class_name = m
                 .get("class_name")
@@ -117,19 +120,74 @@ fn single_loss(v: &Value) -> Result<LossSpec, ErrorKind> {
                 .ok_or_else(|| ErrorKind::Missing("compile_config.loss.class_name".into()))?;
             match (class_name, m.get("config")) {
                 // A plain function: {"class_name": "function", "config": "mean_squared_error"}.
-                ("function", Some(Value::String(f))) => Ok(LossSpec {
-                    class_name: f.clone(),
-                    config: Value::Object(Map::new()),
-                }),
-                (_, cfg) => Ok(LossSpec {
-                    class_name: class_name.to_string(),
-                    config: cfg.cloned().unwrap_or(Value::Object(Map::new())),
-                }),
+                ("function", Some(Value::String(f))) => Ok(LossSpec::new(
+                    Framework::Keras,
+                    f.clone(),
+                    Value::Object(Map::new()),
+                )),
+                (_, cfg) => Ok(LossSpec::new(
+                    Framework::Keras,
+                    class_name.to_string(),
+                    cfg.cloned().unwrap_or(Value::Object(Map::new())),
+                )),
             }
         }
         other => Err(ErrorKind::Malformed(format!(
             "compile_config.loss is {}",
             show(other)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model_ir::{KerasLoss, KerasReduction, TypedLoss};
+
+    use super::*;
+
+    fn loss_of(loss: Value) -> LossSpec {
+        let root = json!({"compile_config": {"optimizer": "adam", "loss": loss}});
+        let mut notes = Vec::new();
+        training(root.as_object().unwrap(), Some("3.10.0"), &mut notes)
+            .unwrap()
+            .loss
+            .unwrap()
+    }
+
+    #[test]
+    fn the_loss_is_typed_once() {
+        let l = loss_of(
+            json!({"module": "keras.losses", "class_name": "CategoricalCrossentropy",
+            "config": {"from_logits": true, "label_smoothing": 0.1, "reduction": "sum"}}),
+        );
+        assert_eq!(l.class_name, "CategoricalCrossentropy");
+        assert_eq!(
+            l.typed,
+            TypedLoss::Keras(Ok(KerasLoss::CategoricalCrossentropy {
+                from_logits: true,
+                label_smoothing: 0.1,
+                axis: -1,
+                reduction: KerasReduction::Sum,
+            }))
+        );
+        let l = loss_of(json!("mse"));
+        assert_eq!(
+            l.typed,
+            TypedLoss::Keras(Ok(KerasLoss::MeanSquaredError {
+                reduction: KerasReduction::SumOverBatchSize
+            }))
+        );
+        let l = loss_of(json!({"class_name": "function", "config": "huber"}));
+        assert_eq!(l.class_name, "huber");
+        assert!(matches!(
+            l.typed,
+            TypedLoss::Keras(Ok(KerasLoss::Huber { delta: 1.0, .. }))
+        ));
+        let l = loss_of(json!(["mse", "mae"]));
+        assert_eq!(l.class_name, "per_output");
+        assert_eq!(
+            l.typed.error().map(ToString::to_string).as_deref(),
+            Some("`per_output`: the Keras loss `per_output` is not implemented")
+        );
     }
 }
