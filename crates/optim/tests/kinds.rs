@@ -11,15 +11,23 @@ fn keras_epsilons_by_class() {
         let mut c = keras::Config::default_for(class).unwrap();
         let want = PLACED_DIFFERENTLY.contains(&class);
         assert_eq!(c.kind.epsilon_mut().is_some(), want, "{class}");
-        assert_eq!(c.kind.epsilon_1_mut().is_some(), class == "Adafactor", "{class}");
+        assert_eq!(
+            c.kind.epsilon_1_mut().is_some(),
+            class == "Adafactor",
+            "{class}"
+        );
     }
     let mut c = keras::Config::default_for("RMSprop").unwrap();
     *c.kind.epsilon_mut().unwrap() = 0.5;
-    assert!(matches!(c.kind, keras::Kind::RmsProp { epsilon, .. } if epsilon.to_bits() == 0.5f64.to_bits()));
+    assert!(
+        matches!(c.kind, keras::Kind::RmsProp { epsilon, .. } if epsilon.to_bits() == 0.5f64.to_bits())
+    );
     let mut c = keras::Config::default_for("Adafactor").unwrap();
     *c.kind.epsilon_1_mut().unwrap() = 0.0;
-    assert!(matches!(c.kind, keras::Kind::Adafactor { epsilon_1, epsilon_2, .. }
-        if epsilon_1.to_bits() == 0 && epsilon_2.to_bits() == 1e-3f64.to_bits()));
+    assert!(
+        matches!(c.kind, keras::Kind::Adafactor { epsilon_1, epsilon_2, .. }
+        if epsilon_1.to_bits() == 0 && epsilon_2.to_bits() == 1e-3f64.to_bits())
+    );
 }
 
 #[test]
@@ -32,12 +40,16 @@ fn torch_epsilons_by_class() {
     }
     let mut c = torch::Config::default_for("Adamax").unwrap();
     *c.kind.eps_mut().unwrap() = 0.25;
-    assert!(matches!(c.kind, torch::Kind::Adamax { eps, .. } if eps.to_bits() == 0.25f64.to_bits()));
+    assert!(
+        matches!(c.kind, torch::Kind::Adamax { eps, .. } if eps.to_bits() == 0.25f64.to_bits())
+    );
     let mut c = torch::Config::default_for("Adafactor").unwrap();
     assert_eq!(c.kind.eps1_mut().map(|e| *e), Some(None));
     *c.kind.eps1_mut().unwrap() = Some(0.0);
-    assert!(matches!(c.kind, torch::Kind::Adafactor { eps: (Some(e1), e2), .. }
-        if e1.to_bits() == 0 && e2.to_bits() == 1e-3f64.to_bits()));
+    assert!(
+        matches!(c.kind, torch::Kind::Adafactor { eps: (Some(e1), e2), .. }
+        if e1.to_bits() == 0 && e2.to_bits() == 1e-3f64.to_bits())
+    );
 }
 
 #[test]
