@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use engine::{Batch, Mode, ParamStore, Program, TrainConfig, forward, train};
 use model_import::TensorFile;
-use model_ir::{Framework, Model, Tensor};
+use model_ir::{Model, Tensor};
 use ndarray::ArrayD;
 
 fn models() -> PathBuf {
@@ -213,82 +213,53 @@ fn check_run(fixture: &str, side: &str) -> Vec<String> {
         .map(|n| optim::Variable::new(n.clone(), &program.param_shapes()[n]))
         .collect();
     let training = f.model.training.as_ref().unwrap();
-    let spec = training
-        .optimizer
-        .as_ref()
-        .expect("bundle has an optimizer");
-    let flat = |store: &ParamStore<f32>| -> Vec<Vec<f32>> {
-        names
+    // The reference run (`models/export/{keras,torch}_reference.py`) steps the optimizer
+    // alone: no clipping or scheduler outside it, so no steps per epoch either.
+    assert!(
+        training.grad_clip.is_none() && training.scheduler.is_none(),
+        "{fixture}/{side}: the reference run has no gradient clipping or scheduler"
+    );
+    let mut driver = optim::driver::Driver::<f32>::from_training(training, &vars, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = train(&program, &mut params, &batches, &config, |_, p, g| {
+        let mut grads: Vec<Vec<f32>> = names
             .iter()
-            .map(|n| store.get(n).unwrap().iter().copied().collect())
-            .collect()
-    };
-    let write = |store: &mut ParamStore<f32>, vals: &[Vec<f32>]| {
-        for (n, v) in names.iter().zip(vals) {
-            let a = store.get_mut(n).unwrap();
+            .map(|n| g.params[n].iter().copied().collect())
+            .collect();
+        let mut vals: Vec<Vec<f32>> = names
+            .iter()
+            .map(|n| p.get(n).unwrap().iter().copied().collect())
+            .collect();
+        // Embedding gradients in TensorFlow's sparse form (the driver uses them where the
+        // framework's backend produces them).
+        let values: Vec<Option<Vec<f32>>> = names
+            .iter()
+            .map(|n| {
+                g.indexed_slices
+                    .get(n)
+                    .map(|s| s.values.iter().copied().collect())
+            })
+            .collect();
+        let slices: Vec<Option<optim::keras::IndexedSlices<'_, f32>>> = names
+            .iter()
+            .zip(&values)
+            .map(|(n, v)| {
+                let s = g.indexed_slices.get(n)?;
+                Some(optim::keras::IndexedSlices {
+                    indices: &s.indices,
+                    values: v.as_deref()?,
+                })
+            })
+            .collect();
+        driver.step(
+            optim::driver::Grads::with_slices(&mut grads, &slices),
+            &mut vals,
+        );
+        for (n, v) in names.iter().zip(&vals) {
+            let a = p.get_mut(n).unwrap();
             a.iter_mut().zip(v).for_each(|(d, s)| *d = *s);
         }
-    };
-    let record = match f.model.framework {
-        Framework::Keras => {
-            let cfg = optim::keras::Config::from_spec(spec).unwrap();
-            let mut opt = optim::keras::Optimizer::<f32>::build(cfg, &vars);
-            train(&program, &mut params, &batches, &config, |_, p, g| {
-                let mut grads: Vec<Vec<f32>> = names
-                    .iter()
-                    .map(|n| g.params[n].iter().copied().collect())
-                    .collect();
-                let mut vals = flat(p);
-                // The TF backend hands Adam the embedding gradient as an IndexedSlices.
-                let values: Vec<Option<Vec<f32>>> = names
-                    .iter()
-                    .map(|n| {
-                        g.indexed_slices
-                            .get(n)
-                            .map(|s| s.values.iter().copied().collect())
-                    })
-                    .collect();
-                let slices: Vec<Option<optim::keras::IndexedSlices<'_, f32>>> = names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| {
-                        let s = g.indexed_slices.get(n)?;
-                        Some(optim::keras::IndexedSlices {
-                            indices: &s.indices,
-                            values: v.as_deref()?,
-                        })
-                    })
-                    .collect();
-                opt.apply_with_slices(&mut grads, &slices, &mut vals);
-                write(p, &vals);
-            })
-        }
-        Framework::Torch => {
-            let groups = match &training.param_groups {
-                Some(groups) => {
-                    let body =
-                        serde_json::json!({"class_name": spec.class_name, "defaults": spec.config});
-                    let resolved =
-                        optim::torch::resolve_param_groups(&body, groups, &names).unwrap();
-                    optim::torch::ParamGroups::<f32>::build(resolved, &vars)
-                }
-                None => optim::torch::ParamGroups::single(
-                    optim::torch::Config::from_spec(spec).unwrap(),
-                    &vars,
-                ),
-            };
-            let mut opt = groups;
-            train(&program, &mut params, &batches, &config, |_, p, g| {
-                let mut grads: Vec<Vec<f32>> = names
-                    .iter()
-                    .map(|n| g.params[n].iter().copied().collect())
-                    .collect();
-                let mut vals = flat(p);
-                opt.step(&mut grads, &mut vals);
-                write(p, &vals);
-            })
-        }
-    }
+    })
     .unwrap();
     let mut failures = Vec::new();
     let mut check = |what: String, err: f64, tol: f64| {
@@ -349,74 +320,13 @@ fn assert_none(failures: Vec<String>) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// FIXME(keras importer): `functional/keras` has `kernel_regularizer=L2(1e-3)` on `branch_a`,
-/// which Keras adds to the loss (`loss.regularization`), but the Keras importer does not carry
-/// it into `TrainingConfig::regularizers` yet (it leaves a note instead), so the engine's loss
-/// is only `loss.compiled` and `branch_a/kernel`'s gradient lacks `2·1e-3·w`. Until then this
-/// asserts exactly that: the compiled loss and every other gradient match, and the failures
-/// are the regularized ones. Replace with `assert_none` once the importer fills the map.
-fn assert_only_regularizer_missing(fixture: &str, failures: Vec<String>) {
-    let f = load(fixture, "keras");
-    let regs = &f.model.training.as_ref().unwrap().regularizers;
-    if !regs.is_empty() {
-        return assert_none(failures);
-    }
-    assert!(
-        f.model
-            .notes
-            .iter()
-            .any(|n| n.contains("kernel_regularizer")),
-        "the importer no longer notes the dropped regularizer"
-    );
-    let idx: Vec<usize> = (0..32).collect();
-    let out = exec::run_model(
-        &f.model,
-        &subset(&f.inputs, &idx),
-        exec::Options {
-            train: true,
-            grads: true,
-            f64: false,
-        },
-    )
-    .unwrap();
-    let err = rel(&out["loss"].to_f64(), &reference(&f, "loss.compiled"), None);
-    assert!(
-        err <= 1e-4,
-        "{fixture}/keras loss vs loss.compiled: {err:.2e}"
-    );
-    assert!(
-        !failures.is_empty(),
-        "{fixture}/keras passes: remove the FIXME"
-    );
-    for msg in &failures {
-        assert!(
-            msg.contains(" loss:") || msg.contains("branch_a/kernel") || msg.contains("train."),
-            "unexpected failure beyond the missing regularizer: {msg}"
-        );
-    }
-}
-
 macro_rules! fixture_tests {
     ($($name:ident: $fixture:literal / $side:literal;)*) => {
         mod step {
             $(#[test] fn $name() { super::assert_none(super::check_step($fixture, $side)); })*
-            #[test]
-            fn functional_keras() {
-                super::assert_only_regularizer_missing(
-                    "functional",
-                    super::check_step("functional", "keras"),
-                );
-            }
         }
         mod run {
             $(#[test] fn $name() { super::assert_none(super::check_run($fixture, $side)); })*
-            #[test]
-            fn functional_keras() {
-                super::assert_only_regularizer_missing(
-                    "functional",
-                    super::check_run("functional", "keras"),
-                );
-            }
         }
     };
 }
@@ -428,8 +338,8 @@ fixture_tests! {
     cnn_torch: "cnn" / "torch";
     rnn_keras: "rnn" / "keras";
     rnn_torch: "rnn" / "torch";
+    functional_keras: "functional" / "keras";
     functional_torch: "functional" / "torch";
-    // functional_keras: see `assert_only_regularizer_missing` (FIXME, Keras importer).
 }
 
 /// The engine and tract agree on every fixture's eval-mode ONNX export (≤ 1e-5).

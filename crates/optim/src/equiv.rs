@@ -930,15 +930,11 @@ fn torch_kind_by_name(k: &keras::Kind) -> Result<torch::Kind, NoEquivalent> {
 
 /// `kind` with the epsilon the exact mappings require to be zero (Adafactor: `eps1`) set to 0.0.
 fn zero_torch_eps(mut kind: torch::Kind) -> torch::Kind {
-    use torch::Kind as T;
-    match &mut kind {
-        T::Adam { eps, .. }
-        | T::AdamW { eps, .. }
-        | T::RmsProp { eps, .. }
-        | T::Adagrad { eps, .. }
-        | T::Adamax { eps, .. } => *eps = 0.0,
-        T::Adafactor { eps: (eps1, _), .. } => *eps1 = Some(0.0),
-        _ => {}
+    if let Some(eps) = kind.eps_mut() {
+        *eps = 0.0;
+    }
+    if let Some(eps1) = kind.eps1_mut() {
+        *eps1 = Some(0.0);
     }
     kind
 }
@@ -1061,17 +1057,11 @@ fn keras_kind_by_name(t: &torch::Kind) -> Result<keras::Kind, NoEquivalent> {
 /// `kind` with the epsilon the exact mappings require to be zero (Adafactor: `epsilon_1`) set
 /// to 0.0.
 fn zero_keras_eps(mut kind: keras::Kind) -> keras::Kind {
-    use keras::Kind as K;
-    match &mut kind {
-        K::Adam { epsilon, .. }
-        | K::AdamW { epsilon, .. }
-        | K::RmsProp { epsilon, .. }
-        | K::Adagrad { epsilon, .. }
-        | K::Adamax { epsilon, .. }
-        | K::Adafactor {
-            epsilon_1: epsilon, ..
-        } => *epsilon = 0.0,
-        _ => {}
+    if let Some(epsilon) = kind.epsilon_mut() {
+        *epsilon = 0.0;
+    }
+    if let Some(epsilon_1) = kind.epsilon_1_mut() {
+        *epsilon_1 = 0.0;
     }
     kind
 }

@@ -31,6 +31,7 @@
 //! (so `1 - self.beta_1` is computed in f64 first), and bias-correction powers are float32
 //! tensors (`ops.power(cast(β), cast(t))`).
 
+mod kind;
 mod pattern;
 pub mod schedules;
 mod sparse;

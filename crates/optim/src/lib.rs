@@ -9,6 +9,8 @@
 //!   ([`torch::ParamGroups`]), `clip_grad_norm_`, `clip_grad_value_` and the
 //!   [`torch::lr_scheduler`] schedulers.
 //! - [`equiv`]: exact cross-framework counterparts, or the catalogue reason there is none.
+//! - [`driver`]: one training step per framework (what the training loop does around the
+//!   optimizer on every batch), built from the IR's training configuration.
 //! - [`replay`]: run a golden trajectory through an emulator and measure the error.
 //!
 //! Every emulator is generic over [`Real`]: `f32` follows the framework's float32 operation
@@ -16,6 +18,7 @@
 //! shape). This crate does no IO and does not know the engine.
 
 mod config;
+pub mod driver;
 pub mod equiv;
 pub mod keras;
 mod real;

@@ -12,6 +12,7 @@
 //! CPU kernels: `lerp_` (w < 0.5: a + w·(b − a)), `addcmul_` (a + (v·b)·c),
 //! `addcdiv_` (a + (v·b)/c), `add_(x, alpha)` (a + α·x).
 
+mod kind;
 pub mod lr_scheduler;
 
 use serde_json::{Map, Value};

@@ -93,11 +93,7 @@ impl KernelOrder {
     fn perm(self, rank: usize) -> Option<Vec<usize>> {
         match self {
             KernelOrder::SpatialInOut => None,
-            KernelOrder::OutInSpatial => {
-                let mut p: Vec<usize> = (2..rank + 2).collect();
-                p.extend([1, 0]);
-                Some(p)
-            }
+            KernelOrder::OutInSpatial => Some(model_ir::layout::conv_kernel_to_keras_perm(rank)),
         }
     }
 

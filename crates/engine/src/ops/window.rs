@@ -1,15 +1,8 @@
-//! Sliding-window geometry shared by convolution and pooling: output sizes, pads per
-//! [`Padding`] rule, and the table from (output position, window offset) to input position.
-//!
-//! Per spatial axis with input `n`, kernel `k`, stride `s`, dilation `d`, effective kernel
-//! `e = (k − 1)·d + 1` and pads `(b, a)` from [`Padding::pads_for`]:
-//! - TF `'same'` (`SameUpper`, extra pad at the end; `SameLower` at the start): `out = ⌈n/s⌉`
-//!   (`tensorflow/core/framework/kernel_shape_util.cc`, `GetWindowedOutputSizeVerbose`).
-//! - otherwise `out = ⌊(n + b + a − e)/s⌋ + 1`; with `ceil_mode` (torch pooling) `⌈·⌉ + 1`, minus
-//!   one when the last window would start inside the end padding
-//!   (`aten/src/ATen/native/Pool.h`, `pooling_output_shape_pad_lr`).
+//! Sliding-window geometry shared by convolution and pooling: output sizes and pads per axis
+//! (the IR's [`Padding::window`], which documents the formulas and their framework sources),
+//! and the table from (output position, window offset) to input position.
 
-use model_ir::Padding;
+use model_ir::{Padding, WindowError};
 
 /// Sentinel for a window position that falls into the padding.
 pub(crate) const PAD: usize = usize::MAX;
@@ -46,38 +39,20 @@ impl Window {
         let mut pad_b = Vec::with_capacity(r);
         let mut pad_e = Vec::with_capacity(r);
         for i in 0..r {
-            let (n, kk, ss, dd) = (in_sp[i], k[i], s[i], d[i]);
-            if kk == 0 || ss == 0 || dd == 0 {
-                return Err(format!(
-                    "kernel {k:?}, strides {s:?} and dilation {d:?} must be positive"
-                ));
-            }
-            let eff = (kk - 1) * dd + 1;
-            let (b, a) = padding.pads_for(i, n, kk, ss, dd);
-            let out = match padding {
-                Padding::SameUpper | Padding::SameLower => n.div_ceil(ss),
-                _ => {
-                    let total = n + b + a;
-                    if total < eff {
-                        return Err(format!(
-                            "window {eff} (kernel {kk}, dilation {dd}) is larger than the padded input {total} on spatial axis {i}"
-                        ));
-                    }
-                    let num = total - eff;
-                    if ceil_mode {
-                        let mut o = num.div_ceil(ss) + 1;
-                        if (o - 1) * ss >= n + b {
-                            o -= 1;
-                        }
-                        o
-                    } else {
-                        num / ss + 1
-                    }
-                }
-            };
-            out_sp.push(out);
-            pad_b.push(b);
-            pad_e.push(a);
+            let (kk, dd) = (k[i], d[i]);
+            let axis = padding
+                .window(i, in_sp[i], kk, s[i], dd, ceil_mode)
+                .map_err(|e| match e {
+                    WindowError::NonPositive => format!(
+                        "kernel {k:?}, strides {s:?} and dilation {d:?} must be positive"
+                    ),
+                    WindowError::TooLarge { window, padded } => format!(
+                        "window {window} (kernel {kk}, dilation {dd}) is larger than the padded input {padded} on spatial axis {i}"
+                    ),
+                })?;
+            out_sp.push(axis.out);
+            pad_b.push(axis.begin);
+            pad_e.push(axis.end);
         }
         Ok(Window {
             in_sp: in_sp.to_vec(),
