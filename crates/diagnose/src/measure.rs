@@ -26,6 +26,7 @@ use engine::{Batch, DropoutMasks, Mode, ParamStore, Program, TrainConfig, forwar
 use model_import::Bundle;
 use model_ir::{Activation, DataLayout, Framework, Model, Node, Op, Tensor, ValueInfo};
 use ndarray::{ArrayD, Axis, IxDyn};
+use optim::driver::{Driver, Grads};
 use report::{
     Ablation, Curve, Finding, ForwardReport, Impact, LayerError, NoiseFloor, NotChecked,
     TrainingReport,
@@ -349,20 +350,11 @@ fn torch_optimizer(m: &Model) -> Result<Opt, String> {
         .filter(|(_, p)| p.trainable)
         .map(|(_, p)| p.name.clone())
         .collect();
-    let groups = match &t.param_groups {
-        Some(g) if !g.is_empty() => {
-            let v = serde_json::json!({"class_name": spec.class_name, "defaults": spec.config});
-            optim::torch::resolve_param_groups(&v, g, &names)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|(c, idx)| (c, idx.into_iter().map(|i| names[i].clone()).collect()))
-                .collect()
-        }
-        _ => vec![(
-            optim::torch::Config::from_spec(spec).map_err(|e| e.to_string())?,
-            names,
-        )],
-    };
+    let groups = optim::driver::torch_param_groups(spec, t.param_groups.as_deref(), &names)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(c, idx)| (c, idx.into_iter().map(|i| names[i].clone()).collect()))
+        .collect();
     Ok(Opt::Torch {
         groups,
         clip: t.grad_clip,
@@ -556,25 +548,16 @@ fn batch_plan(
     plan
 }
 
-/// A running optimizer.
-enum Stepper {
-    Keras(optim::keras::Optimizer<F>),
-    Torch {
-        groups: optim::torch::ParamGroups<F>,
-        clip: Option<model_ir::GradClip>,
-        scheduler: Option<(optim::torch::Scheduler, optim::torch::SchedulerConfig)>,
-        t: u64,
-    },
-}
-
-fn stepper(s: &Setup, names: &[String], program: &Program) -> Result<Stepper, String> {
+/// The optimizer of one side as its framework steps it ([`optim::driver::Driver`]: the same
+/// rules the engine's fixture validation runs). The simulation hands it dense gradients.
+fn stepper(s: &Setup, names: &[String], program: &Program) -> Result<Driver<F>, String> {
     let shapes = program.param_shapes();
     let vars: Vec<optim::Variable> = names
         .iter()
         .map(|n| optim::Variable::new(n.clone(), shapes.get(n).map_or(&[][..], |v| v)))
         .collect();
-    Ok(match &s.opt {
-        Opt::Keras(c) => Stepper::Keras(optim::keras::Optimizer::build(c.clone(), &vars)),
+    match &s.opt {
+        Opt::Keras(c) => Ok(Driver::keras(c.clone(), &vars)),
         Opt::Torch {
             groups,
             clip,
@@ -592,53 +575,10 @@ fn stepper(s: &Setup, names: &[String], program: &Program) -> Result<Stepper, St
                     )
                 })
                 .collect();
-            let mut pg = optim::torch::ParamGroups::build(g, &vars);
-            let steps_per_epoch = {
-                let r = s.data.rows();
-                let b = s.batch_size.max(1);
-                Some(if s.drop_last { r / b } else { r.div_ceil(b) }.max(1) as u64)
-            };
-            let scheduler = match scheduler {
-                Some(spec) => {
-                    let cfg = optim::torch::SchedulerConfig::from_spec(spec, steps_per_epoch)
-                        .map_err(|e| e.to_string())?;
-                    let sch = optim::torch::Scheduler::new(&cfg.kind, &mut pg.configs_mut())
-                        .map_err(|e| e.to_string())?;
-                    Some((sch, cfg))
-                }
-                None => None,
-            };
-            Stepper::Torch {
-                groups: pg,
-                clip: *clip,
-                scheduler,
-                t: 0,
-            }
-        }
-    })
-}
-
-impl Stepper {
-    fn step(&mut self, g: &mut [Vec<F>], p: &mut [Vec<F>]) {
-        match self {
-            Stepper::Keras(o) => o.apply(g, p),
-            Stepper::Torch {
-                groups,
-                clip,
-                scheduler,
-                t,
-            } => {
-                if let Some(c) = clip {
-                    optim::torch::apply_grad_clip(c, g);
-                }
-                groups.step(g, p);
-                *t += 1;
-                if let Some((sch, cfg)) = scheduler
-                    && cfg.steps_after(*t) == Some(true)
-                {
-                    sch.step(&mut groups.configs_mut());
-                }
-            }
+            let steps_per_epoch =
+                optim::driver::steps_per_epoch(s.data.rows(), s.batch_size, s.drop_last);
+            Driver::torch(g, *clip, scheduler.as_ref(), Some(steps_per_epoch), &vars)
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -763,7 +703,7 @@ fn run(s: &Setup, steps: usize, seed: Option<u64>, probe: &Probe) -> Result<Vec<
                     }
                 }
             }
-            opt.step(&mut gs, &mut ps);
+            opt.step(Grads::dense(&mut gs), &mut ps);
             for (n, v) in names.iter().zip(ps) {
                 if let Some(shape) = shapes.get(n)
                     && let Ok(a) = ArrayD::from_shape_vec(IxDyn(shape), v)

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use catalogue::Id;
 use model_import::Bundle;
-use model_ir::{GradClip, Model, ParamRole, TrainingConfig};
+use model_ir::{GradClip, LossFamily as Family, Model, ParamRole, TrainingConfig};
 use optim::equiv;
 use optim::keras::{self as kopt, LearningRate};
 use optim::torch::{self as topt, SchedulerConfig};
@@ -113,48 +113,6 @@ fn ratio_severity(a: f64, b: f64) -> (Severity, f64) {
         Severity::Medium
     };
     (sev, r)
-}
-
-/// Epsilon-like fields that no constant torch value maps exactly: returned and zeroed.
-fn take_keras_eps(k: &mut kopt::Kind) -> Option<f64> {
-    use kopt::Kind as K;
-    match k {
-        K::Adam { epsilon, .. }
-        | K::AdamW { epsilon, .. }
-        | K::RmsProp { epsilon, .. }
-        | K::Adagrad { epsilon, .. }
-        | K::Adamax { epsilon, .. } => Some(std::mem::replace(epsilon, 0.0)),
-        _ => None,
-    }
-}
-
-fn take_torch_eps(k: &mut topt::Kind) -> Option<f64> {
-    use topt::Kind as T;
-    match k {
-        T::Adam { eps, .. }
-        | T::AdamW { eps, .. }
-        | T::RmsProp { eps, .. }
-        | T::Adagrad { eps, .. }
-        | T::Adamax { eps, .. } => Some(std::mem::replace(eps, 0.0)),
-        _ => None,
-    }
-}
-
-/// `Adam(decoupled_weight_decay=True)` is AdamW.
-fn normalize_torch(c: &mut topt::Config) {
-    if let topt::Kind::Adam {
-        betas,
-        eps,
-        amsgrad,
-        decoupled_weight_decay: true,
-    } = c.kind
-    {
-        c.kind = topt::Kind::AdamW {
-            betas,
-            eps,
-            amsgrad,
-        };
-    }
 }
 
 /// Field-by-field differences of two torch configurations of the same class:
@@ -596,7 +554,7 @@ fn optimizer(
             return;
         }
     };
-    normalize_torch(&mut tc);
+    tc.normalize_adamw();
     let mut o = Opt {
         keras: kc.clone(),
         torch: tc.clone(),
@@ -666,8 +624,13 @@ fn optimizer(
     schedules(&mut o, torch, out);
 
     // Epsilons whose placement differs: compared on their own.
-    let ke = take_keras_eps(&mut o.keras.kind);
-    let te = take_torch_eps(&mut o.torch.kind);
+    // Epsilon-like fields that no constant torch value maps exactly: compared on their own.
+    let ke = o
+        .keras
+        .kind
+        .epsilon_mut()
+        .map(|e| std::mem::replace(e, 0.0));
+    let te = o.torch.kind.eps_mut().map(|e| std::mem::replace(e, 0.0));
     let eq = match equiv::keras_to_torch(&o.keras) {
         Ok(eq) => eq,
         Err(e) => {
@@ -719,14 +682,14 @@ fn optimizer(
         }
     };
     let mut want = eq.config.clone();
-    normalize_torch(&mut want);
+    want.normalize_adamw();
     // Keras stores float32 hyper-parameters (0.03 is 0.029999999329447743): show them as typed.
     want.lr = as_typed(want.lr);
     want.weight_decay = as_typed(want.weight_decay);
     let got = &o.torch;
     let exact_code = {
         let mut w = want.clone();
-        if let (Some(k), Some(eps)) = (ke, eps_field(&mut w.kind)) {
+        if let (Some(k), Some(eps)) = (ke, w.kind.eps_mut()) {
             *eps = k;
         }
         let code = equiv::render_torch(&w);
@@ -960,18 +923,6 @@ fn as_typed(x: f64) -> f64 {
     }
 }
 
-fn eps_field(k: &mut topt::Kind) -> Option<&mut f64> {
-    use topt::Kind as T;
-    match k {
-        T::Adam { eps, .. }
-        | T::AdamW { eps, .. }
-        | T::RmsProp { eps, .. }
-        | T::Adagrad { eps, .. }
-        | T::Adamax { eps, .. } => Some(eps),
-        _ => None,
-    }
-}
-
 /// L1/L2 regularizers vs torch weight decay (`l2-regularizer-factor-two`).
 fn regularization(
     torch_cfg: &TrainingConfig,
@@ -985,7 +936,7 @@ fn regularization(
         .as_ref()
         .and_then(|o| topt::Config::from_spec(o).ok());
     let Some(mut base) = base else { return };
-    normalize_torch(&mut base);
+    base.normalize_adamw();
     let decoupled = matches!(base.kind, topt::Kind::AdamW { .. });
     let overrides = torch_weight_decay(torch_cfg);
     let wd_of = |name: &str| overrides.get(name).copied().unwrap_or(base.weight_decay);
@@ -1164,56 +1115,6 @@ fn keras_unregularized_torch_params(aligned: &Aligned<'_>, regularized: &[String
         .collect()
 }
 
-/// A loss family and what it expects as the model output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    CrossEntropy,
-    Binary,
-    Mse,
-    Mae,
-    Huber,
-    Kld,
-    Poisson,
-    Cosine,
-    Hinge,
-    Other,
-}
-
-fn keras_family(name: &str) -> Family {
-    let n: String = name
-        .chars()
-        .filter(|c| *c != '_')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    match n.as_str() {
-        "categoricalcrossentropy" | "sparsecategoricalcrossentropy" => Family::CrossEntropy,
-        "binarycrossentropy" => Family::Binary,
-        "meansquarederror" | "mse" => Family::Mse,
-        "meanabsoluteerror" | "mae" => Family::Mae,
-        "huber" | "huberloss" => Family::Huber,
-        "kldivergence" | "kld" | "kullbackleiblerdivergence" => Family::Kld,
-        "poisson" => Family::Poisson,
-        "cosinesimilarity" => Family::Cosine,
-        "hinge" | "squaredhinge" | "categoricalhinge" => Family::Hinge,
-        _ => Family::Other,
-    }
-}
-
-fn torch_family(name: &str) -> Family {
-    match name {
-        "CrossEntropyLoss" | "NLLLoss" => Family::CrossEntropy,
-        "BCELoss" | "BCEWithLogitsLoss" => Family::Binary,
-        "MSELoss" => Family::Mse,
-        "L1Loss" => Family::Mae,
-        "HuberLoss" | "SmoothL1Loss" => Family::Huber,
-        "KLDivLoss" => Family::Kld,
-        "PoissonNLLLoss" => Family::Poisson,
-        "CosineEmbeddingLoss" | "CosineSimilarity" => Family::Cosine,
-        "HingeEmbeddingLoss" | "MultiMarginLoss" => Family::Hinge,
-        _ => Family::Other,
-    }
-}
-
 fn cfg_f64(v: &serde_json::Value, k: &str) -> Option<f64> {
     v.get(k).and_then(serde_json::Value::as_f64)
 }
@@ -1253,8 +1154,8 @@ fn loss(
         });
         return;
     }
-    let kf = keras_family(&kl.class_name);
-    let tf = torch_family(&tl.class_name);
+    let kf = Family::of_keras_name(&kl.class_name);
+    let tf = Family::of_torch_name(&tl.class_name);
     let kout = output_activation(&kb.model);
     let tout = output_activation(&tb.model);
     let kact = kout.as_ref().and_then(|(_, a)| *a);
@@ -2030,14 +1931,14 @@ mod tests {
     #[test]
     fn families() {
         assert_eq!(
-            keras_family("sparse_categorical_crossentropy"),
+            Family::of_keras_name("sparse_categorical_crossentropy"),
             Family::CrossEntropy
         );
         assert_eq!(
-            keras_family("CategoricalCrossentropy"),
+            Family::of_keras_name("CategoricalCrossentropy"),
             Family::CrossEntropy
         );
-        assert_eq!(keras_family("mse"), Family::Mse);
-        assert_eq!(torch_family("BCEWithLogitsLoss"), Family::Binary);
+        assert_eq!(Family::of_keras_name("mse"), Family::Mse);
+        assert_eq!(Family::of_torch_name("BCEWithLogitsLoss"), Family::Binary);
     }
 }

@@ -176,7 +176,7 @@ impl<T: Real> Driver<T> {
                     .as_ref()
                     .ok_or(DriverError::NoOptimizer { framework: "Keras" })?;
                 let mut config = keras::Config::from_spec(spec)?;
-                if let Some(b) = training.backend.as_deref().and_then(keras::Backend::parse) {
+                if let Some(b) = training.backend {
                     config.backend = b;
                 }
                 Ok(Driver::keras(config, vars))

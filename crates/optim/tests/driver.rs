@@ -2,7 +2,8 @@
 //! replaced in the engine fixtures and the diagnosis simulation): bit for bit in float32.
 
 use model_ir::{
-    Framework, GradClip, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval, TrainingConfig,
+    Framework, GradClip, KerasBackend, OptimizerSpec, ParamGroup, SchedulerSpec, StepInterval,
+    TrainingConfig,
 };
 use optim::driver::{Driver, DriverError, Grads, steps_per_epoch, torch_param_groups};
 use optim::keras::{self, IndexedSlices};
@@ -141,7 +142,7 @@ fn run_keras_direct(config: keras::Config, n: usize, sliced: bool) -> Vec<Vec<f3
 #[test]
 fn keras_tensorflow_hands_the_optimizer_the_slices() {
     let mut t = training(Framework::Keras, "Adam", keras_adam());
-    t.backend = Some("tensorflow".into());
+    t.backend = Some(KerasBackend::TensorFlow);
     let d = Driver::<f32>::from_training(&t, &vars(), None).unwrap();
     let config = keras::Config::from_spec(t.optimizer.as_ref().unwrap()).unwrap();
     let sparse = run_keras_direct(config.clone(), 6, true);
@@ -152,9 +153,9 @@ fn keras_tensorflow_hands_the_optimizer_the_slices() {
 
 #[test]
 fn keras_without_slices_is_the_dense_apply() {
-    for backend in [None, Some("tensorflow")] {
+    for backend in [None, Some(KerasBackend::TensorFlow)] {
         let mut t = training(Framework::Keras, "Adam", keras_adam());
-        t.backend = backend.map(str::to_string);
+        t.backend = backend;
         let d = Driver::<f32>::from_training(&t, &vars(), None).unwrap();
         let config = keras::Config::from_spec(t.optimizer.as_ref().unwrap()).unwrap();
         assert_eq!(
@@ -166,9 +167,9 @@ fn keras_without_slices_is_the_dense_apply() {
 
 #[test]
 fn keras_jax_and_torch_backends_take_dense_gradients() {
-    for backend in ["jax", "torch"] {
+    for backend in [KerasBackend::Jax, KerasBackend::Torch] {
         let mut t = training(Framework::Keras, "Adam", keras_adam());
-        t.backend = Some(backend.into());
+        t.backend = Some(backend);
         let d = Driver::<f32>::from_training(&t, &vars(), None).unwrap();
         let config = keras::Config::from_spec(t.optimizer.as_ref().unwrap()).unwrap();
         assert_eq!(

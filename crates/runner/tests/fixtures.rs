@@ -5,12 +5,10 @@
 //! to the largest gradient of the model), BatchNorm statistics after one training forward
 //! ≤ 1e-5, and the 20-step training run's parameters ≤ 1e-4 per tensor with the `optim`
 //! emulators. The forward, loss and gradients run through exactly the code of `cargo xtask run`
-//! (`xtask/src/run/exec.rs` is compiled into this test). Also: the engine against tract on every
+//! (the `runner` library both use). Also: the engine against tract on every
 //! fixture's `model.eval.onnx`.
 
-#[path = "../../../xtask/src/run/exec.rs"]
-#[allow(dead_code)]
-mod exec;
+use runner as exec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
