@@ -1,0 +1,807 @@
+//! The optimizer comparison: class and hyper-parameters through `optim::equiv`, gradient
+//! clipping, EMA, learning-rate schedules, weight decay, parameter groups and epsilon placement.
+
+use super::regularizer::regularization_ported;
+use super::*;
+
+/// Field-by-field differences of two torch configurations of the same class:
+/// `(field, wanted, actual)`.
+fn kind_diffs(want: &topt::Kind, got: &topt::Kind) -> Vec<(String, String, String)> {
+    use topt::Kind as T;
+    let mut d = Vec::new();
+    let mut f = |name: &str, a: f64, b: f64| {
+        if differs(a, b) {
+            d.push((name.to_string(), num(a), num(b)));
+        }
+    };
+    match (want, got) {
+        (
+            T::Sgd {
+                momentum: a,
+                dampening: ad,
+                nesterov: an,
+            },
+            T::Sgd {
+                momentum: b,
+                dampening: bd,
+                nesterov: bn,
+            },
+        ) => {
+            f("momentum", *a, *b);
+            f("dampening", *ad, *bd);
+            if an != bn {
+                d.push(("nesterov".into(), an.to_string(), bn.to_string()));
+            }
+        }
+        (
+            T::Adam {
+                betas: a,
+                amsgrad: aa,
+                ..
+            },
+            T::Adam {
+                betas: b,
+                amsgrad: ba,
+                ..
+            },
+        )
+        | (
+            T::AdamW {
+                betas: a,
+                amsgrad: aa,
+                ..
+            },
+            T::AdamW {
+                betas: b,
+                amsgrad: ba,
+                ..
+            },
+        ) => {
+            f("beta1", a.0, b.0);
+            f("beta2", a.1, b.1);
+            if aa != ba {
+                d.push(("amsgrad".into(), aa.to_string(), ba.to_string()));
+            }
+        }
+        (
+            T::RmsProp {
+                alpha: a,
+                momentum: am,
+                centered: ac,
+                ..
+            },
+            T::RmsProp {
+                alpha: b,
+                momentum: bm,
+                centered: bc,
+                ..
+            },
+        ) => {
+            f("alpha (Keras rho)", *a, *b);
+            f("momentum", *am, *bm);
+            if ac != bc {
+                d.push(("centered".into(), ac.to_string(), bc.to_string()));
+            }
+        }
+        (
+            T::Adagrad {
+                lr_decay: a,
+                initial_accumulator_value: ai,
+                ..
+            },
+            T::Adagrad {
+                lr_decay: b,
+                initial_accumulator_value: bi,
+                ..
+            },
+        ) => {
+            f("lr_decay", *a, *b);
+            f("initial_accumulator_value", *ai, *bi);
+        }
+        (T::Adadelta { rho: a, eps: ae }, T::Adadelta { rho: b, eps: be }) => {
+            f("rho", *a, *b);
+            f("eps", *ae, *be);
+        }
+        (T::Adamax { betas: a, .. }, T::Adamax { betas: b, .. }) => {
+            f("beta1", a.0, b.0);
+            f("beta2", a.1, b.1);
+        }
+        (
+            T::NAdam {
+                betas: a,
+                eps: ae,
+                momentum_decay: am,
+                ..
+            },
+            T::NAdam {
+                betas: b,
+                eps: be,
+                momentum_decay: bm,
+                ..
+            },
+        ) => {
+            f("beta1", a.0, b.0);
+            f("beta2", a.1, b.1);
+            f("eps", *ae, *be);
+            f("momentum_decay", *am, *bm);
+        }
+        _ => d.push((
+            "class".into(),
+            want.class_name().into(),
+            got.class_name().into(),
+        )),
+    }
+    d
+}
+
+struct Opt {
+    keras: kopt::Config,
+    torch: topt::Config,
+}
+
+fn clipping(k: &kopt::Config, clip: Option<&GradClip>, out: &mut Findings) {
+    let id = Id::ClipnormPerTensorVsGlobal;
+    let show_t = |c: Option<&GradClip>| match c {
+        None => "no clipping".to_string(),
+        Some(c) => equiv::render_clip(c),
+    };
+    let keras_desc = if let Some(c) = k.clipnorm {
+        format!("clipnorm={} (each tensor separately)", num(c))
+    } else if let Some(c) = k.global_clipnorm {
+        format!("global_clipnorm={}", num(c))
+    } else if let Some(c) = k.clipvalue {
+        format!("clipvalue={}", num(c))
+    } else {
+        "no clipping".to_string()
+    };
+    let (sev, why, fix_t) = match (k.clipnorm, k.global_clipnorm, k.clipvalue, clip) {
+        (None, None, None, None) => return,
+        (Some(c), _, _, _) => (
+            Severity::Medium,
+            "per-tensor vs global gradient norm",
+            format!(
+                "for p in model.parameters(): torch.nn.utils.clip_grad_norm_([p], max_norm={})",
+                num(c)
+            ),
+        ),
+        (
+            None,
+            Some(c),
+            _,
+            Some(GradClip::Norm {
+                max_norm,
+                norm_type,
+            }),
+        ) if !differs(c, *max_norm) && !differs(2.0, *norm_type) => (
+            Severity::Info,
+            "torch divides by (N + 1e-6), Keras by N",
+            format!(
+                "torch.nn.utils.clip_grad_norm_(params, max_norm={})",
+                num(c)
+            ),
+        ),
+        (None, Some(c), _, _) => (
+            Severity::Medium,
+            "global norm clipping differs",
+            format!(
+                "torch.nn.utils.clip_grad_norm_(params, max_norm={})",
+                num(c)
+            ),
+        ),
+        (None, None, Some(c), Some(GradClip::Value { clip_value })) if !differs(c, *clip_value) => {
+            return;
+        }
+        (None, None, Some(c), _) => (
+            Severity::Medium,
+            "value clipping differs",
+            format!(
+                "torch.nn.utils.clip_grad_value_(params, clip_value={})",
+                num(c)
+            ),
+        ),
+        (None, None, None, Some(_)) => (
+            Severity::Medium,
+            "torch clips, Keras does not",
+            "remove the clip_grad_* call".to_string(),
+        ),
+    };
+    let fix_k = match clip {
+        Some(GradClip::Norm { max_norm, .. }) => format!(
+            "keras.optimizers.{}(..., global_clipnorm={})",
+            k.kind.class_name(),
+            num(*max_norm)
+        ),
+        Some(GradClip::Value { clip_value }) => format!(
+            "keras.optimizers.{}(..., clipvalue={})",
+            k.kind.class_name(),
+            num(*clip_value)
+        ),
+        None => "remove the clipping argument".to_string(),
+    };
+    out.add(
+        id,
+        sev,
+        1.0,
+        vec![ev(
+            format!("gradient clipping ({why})"),
+            keras_desc,
+            show_t(clip),
+            None,
+        )],
+        fix_t,
+        fix_k,
+    );
+}
+
+fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
+    let tsched = tcfg
+        .scheduler
+        .as_ref()
+        .map(|s| SchedulerConfig::from_spec(s, None));
+    let tsched = match tsched {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            out.add(
+                Id::LrScheduleGranularity,
+                Severity::Medium,
+                1.0,
+                vec![ev(
+                    "learning-rate schedule",
+                    "",
+                    format!(
+                        "{} (not understood: {e})",
+                        tcfg.scheduler
+                            .as_ref()
+                            .map_or("", |s| s.class_name.as_str())
+                    ),
+                    None,
+                )],
+                "",
+                "",
+            );
+            None
+        }
+        None => None,
+    };
+    let momentum = match o.keras.kind {
+        kopt::Kind::Sgd { momentum, .. } | kopt::Kind::RmsProp { momentum, .. } => momentum,
+        _ => 0.0,
+    };
+    let kschedule = match &o.keras.learning_rate {
+        LearningRate::Schedule(s) => Some(s.clone()),
+        LearningRate::Constant(_) => None,
+    };
+    if (kschedule.is_some() || tsched.is_some()) && momentum > 0.0 {
+        out.add(
+            Id::SgdMomentumLrInBuffer,
+            Severity::Medium,
+            1.0,
+            vec![ev(
+                "momentum under a changing learning rate",
+                format!("v ← μv − η_t·g (μ = {})", num(momentum)),
+                "b ← μb + g; θ ← θ − η_t·b",
+                None,
+            )],
+            "no flag: emulate Keras's buffer (v = μv − lr·g; p += v) in a custom step",
+            "no flag: keep the learning rate constant, or accept the difference",
+        );
+    }
+    match (&kschedule, &tsched) {
+        (None, None) => {}
+        (Some(s), t) => {
+            let kdesc = equiv::render_schedule(s);
+            match equiv::keras_schedule_to_torch(s) {
+                Ok((_, want)) => {
+                    let ok = t.as_ref().is_some_and(|t| {
+                        t.interval == want.interval
+                            && equiv::render_scheduler(t) == equiv::render_scheduler(&want)
+                    });
+                    if !ok {
+                        let is_cos = matches!(s, kopt::Schedule::CosineDecay { .. })
+                            || t.as_ref().is_some_and(|t| {
+                                matches!(t.kind, topt::SchedulerKind::CosineAnnealingLR { .. })
+                            });
+                        out.add(
+                            if is_cos {
+                                Id::CosineDecaySemantics
+                            } else {
+                                Id::LrScheduleGranularity
+                            },
+                            Severity::Medium,
+                            1.0,
+                            vec![ev(
+                                "learning-rate schedule",
+                                format!("{kdesc} (evaluated every batch)"),
+                                t.as_ref()
+                                    .map_or_else(|| "constant".to_string(), describe_sched),
+                                None,
+                            )],
+                            format!(
+                                "{}  # scheduler.step() after every optimizer.step()",
+                                equiv::render_scheduler(&want)
+                            ),
+                            "nothing to change on this side",
+                        );
+                    }
+                }
+                Err(e) => {
+                    for &id in &e.catalogue {
+                        if id != Id::SgdMomentumLrInBuffer {
+                            out.add(
+                                id,
+                                Severity::Medium,
+                                1.0,
+                                vec![ev(
+                                    format!("learning-rate schedule ({})", e.reason),
+                                    kdesc.clone(),
+                                    t.as_ref().map_or_else(|| "constant".to_string(), describe_sched),
+                                    None,
+                                )],
+                                "LambdaLR(optimizer, lambda s: <the Keras schedule at s> / lr), stepped after every optimizer.step()",
+                                "nothing to change on this side",
+                            );
+                        }
+                    }
+                }
+            }
+            // Compare the rest at the schedule's initial learning rate.
+            o.keras.learning_rate = LearningRate::Constant(s.value::<f64>(0));
+        }
+        (None, Some(t)) => {
+            let (id, why) = if matches!(t.kind, topt::SchedulerKind::CosineAnnealingLR { .. }) {
+                (
+                    Id::CosineDecaySemantics,
+                    "torch anneals the learning rate, Keras keeps it constant",
+                )
+            } else {
+                (
+                    Id::LrScheduleGranularity,
+                    "torch changes the learning rate, Keras keeps it constant",
+                )
+            };
+            out.add(
+                id,
+                Severity::Medium,
+                1.0,
+                vec![ev(
+                    format!("learning-rate schedule ({why})"),
+                    "constant",
+                    describe_sched(t),
+                    None,
+                )],
+                "remove the scheduler",
+                match equiv::torch_scheduler_to_keras(o.torch.lr, t) {
+                    Ok(s) => format!("learning_rate={}", equiv::render_schedule(&s)),
+                    Err(e) => format!("no exact Keras schedule: {}", e.reason),
+                },
+            );
+        }
+    }
+}
+
+fn describe_sched(t: &SchedulerConfig) -> String {
+    format!(
+        "{} stepped per {}",
+        equiv::render_scheduler(t),
+        match t.interval {
+            model_ir::StepInterval::Epoch => "epoch",
+            model_ir::StepInterval::Step => "batch",
+        }
+    )
+}
+
+pub(super) fn optimizer(
+    keras: &TrainingConfig,
+    torch: &TrainingConfig,
+    regs: &[Regularizer],
+    frozen_ok: &[String],
+    out: &mut Findings,
+    not_checked: &mut Vec<NotChecked>,
+) {
+    let (Some(ks), Some(ts)) = (&keras.optimizer, &torch.optimizer) else {
+        not_checked.push(NotChecked {
+            what: "optimizer".into(),
+            reason: "one of the bundles records no optimizer".into(),
+        });
+        return;
+    };
+    let kc = match kopt::Config::from_spec(ks) {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = e.to_string();
+            if msg.contains("`decay`") {
+                out.add(
+                    Id::LegacyDecayKwarg,
+                    Severity::Medium,
+                    1.0,
+                    vec![ev("optimizer `decay` argument", msg, "no such argument", None)],
+                    "LambdaLR(optimizer, lambda s: 1/(1 + decay*s)), stepped every batch (tf.keras legacy behaviour); or nothing, if the model was trained with Keras 3 (which ignores it)",
+                    "learning_rate=keras.optimizers.schedules.InverseTimeDecay(lr, 1, decay)",
+                );
+            } else {
+                not_checked.push(NotChecked {
+                    what: "optimizer".into(),
+                    reason: format!("the Keras optimizer is not understood: {msg}"),
+                });
+            }
+            return;
+        }
+    };
+    let mut tc = match topt::Config::from_spec(ts) {
+        Ok(c) => c,
+        Err(e) => {
+            not_checked.push(NotChecked {
+                what: "optimizer".into(),
+                reason: format!("the torch optimizer is not understood: {e}"),
+            });
+            return;
+        }
+    };
+    tc.normalize_adamw();
+    let mut o = Opt {
+        keras: kc.clone(),
+        torch: tc.clone(),
+    };
+    let keras_code = equiv::render_keras(&kc);
+    let tsched = torch
+        .scheduler
+        .as_ref()
+        .and_then(|s| SchedulerConfig::from_spec(s, None).ok());
+    let keras_fix =
+        match equiv::torch_to_keras_scheduled(&tc, torch.grad_clip.as_ref(), tsched.as_ref()) {
+            Ok(e) => e.code,
+            Err(e) => format!(
+                "# no exact Keras equivalent of the torch optimizer: {}",
+                e.reason
+            ),
+        };
+    let torch_code = equiv::render_torch(&tc);
+
+    // Classes without a counterpart.
+    let lone = matches!(o.keras.kind, kopt::Kind::Lion { .. })
+        || matches!(
+            o.torch.kind,
+            topt::Kind::RAdam { .. } | topt::Kind::Adafactor { .. }
+        )
+        || ks.class_name == "Adafactor";
+    if lone {
+        out.add(
+            Id::NoCounterpartOptimizers,
+            Severity::High,
+            2.0,
+            vec![ev(
+                "optimizer",
+                keras_code.clone(),
+                torch_code.clone(),
+                None,
+            )],
+            "port the Keras update_step by hand (no torch.optim class computes it)",
+            keras_fix.clone(),
+        );
+        return;
+    }
+
+    clipping(&o.keras, torch.grad_clip.as_ref(), out);
+    o.keras.clipnorm = None;
+    o.keras.global_clipnorm = None;
+    o.keras.clipvalue = None;
+    if o.keras.use_ema {
+        out.add(
+            Id::EmaWeights,
+            Severity::Medium,
+            1.0,
+            vec![ev(
+                "weights after fit()",
+                format!("moving average (use_ema=True, ema_momentum={})", num(o.keras.ema_momentum)),
+                "raw weights",
+                None,
+            )],
+            format!(
+                "ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn({})); copy ema's weights into the model after training",
+                num(o.keras.ema_momentum)
+            ),
+            "use_ema=False",
+        );
+        o.keras.use_ema = false;
+    }
+    schedules(&mut o, torch, out);
+
+    // Epsilons whose placement differs: compared on their own.
+    // Epsilon-like fields that no constant torch value maps exactly: compared on their own.
+    let ke = o
+        .keras
+        .kind
+        .epsilon_mut()
+        .map(|e| std::mem::replace(e, 0.0));
+    let te = o.torch.kind.eps_mut().map(|e| std::mem::replace(e, 0.0));
+    let eq = match equiv::keras_to_torch(&o.keras) {
+        Ok(eq) => eq,
+        Err(e) => {
+            let mut found = false;
+            for &id in &e.catalogue {
+                if matches!(
+                    id,
+                    Id::ClipnormPerTensorVsGlobal
+                        | Id::EmaWeights
+                        | Id::LrScheduleGranularity
+                        | Id::CosineDecaySemantics
+                        | Id::SgdMomentumLrInBuffer
+                ) && out.has(id)
+                {
+                    found = true;
+                    continue;
+                }
+                found = true;
+                out.add(
+                    id,
+                    Severity::Medium,
+                    1.0,
+                    vec![ev(
+                        format!("optimizer ({})", e.reason),
+                        keras_code.clone(),
+                        torch_code.clone(),
+                        None,
+                    )],
+                    format!("no exact torch.optim equivalent: {}", e.reason),
+                    keras_fix.clone(),
+                );
+            }
+            if !found {
+                out.add(
+                    Id::OptimizerMismatch,
+                    Severity::Medium,
+                    1.0,
+                    vec![ev(
+                        format!("optimizer ({})", e.reason),
+                        keras_code,
+                        torch_code,
+                        None,
+                    )],
+                    format!("no exact torch.optim equivalent: {}", e.reason),
+                    keras_fix.clone(),
+                );
+            }
+            return;
+        }
+    };
+    let mut want = eq.config.clone();
+    want.normalize_adamw();
+    // Keras stores float32 hyper-parameters (0.03 is 0.029999999329447743): show them as typed.
+    want.lr = as_typed(want.lr);
+    want.weight_decay = as_typed(want.weight_decay);
+    let got = &o.torch;
+    let exact_code = {
+        let mut w = want.clone();
+        if let (Some(k), Some(eps)) = (ke, w.kind.eps_mut()) {
+            *eps = k;
+        }
+        let code = equiv::render_torch(&w);
+        match (&kc.kind, ke) {
+            (kopt::Kind::Adam { beta_2, .. } | kopt::Kind::AdamW { beta_2, .. }, Some(k))
+                if k > 0.0 =>
+            {
+                format!(
+                    "{code}\nfor g in opt.param_groups: g['eps'] = {} / math.sqrt(1 - {}**t)  # before every opt.step(), t = the step about to run: Keras's epsilon-hat exactly",
+                    num(k),
+                    num(*beta_2)
+                )
+            }
+            (_, Some(k)) if k > 0.0 => format!(
+                "{code}  # closest: torch adds eps outside the square root; exact only with epsilon=0 on both sides"
+            ),
+            _ => code,
+        }
+    };
+    let wclass = want.kind.class_name();
+    let gclass = got.kind.class_name();
+    let wd_owned = regularization_ported(regs, torch);
+
+    // Class.
+    if wclass != gclass {
+        let adam_family = |c: &str| c == "Adam" || c == "AdamW";
+        if adam_family(wclass) && adam_family(gclass) {
+            let id = if kc.weight_decay.is_none()
+                && gclass == "AdamW"
+                && !ts
+                    .config
+                    .get("weight_decay")
+                    .is_some_and(|v| v.as_f64().is_some_and(|w| differs(w, 0.01)))
+            {
+                Id::AdamwDefaultDecay
+            } else {
+                Id::AdamWeightDecayCoupling
+            };
+            out.add(
+                id,
+                Severity::Medium,
+                1.5,
+                vec![ev(
+                    "weight decay",
+                    format!(
+                        "{} (decoupled: θ ← θ − η·λ·θ)",
+                        kc.weight_decay
+                            .map_or("none".to_string(), |w| format!("weight_decay={}", num(w)))
+                    ),
+                    format!(
+                        "{gclass}(weight_decay={}) ({})",
+                        num(got.weight_decay),
+                        if gclass == "AdamW" {
+                            "decoupled"
+                        } else {
+                            "coupled L2: g ← g + λθ, then divided by √v̂"
+                        }
+                    ),
+                    None,
+                )],
+                exact_code.clone(),
+                keras_fix.clone(),
+            );
+        } else {
+            out.add(
+                Id::OptimizerMismatch,
+                Severity::High,
+                2.0,
+                vec![ev(
+                    "optimizer class",
+                    keras_code.clone(),
+                    torch_code.clone(),
+                    None,
+                )],
+                exact_code.clone(),
+                keras_fix.clone(),
+            );
+            return;
+        }
+    } else {
+        for (field, w, g) in kind_diffs(&want.kind, &got.kind) {
+            let id = class_id(wclass);
+            let sev = if field == "momentum"
+                || field.starts_with("initial")
+                || field == "rho"
+                || field.starts_with("alpha")
+                || field == "momentum_decay"
+            {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.add(
+                id,
+                sev,
+                1.0,
+                vec![ev(format!("optimizer {field}"), w, g, None)],
+                exact_code.clone(),
+                keras_fix.clone(),
+            );
+        }
+        if differs(want.weight_decay, got.weight_decay) && !wd_owned {
+            let id = if gclass == "AdamW" {
+                Id::AdamwDefaultDecay
+            } else {
+                Id::AdamWeightDecayCoupling
+            };
+            out.add(
+                id,
+                Severity::Medium,
+                (want.weight_decay - got.weight_decay)
+                    .abs()
+                    .max(1e-3)
+                    .ln()
+                    .abs()
+                    .min(2.0),
+                vec![ev(
+                    "weight decay",
+                    format!("{} (decoupled)", num(want.weight_decay)),
+                    format!(
+                        "{} ({})",
+                        num(got.weight_decay),
+                        if gclass == "AdamW" {
+                            "decoupled"
+                        } else {
+                            "coupled"
+                        }
+                    ),
+                    None,
+                )],
+                exact_code.clone(),
+                keras_fix.clone(),
+            );
+        }
+    }
+    // Learning rate.
+    if differs(want.lr, got.lr) {
+        let (sev, r) = ratio_severity(want.lr, got.lr);
+        out.add(
+            class_id(wclass),
+            sev,
+            r,
+            vec![ev("learning rate", num(want.lr), num(got.lr), None)],
+            exact_code.clone(),
+            keras_fix.clone(),
+        );
+    }
+    // Parameter groups with their own learning rate.
+    for g in torch.param_groups.iter().flatten() {
+        // A frozen group holding only torch parameters Keras does not have (bias_hh next to
+        // Keras's single RNN bias) or does not train is the exact port.
+        let frozen_extra = g.params.iter().all(|p| frozen_ok.contains(p));
+        if let Some(lr) = g.overrides.get("lr").and_then(serde_json::Value::as_f64)
+            && differs(want.lr, lr)
+            && !(lr.abs() <= 0.0 && frozen_extra)
+        {
+            let (sev, r) = ratio_severity(want.lr, lr);
+            out.add(
+                class_id(wclass),
+                sev,
+                r,
+                vec![ev(
+                    format!(
+                        "learning rate of the parameter group {}",
+                        g.params.join(", ")
+                    ),
+                    num(want.lr),
+                    num(lr),
+                    None,
+                )],
+                exact_code.clone(),
+                "Keras has one learning rate for every variable",
+            );
+        }
+    }
+    // Epsilon placement.
+    match (ke, te) {
+        (Some(k), Some(t)) if k > 0.0 || t > 0.0 => {
+            let (id, same_sev, diff_sev, formula) = match kc.kind {
+                kopt::Kind::Adam { .. } | kopt::Kind::AdamW { .. } => (
+                    Id::AdamEpsilonHat,
+                    Severity::Info,
+                    Severity::Low,
+                    "Keras: m̂/(√v + ε̂)·√(1−β2^t); torch: m̂/(√v̂ + ε)",
+                ),
+                kopt::Kind::RmsProp { .. } => (
+                    Id::RmspropEpsAndRho,
+                    Severity::Low,
+                    Severity::Medium,
+                    "Keras: g/√(v + ε); torch: g/(√v + ε)",
+                ),
+                kopt::Kind::Adagrad { .. } => (
+                    Id::AdagradInitEps,
+                    Severity::Low,
+                    Severity::Medium,
+                    "Keras: g/√(a + ε); torch: g/(√a + ε)",
+                ),
+                _ => (
+                    Id::AdamaxEpsPlacement,
+                    Severity::Info,
+                    Severity::Low,
+                    "Keras: m/((1−β1^t)(u + ε)); torch: u = max(β2·u, |g| + ε)",
+                ),
+            };
+            let same = !differs(k, t);
+            let fix_t = exact_code.clone();
+            out.add(
+                id,
+                if same { same_sev } else { diff_sev },
+                if same {
+                    0.0
+                } else {
+                    (k.max(1e-30) / t.max(1e-30)).ln().abs().min(3.0) / 3.0
+                },
+                vec![ev(format!("epsilon ({formula})"), num(k), num(t), None)],
+                fix_t,
+                keras_fix.clone(),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// A float32 value read as f64, printed the way it was typed (shortest float32 form).
+fn as_typed(x: f64) -> f64 {
+    let f = x as f32;
+    if f.is_finite() && (f64::from(f) - x).abs() <= 1e-7 * x.abs() {
+        format!("{f}").parse().unwrap_or(x)
+    } else {
+        x
+    }
+}
