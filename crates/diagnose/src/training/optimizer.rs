@@ -390,6 +390,9 @@ fn describe_sched(t: &SchedulerConfig) -> String {
     )
 }
 
+/// The Keras and torch optimizers compared: class and hyper-parameters through
+/// `optim::equiv`, then clipping, EMA, schedules, weight decay, parameter groups and the
+/// epsilon placement, each on its own.
 pub(super) fn optimizer(
     keras: &TrainingConfig,
     torch: &TrainingConfig,
@@ -405,6 +408,72 @@ pub(super) fn optimizer(
         });
         return;
     };
+    let Some((kc, tc)) = parse(ks, ts, out, not_checked) else {
+        return;
+    };
+    let mut o = Opt {
+        keras: kc.clone(),
+        torch: tc.clone(),
+    };
+    let mut c = codes(&kc, &tc, torch);
+
+    if no_counterpart(&o, &ks.class_name, &c, out) {
+        return;
+    }
+
+    clipping(&o.keras, torch.grad_clip.as_ref(), out);
+    o.keras.clipnorm = None;
+    o.keras.global_clipnorm = None;
+    o.keras.clipvalue = None;
+    ema(&mut o, out);
+    schedules(&mut o, torch, out);
+
+    // Epsilons whose placement differs: compared on their own.
+    // Epsilon-like fields that no constant torch value maps exactly: compared on their own.
+    let ke = o
+        .keras
+        .kind
+        .epsilon_mut()
+        .map(|e| std::mem::replace(e, 0.0));
+    let te = o.torch.kind.eps_mut().map(|e| std::mem::replace(e, 0.0));
+    let Some(mut want) = equivalent(&o, &c, out) else {
+        return;
+    };
+    want.normalize_adamw();
+    // Keras stores float32 hyper-parameters (0.03 is 0.029999999329447743): show them as typed.
+    want.lr = as_typed(want.lr);
+    want.weight_decay = as_typed(want.weight_decay);
+    let got = &o.torch;
+    c.exact_code = exact_code(&want, &kc, ke);
+    let wd_owned = regularization_ported(regs, torch);
+
+    if !class_and_weight_decay(&kc, ts, &want, got, wd_owned, &c, out) {
+        return;
+    }
+    learning_rates(torch, &want, got, frozen_ok, &c, out);
+    epsilon_placement(&kc, ke, te, &c, out);
+}
+
+/// The code each side's fix quotes.
+struct Codes {
+    /// The Keras optimizer as code.
+    keras_code: String,
+    /// The torch optimizer as code.
+    torch_code: String,
+    /// The Keras equivalent of the torch optimizer (the fix on the Keras side).
+    keras_fix: String,
+    /// The exact torch equivalent of the Keras optimizer (the fix on the torch side).
+    exact_code: String,
+}
+
+/// Both optimizers as configurations (torch's AdamW normalized); `None` after recording why
+/// not (a legacy `decay` argument is a finding).
+fn parse(
+    ks: &model_ir::OptimizerSpec,
+    ts: &model_ir::OptimizerSpec,
+    out: &mut Findings,
+    not_checked: &mut Vec<NotChecked>,
+) -> Option<(kopt::Config, topt::Config)> {
     let kc = match kopt::Config::from_spec(ks) {
         Ok(c) => c,
         Err(e) => {
@@ -424,7 +493,7 @@ pub(super) fn optimizer(
                     reason: format!("the Keras optimizer is not understood: {msg}"),
                 });
             }
-            return;
+            return None;
         }
     };
     let mut tc = match topt::Config::from_spec(ts) {
@@ -434,36 +503,50 @@ pub(super) fn optimizer(
                 what: "optimizer".into(),
                 reason: format!("the torch optimizer is not understood: {e}"),
             });
-            return;
+            return None;
         }
     };
     tc.normalize_adamw();
-    let mut o = Opt {
-        keras: kc.clone(),
-        torch: tc.clone(),
-    };
-    let keras_code = equiv::render_keras(&kc);
+    Some((kc, tc))
+}
+
+fn codes(kc: &kopt::Config, tc: &topt::Config, torch: &TrainingConfig) -> Codes {
+    let keras_code = equiv::render_keras(kc);
     let tsched = torch
         .scheduler
         .as_ref()
         .and_then(|s| SchedulerConfig::from_spec(s, None).ok());
     let keras_fix =
-        match equiv::torch_to_keras_scheduled(&tc, torch.grad_clip.as_ref(), tsched.as_ref()) {
+        match equiv::torch_to_keras_scheduled(tc, torch.grad_clip.as_ref(), tsched.as_ref()) {
             Ok(e) => e.code,
             Err(e) => format!(
                 "# no exact Keras equivalent of the torch optimizer: {}",
                 e.reason
             ),
         };
-    let torch_code = equiv::render_torch(&tc);
+    let torch_code = equiv::render_torch(tc);
+    Codes {
+        keras_code,
+        torch_code,
+        keras_fix,
+        exact_code: String::new(),
+    }
+}
 
-    // Classes without a counterpart.
+/// Classes without a counterpart in the other framework (a finding; nothing more compared).
+fn no_counterpart(o: &Opt, class_name: &str, c: &Codes, out: &mut Findings) -> bool {
+    let Codes {
+        keras_code,
+        torch_code,
+        keras_fix,
+        ..
+    } = c;
     let lone = matches!(o.keras.kind, kopt::Kind::Lion { .. })
         || matches!(
             o.torch.kind,
             topt::Kind::RAdam { .. } | topt::Kind::Adafactor { .. }
         )
-        || ks.class_name == "Adafactor";
+        || class_name == "Adafactor";
     if lone {
         out.add(
             Id::NoCounterpartOptimizers,
@@ -478,13 +561,13 @@ pub(super) fn optimizer(
             "port the Keras update_step by hand (no torch.optim class computes it)",
             keras_fix.clone(),
         );
-        return;
+        return true;
     }
+    false
+}
 
-    clipping(&o.keras, torch.grad_clip.as_ref(), out);
-    o.keras.clipnorm = None;
-    o.keras.global_clipnorm = None;
-    o.keras.clipvalue = None;
+/// Keras `use_ema`: the weights after `fit()` are the moving average.
+fn ema(o: &mut Opt, out: &mut Findings) {
     if o.keras.use_ema {
         out.add(
             Id::EmaWeights,
@@ -504,18 +587,19 @@ pub(super) fn optimizer(
         );
         o.keras.use_ema = false;
     }
-    schedules(&mut o, torch, out);
+}
 
-    // Epsilons whose placement differs: compared on their own.
-    // Epsilon-like fields that no constant torch value maps exactly: compared on their own.
-    let ke = o
-        .keras
-        .kind
-        .epsilon_mut()
-        .map(|e| std::mem::replace(e, 0.0));
-    let te = o.torch.kind.eps_mut().map(|e| std::mem::replace(e, 0.0));
-    let eq = match equiv::keras_to_torch(&o.keras) {
-        Ok(eq) => eq,
+/// The exact torch equivalent of the Keras optimizer, or the findings `optim` names for its
+/// absence.
+fn equivalent(o: &Opt, c: &Codes, out: &mut Findings) -> Option<topt::Config> {
+    let Codes {
+        keras_code,
+        torch_code,
+        keras_fix,
+        ..
+    } = c;
+    match equiv::keras_to_torch(&o.keras) {
+        Ok(eq) => Some(eq.config),
         Err(e) => {
             let mut found = false;
             for &id in &e.catalogue {
@@ -553,49 +637,63 @@ pub(super) fn optimizer(
                     1.0,
                     vec![ev(
                         format!("optimizer ({})", e.reason),
-                        keras_code,
-                        torch_code,
+                        keras_code.clone(),
+                        torch_code.clone(),
                         None,
                     )],
                     format!("no exact torch.optim equivalent: {}", e.reason),
                     keras_fix.clone(),
                 );
             }
-            return;
+            None
         }
-    };
-    let mut want = eq.config.clone();
-    want.normalize_adamw();
-    // Keras stores float32 hyper-parameters (0.03 is 0.029999999329447743): show them as typed.
-    want.lr = as_typed(want.lr);
-    want.weight_decay = as_typed(want.weight_decay);
-    let got = &o.torch;
-    let exact_code = {
-        let mut w = want.clone();
-        if let (Some(k), Some(eps)) = (ke, w.kind.eps_mut()) {
-            *eps = k;
+    }
+}
+
+/// The torch code of the exact equivalent, with Keras's epsilon where torch can take it.
+fn exact_code(want: &topt::Config, kc: &kopt::Config, ke: Option<f64>) -> String {
+    let mut w = want.clone();
+    if let (Some(k), Some(eps)) = (ke, w.kind.eps_mut()) {
+        *eps = k;
+    }
+    let code = equiv::render_torch(&w);
+    match (&kc.kind, ke) {
+        (kopt::Kind::Adam { beta_2, .. } | kopt::Kind::AdamW { beta_2, .. }, Some(k))
+            if k > 0.0 =>
+        {
+            format!(
+                "{code}\nfor g in opt.param_groups: g['eps'] = {} / math.sqrt(1 - {}**t)  # before every opt.step(), t = the step about to run: Keras's epsilon-hat exactly",
+                num(k),
+                num(*beta_2)
+            )
         }
-        let code = equiv::render_torch(&w);
-        match (&kc.kind, ke) {
-            (kopt::Kind::Adam { beta_2, .. } | kopt::Kind::AdamW { beta_2, .. }, Some(k))
-                if k > 0.0 =>
-            {
-                format!(
-                    "{code}\nfor g in opt.param_groups: g['eps'] = {} / math.sqrt(1 - {}**t)  # before every opt.step(), t = the step about to run: Keras's epsilon-hat exactly",
-                    num(k),
-                    num(*beta_2)
-                )
-            }
-            (_, Some(k)) if k > 0.0 => format!(
-                "{code}  # closest: torch adds eps outside the square root; exact only with epsilon=0 on both sides"
-            ),
-            _ => code,
-        }
-    };
+        (_, Some(k)) if k > 0.0 => format!(
+            "{code}  # closest: torch adds eps outside the square root; exact only with epsilon=0 on both sides"
+        ),
+        _ => code,
+    }
+}
+
+/// Optimizer class (and, within the Adam family, the weight-decay coupling), then the
+/// class's hyper-parameters and weight decay. `false` when the classes differ outright
+/// (nothing more compared).
+fn class_and_weight_decay(
+    kc: &kopt::Config,
+    ts: &model_ir::OptimizerSpec,
+    want: &topt::Config,
+    got: &topt::Config,
+    wd_owned: bool,
+    c: &Codes,
+    out: &mut Findings,
+) -> bool {
+    let Codes {
+        keras_code,
+        torch_code,
+        keras_fix,
+        exact_code,
+    } = c;
     let wclass = want.kind.class_name();
     let gclass = got.kind.class_name();
-    let wd_owned = regularization_ported(regs, torch);
-
     // Class.
     if wclass != gclass {
         let adam_family = |c: &str| c == "Adam" || c == "AdamW";
@@ -650,7 +748,7 @@ pub(super) fn optimizer(
                 exact_code.clone(),
                 keras_fix.clone(),
             );
-            return;
+            return false;
         }
     } else {
         for (field, w, g) in kind_diffs(&want.kind, &got.kind) {
@@ -708,6 +806,24 @@ pub(super) fn optimizer(
             );
         }
     }
+    true
+}
+
+/// The learning rate, and that of every parameter group with its own.
+fn learning_rates(
+    torch: &TrainingConfig,
+    want: &topt::Config,
+    got: &topt::Config,
+    frozen_ok: &[String],
+    c: &Codes,
+    out: &mut Findings,
+) {
+    let Codes {
+        keras_fix,
+        exact_code,
+        ..
+    } = c;
+    let wclass = want.kind.class_name();
     // Learning rate.
     if differs(want.lr, got.lr) {
         let (sev, r) = ratio_severity(want.lr, got.lr);
@@ -748,6 +864,21 @@ pub(super) fn optimizer(
             );
         }
     }
+}
+
+/// Epsilons whose placement differs between the frameworks, compared on their own.
+fn epsilon_placement(
+    kc: &kopt::Config,
+    ke: Option<f64>,
+    te: Option<f64>,
+    c: &Codes,
+    out: &mut Findings,
+) {
+    let Codes {
+        keras_fix,
+        exact_code,
+        ..
+    } = c;
     // Epsilon placement.
     match (ke, te) {
         (Some(k), Some(t)) if k > 0.0 || t > 0.0 => {
