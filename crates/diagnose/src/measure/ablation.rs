@@ -278,3 +278,128 @@ impl Ctx<'_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_under_one_switch_share_their_impact() {
+        let w = WeightReport::default();
+        let s = shared_switches(
+            &[
+                Id::AdamEpsilonHat,
+                Id::SgdDefaultLr,
+                Id::RmspropEpsAndRho,
+                Id::NadamMomentumSchedule,
+                Id::DoubleSoftmax,
+                Id::BnEpsilon,
+                Id::LeakyReluSlope,
+                Id::AdamWeightDecayCoupling,
+            ],
+            &w,
+            true,
+        );
+        // Both swap in the whole Keras optimizer; decay coupling also drops torch's decay.
+        assert_eq!(
+            s.get("rmsprop-eps-and-rho"),
+            Some(&vec!["nadam-momentum-schedule".to_string()])
+        );
+        assert_eq!(
+            s.get("nadam-momentum-schedule"),
+            Some(&vec!["rmsprop-eps-and-rho".to_string()])
+        );
+        assert!(!s.contains_key("sgd-default-lr"));
+        // Without an exact torch SGD, the SGD switch is the whole optimizer too.
+        let s = shared_switches(&[Id::SgdDefaultLr, Id::RmspropEpsAndRho], &w, false);
+        assert_eq!(
+            s.get("sgd-default-lr"),
+            Some(&vec!["rmsprop-eps-and-rho".to_string()])
+        );
+        // Aligned on its own (epsilon placement, attributes) or alone under its switch.
+        for id in [
+            "adam-epsilon-hat",
+            "double-softmax",
+            "bn-epsilon",
+            "leaky-relu-slope",
+            "adam-weight-decay-coupling",
+        ] {
+            assert!(!s.contains_key(id), "{id}");
+        }
+    }
+
+    fn torch_adam(wd: f64, decoupled: bool) -> Opt {
+        let mut c = optim::torch::Config::default_for(if decoupled { "AdamW" } else { "Adam" })
+            .expect("torch default");
+        c.lr = 0.01;
+        c.weight_decay = wd;
+        Opt::Torch {
+            groups: vec![(c, vec!["w".into()])],
+            clip: None,
+            scheduler: None,
+        }
+    }
+
+    #[test]
+    fn epsilon_placement_alone_keeps_torch_settings() {
+        let spec = model_ir::OptimizerSpec {
+            class_name: "Adam".into(),
+            config: serde_json::json!({"learning_rate": 0.001, "epsilon": 1e-7}),
+        };
+        let keras = Opt::Keras(optim::keras::Config::from_spec(&spec).expect("keras adam"));
+        // Coupled decay stays torch's, added to the gradients; lr is torch's.
+        let (opt, wd) = epsilon_only(&torch_adam(1e-4, false), &keras).expect("aligned");
+        assert!((wd - 1e-4).abs() < 1e-15);
+        let Opt::Keras(k) = opt else {
+            panic!("Keras step")
+        };
+        assert!(
+            matches!(k.learning_rate, optim::keras::LearningRate::Constant(lr) if (lr - 0.01).abs() < 1e-12)
+        );
+        assert!(
+            matches!(k.kind, optim::keras::Kind::Adam { epsilon, .. } if (epsilon - 1e-7).abs() < 1e-20)
+        );
+        assert_eq!(k.weight_decay, None);
+        // Decoupled (AdamW) decay becomes Keras's decoupled weight_decay.
+        let (opt, wd) = epsilon_only(&torch_adam(0.01, true), &keras).expect("aligned");
+        assert!(wd.abs() < 1e-300, "{wd}");
+        let Opt::Keras(k) = opt else {
+            panic!("Keras step")
+        };
+        assert!(k.weight_decay.is_some_and(|w| (w - 0.01).abs() < 1e-15));
+        // Not a plain Adam on the torch side: no partial alignment.
+        let mut sgd = torch_adam(0.0, false);
+        if let Opt::Torch { groups, .. } = &mut sgd {
+            groups[0].0 = optim::torch::Config::default_for("SGD").expect("sgd");
+        }
+        assert!(epsilon_only(&sgd, &keras).is_err());
+    }
+
+    #[test]
+    fn sgd_switch_takes_lr_and_momentum_only() {
+        let spec = model_ir::OptimizerSpec {
+            class_name: "SGD".into(),
+            config: serde_json::json!({"learning_rate": 0.05, "momentum": 0.9}),
+        };
+        let keras = Opt::Keras(optim::keras::Config::from_spec(&spec).expect("keras sgd"));
+        let mut c = optim::torch::Config::default_for("SGD").expect("torch sgd");
+        c.weight_decay = 0.01;
+        let torch = Opt::Torch {
+            groups: vec![(c.clone(), vec!["a".into()]), (c, vec!["b".into()])],
+            clip: None,
+            scheduler: None,
+        };
+        let Some(Opt::Torch { groups, .. }) = sgd_lr_momentum(&torch, &keras) else {
+            panic!("aligned torch SGD");
+        };
+        for (c, _) in &groups {
+            assert!((c.lr - 0.05).abs() < 1e-12);
+            assert!((c.weight_decay - 0.01).abs() < 1e-12, "torch's decay kept");
+            assert!(
+                matches!(c.kind, optim::torch::Kind::Sgd { momentum, .. } if (momentum - 0.9).abs() < 1e-12)
+            );
+        }
+        // A torch Adam is not aligned field by field.
+        assert!(sgd_lr_momentum(&torch_adam(0.0, false), &keras).is_none());
+    }
+}

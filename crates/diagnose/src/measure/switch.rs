@@ -307,80 +307,115 @@ pub(super) fn copy_attr(
             }
         }
         Attr::BatchNorm(_) | Attr::NormEpsilon | Attr::SamePadding => {
-            for pair in &aligned.pairs {
-                // A separable pair's padding lives on its depthwise half.
-                let target = if attr == Attr::SamePadding {
-                    pair.torch_window()
-                } else {
-                    pair.torch
-                };
-                let Some(tn) = torch.nodes.iter_mut().find(|n| n.name == target.name) else {
+            changed = copy_per_pair(attr, torch, aligned);
+        }
+    }
+    changed
+}
+
+/// The BatchNorm fields, norm epsilons and `same` padding: copied pair by pair.
+fn copy_per_pair(attr: Attr, torch: &mut Model, aligned: &Aligned<'_>) -> bool {
+    let mut changed = false;
+    for pair in &aligned.pairs {
+        // A separable pair's padding lives on its depthwise half.
+        let target = if attr == Attr::SamePadding {
+            pair.torch_window()
+        } else {
+            pair.torch
+        };
+        let Some(tn) = torch.nodes.iter_mut().find(|n| n.name == target.name) else {
+            continue;
+        };
+        match (&pair.keras.op, &mut tn.op) {
+            (
+                Op::BatchNorm {
+                    epsilon,
+                    momentum,
+                    running_variance,
+                    trainable,
+                    ..
+                },
+                Op::BatchNorm {
+                    epsilon: te,
+                    momentum: tm,
+                    running_variance: tv,
+                    trainable: tt,
+                    training_mode,
+                    ..
+                },
+            ) => {
+                let Attr::BatchNorm(field) = attr else {
                     continue;
                 };
-                match (&pair.keras.op, &mut tn.op) {
-                    (
-                        Op::BatchNorm {
-                            epsilon,
-                            momentum,
-                            running_variance,
-                            trainable,
-                            ..
-                        },
-                        Op::BatchNorm {
-                            epsilon: te,
-                            momentum: tm,
-                            running_variance: tv,
-                            trainable: tt,
-                            training_mode,
-                            ..
-                        },
-                    ) => {
-                        let Attr::BatchNorm(field) = attr else {
-                            continue;
-                        };
-                        match field {
-                            BnField::Epsilon => *te = *epsilon,
-                            BnField::Momentum => *tm = *momentum,
-                            BnField::RunningVariance => *tv = *running_variance,
-                            BnField::Frozen => {
-                                *tt = *trainable;
-                                *training_mode = None;
-                            }
-                        }
-                        changed = true;
+                match field {
+                    BnField::Epsilon => *te = *epsilon,
+                    BnField::Momentum => *tm = *momentum,
+                    BnField::RunningVariance => *tv = *running_variance,
+                    BnField::Frozen => {
+                        *tt = *trainable;
+                        *training_mode = None;
                     }
-                    (
-                        Op::LayerNorm { epsilon, .. } | Op::GroupNorm { epsilon, .. },
-                        Op::LayerNorm { epsilon: te, .. } | Op::GroupNorm { epsilon: te, .. },
-                    ) if attr == Attr::NormEpsilon => {
-                        *te = *epsilon;
-                        changed = true;
-                    }
-                    (
-                        Op::Conv { padding, .. }
-                        | Op::DepthwiseConv { padding, .. }
-                        | Op::SeparableConv { padding, .. },
-                        Op::Conv { padding: tp, .. }
-                        | Op::DepthwiseConv { padding: tp, .. }
-                        | Op::SeparableConv { padding: tp, .. },
-                    ) if attr == Attr::SamePadding => {
-                        *tp = padding.clone();
-                        changed = true;
-                    }
-                    _ => {}
                 }
+                changed = true;
             }
-            if attr == Attr::SamePadding {
-                // A constant Pad layer in front of a torch conv stands for the asymmetric
-                // padding: the conv takes Keras's rule instead, the Pad becomes a no-op.
-                for n in &mut torch.nodes {
-                    if let Op::Pad { begin, end, .. } = &mut n.op {
-                        begin.iter_mut().chain(end.iter_mut()).for_each(|p| *p = 0);
-                        changed = true;
-                    }
-                }
+            (
+                Op::LayerNorm { epsilon, .. } | Op::GroupNorm { epsilon, .. },
+                Op::LayerNorm { epsilon: te, .. } | Op::GroupNorm { epsilon: te, .. },
+            ) if attr == Attr::NormEpsilon => {
+                *te = *epsilon;
+                changed = true;
+            }
+            (
+                Op::Conv { padding, .. }
+                | Op::DepthwiseConv { padding, .. }
+                | Op::SeparableConv { padding, .. },
+                Op::Conv { padding: tp, .. }
+                | Op::DepthwiseConv { padding: tp, .. }
+                | Op::SeparableConv { padding: tp, .. },
+            ) if attr == Attr::SamePadding => {
+                *tp = padding.clone();
+                changed = true;
+            }
+            _ => {}
+        }
+    }
+    if attr == Attr::SamePadding {
+        // A constant Pad layer in front of a torch conv stands for the asymmetric
+        // padding: the conv takes Keras's rule instead, the Pad becomes a no-op.
+        for n in &mut torch.nodes {
+            if let Op::Pad { begin, end, .. } = &mut n.op {
+                begin.iter_mut().chain(end.iter_mut()).for_each(|p| *p = 0);
+                changed = true;
             }
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_without_a_switch_say_why() {
+        let w = WeightReport::default();
+        assert_eq!(
+            switch(Id::SeedingDeterminism, &w).map_err(NoSwitch::reason),
+            Err("the simulation starts both sides from the same (Keras) weights already")
+        );
+        for id in [Id::ArchitectureMismatch, Id::DenseInit, Id::Tf32Defaults] {
+            assert_eq!(
+                switch(id, &w).map_err(NoSwitch::reason),
+                Err("no simulation switch aligns this finding yet"),
+                "{id}"
+            );
+        }
+        let mut w = WeightReport::default();
+        w.own.insert("fc.weight".into(), Id::DenseInit);
+        assert_eq!(switch(Id::DenseInit, &w), Ok(Switch::Weights));
+        assert_eq!(
+            switch(Id::BnEpsilon, &w),
+            Ok(Switch::Attr(Attr::BatchNorm(BnField::Epsilon)))
+        );
+    }
 }
