@@ -251,3 +251,53 @@ fn keras_unregularized_torch_params(aligned: &Aligned<'_>, regularized: &[String
         .map(|p| p.name.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regularizers_come_from_the_training_config() {
+        use crate::testkit::{model, node, param, tensor};
+        use model_ir::{Framework, ParamLayout, ParamRole, TrainingConfig, WeightRegularizer};
+        let mut m = model(
+            Framework::Keras,
+            &[2],
+            vec![node(
+                Framework::Keras,
+                "branch_a",
+                model_ir::Op::Dense {
+                    units: 2,
+                    use_bias: true,
+                    activation: model_ir::Activation::Linear,
+                },
+                "x",
+                vec![
+                    param(
+                        "branch_a/kernel",
+                        ParamRole::Kernel,
+                        ParamLayout::DenseInOut,
+                        tensor(&[2, 2], vec![1.0; 4]),
+                    ),
+                    param(
+                        "branch_a/bias",
+                        ParamRole::Bias,
+                        ParamLayout::Vector,
+                        tensor(&[2], vec![0.0; 2]),
+                    ),
+                ],
+            )],
+        );
+        let mut t = TrainingConfig::defaults(Framework::Keras);
+        t.regularizers.insert(
+            "branch_a/kernel".into(),
+            WeightRegularizer { l1: 0.0, l2: 0.001 },
+        );
+        m.training = Some(t);
+        let r = regularizers(&m);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].layer, "branch_a");
+        assert_eq!(r[0].target, "kernel");
+        assert!((r[0].l2 - 0.001).abs() < 1e-12);
+    }
+}
