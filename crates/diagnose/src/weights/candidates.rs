@@ -89,7 +89,7 @@ pub(super) fn order_name(l: DataLayout) -> &'static str {
 /// Candidate torch values: the correct one first, then the known wrong ones with their id.
 pub(super) struct Candidates {
     pub(super) correct: Option<(Vec<f64>, String)>,
-    pub(super) wrong: Vec<(Id, String, Vec<f64>)>,
+    pub(super) wrong: Vec<Wrong>,
 }
 
 pub(super) fn rnn_id(cell: Option<RnnCell>) -> Id {
@@ -100,6 +100,10 @@ pub(super) fn rnn_id(cell: Option<RnnCell>) -> Id {
     }
 }
 
+/// A known wrong mapping: its id, how it maps, and the torch values it gives.
+type Wrong = (Id, String, Vec<f64>);
+
+/// The mapping search for one match: the correct candidate and every known wrong one.
 pub(super) fn candidates(
     m: &ParamMatch<'_>,
     torch_shape: &[usize],
@@ -108,10 +112,6 @@ pub(super) fn candidates(
 ) -> Option<Candidates> {
     let k = m.keras;
     let kv = values(&k.tensor)?;
-    let mut c = Candidates {
-        correct: None,
-        wrong: Vec::new(),
-    };
     let gate_layout = match &k.layout {
         ParamLayout::RnnInGates { gate_order }
         | ParamLayout::RnnGateVector { gate_order }
@@ -119,74 +119,124 @@ pub(super) fn candidates(
         _ => None,
     };
     if let Some(from) = gate_layout.filter(|g| !matches!(g, GateOrder::Single)) {
-        // Recurrent tensors: every gate-block order, the torch one being correct.
-        let (to_layout, _) = k.layout.counterpart();
-        let to = match to_layout {
-            ParamLayout::RnnGatesIn { gate_order }
-            | ParamLayout::RnnGateVector { gate_order }
-            | ParamLayout::GruBiasRows { gate_order } => gate_order,
-            _ => from,
-        };
-        let correct_perm = from.permutation_to(to)?;
-        let base = permuted_only(k)?;
-        let axis = match k.layout {
-            ParamLayout::GruBiasRows { .. } => 1,
-            _ => 0,
-        };
-        let id = rnn_id(cell);
-        for perm in permutations(from.gates().len()) {
-            let t = reorder(&base, axis, &perm)?;
-            let v = values(&t)?;
-            let label = format!("gate blocks in order {}", gate_names(from, &perm));
-            if perm == correct_perm {
-                let transposed = matches!(k.layout, ParamLayout::RnnInGates { .. });
-                let desc = match (perm.iter().enumerate().all(|(i, p)| i == *p), transposed) {
-                    (true, true) => "transpose".to_string(),
-                    (true, false) => "identity".to_string(),
-                    (false, t) => format!(
-                        "{}gates {} → {}",
-                        if t { "transpose, " } else { "" },
-                        from.gates().join(","),
-                        gate_names(from, &perm)
-                    ),
-                };
-                c.correct = Some((v.clone(), desc));
-                if m.group == Group::SumOfTwo {
-                    let doubled: Vec<f64> = v.iter().map(|x| 2.0 * x).collect();
-                    c.wrong.push((
-                        id,
-                        "the Keras bias copied into both bias_ih and bias_hh (counted twice)"
-                            .into(),
-                        doubled,
-                    ));
-                }
-                if m.group == Group::Rows {
-                    let half = v.len() / 2;
-                    let swapped: Vec<f64> = v[half..].iter().chain(&v[..half]).copied().collect();
-                    c.wrong
-                        .push((id, "bias rows swapped (input ↔ recurrent)".into(), swapped));
-                }
-            } else {
-                c.wrong.push((
-                    id,
-                    format!(
-                        "{label} (torch expects {})",
-                        gate_names(from, &correct_perm)
-                    ),
-                    v,
-                ));
-            }
+        return gate_candidates(m, from, cell, &kv);
+    }
+    let (mut correct, mut desc) = layout_counterpart(k, torch_shape)?;
+    let mut wrong = Vec::new();
+    match &k.layout {
+        ParamLayout::DenseInOut => {
+            dense_wrong(k, &kv, flatten, &mut correct, &mut desc, &mut wrong)?;
         }
-        if m.group == Group::One && axis == 0 && k.tensor.shape().len() == 2 {
-            c.wrong
-                .push((id, "reshaped instead of transposed".into(), kv.clone()));
+        ParamLayout::ConvSpatialInOut { rank } => {
+            conv_wrong(k, *rank, &kv, &correct, torch_shape, &mut wrong)?;
         }
-        return Some(c);
+        ParamLayout::ConvTransposeSpatialOutIn { rank } => {
+            conv_transpose_wrong(k, *rank, &kv, &correct, torch_shape, &mut wrong)?;
+        }
+        ParamLayout::DepthwiseSpatialInMult { rank } => {
+            depthwise_wrong(k, *rank, &kv, &correct, torch_shape, &mut wrong)?;
+        }
+        _ => {}
     }
     // Single-block (SimpleRNN) biases: bias_ih + bias_hh = bias.
+    if m.group == Group::SumOfTwo {
+        wrong.push(bias_counted_twice(rnn_id(cell), &correct));
+    }
+    Some(Candidates {
+        correct: Some((correct, desc)),
+        wrong,
+    })
+}
+
+/// RNN bias split: the Keras bias copied into both torch biases, whose sum then counts it
+/// twice.
+fn bias_counted_twice(id: Id, correct: &[f64]) -> Wrong {
+    let doubled: Vec<f64> = correct.iter().map(|x| 2.0 * x).collect();
+    (
+        id,
+        "the Keras bias copied into both bias_ih and bias_hh (counted twice)".into(),
+        doubled,
+    )
+}
+
+/// Gate reorder of recurrent tensors: every gate-block order, the torch one being correct;
+/// the others, the bias counted twice or its rows swapped, and a kernel reshaped instead of
+/// transposed are wrong.
+fn gate_candidates(
+    m: &ParamMatch<'_>,
+    from: GateOrder,
+    cell: Option<RnnCell>,
+    kv: &[f64],
+) -> Option<Candidates> {
+    let k = m.keras;
+    let mut c = Candidates {
+        correct: None,
+        wrong: Vec::new(),
+    };
+    let (to_layout, _) = k.layout.counterpart();
+    let to = match to_layout {
+        ParamLayout::RnnGatesIn { gate_order }
+        | ParamLayout::RnnGateVector { gate_order }
+        | ParamLayout::GruBiasRows { gate_order } => gate_order,
+        _ => from,
+    };
+    let correct_perm = from.permutation_to(to)?;
+    let base = permuted_only(k)?;
+    let axis = match k.layout {
+        ParamLayout::GruBiasRows { .. } => 1,
+        _ => 0,
+    };
+    let id = rnn_id(cell);
+    for perm in permutations(from.gates().len()) {
+        let t = reorder(&base, axis, &perm)?;
+        let v = values(&t)?;
+        let label = format!("gate blocks in order {}", gate_names(from, &perm));
+        if perm == correct_perm {
+            let transposed = matches!(k.layout, ParamLayout::RnnInGates { .. });
+            let desc = match (perm.iter().enumerate().all(|(i, p)| i == *p), transposed) {
+                (true, true) => "transpose".to_string(),
+                (true, false) => "identity".to_string(),
+                (false, t) => format!(
+                    "{}gates {} → {}",
+                    if t { "transpose, " } else { "" },
+                    from.gates().join(","),
+                    gate_names(from, &perm)
+                ),
+            };
+            c.correct = Some((v.clone(), desc));
+            if m.group == Group::SumOfTwo {
+                c.wrong.push(bias_counted_twice(id, &v));
+            }
+            if m.group == Group::Rows {
+                let half = v.len() / 2;
+                let swapped: Vec<f64> = v[half..].iter().chain(&v[..half]).copied().collect();
+                c.wrong
+                    .push((id, "bias rows swapped (input ↔ recurrent)".into(), swapped));
+            }
+        } else {
+            c.wrong.push((
+                id,
+                format!(
+                    "{label} (torch expects {})",
+                    gate_names(from, &correct_perm)
+                ),
+                v,
+            ));
+        }
+    }
+    if m.group == Group::One && axis == 0 && k.tensor.shape().len() == 2 {
+        c.wrong
+            .push((id, "reshaped instead of transposed".into(), kv.to_vec()));
+    }
+    Some(c)
+}
+
+/// The layout counterpart of a non-recurrent parameter (the correct mapping and its
+/// description); `None` when its shape does not give the torch shape.
+fn layout_counterpart(k: &Param, torch_shape: &[usize]) -> Option<(Vec<f64>, String)> {
     let (_, transform) = k.layout.counterpart();
     let mapped = transform.apply(&k.tensor).ok()?;
-    let mut correct = values(&mapped)?;
+    let correct = values(&mapped)?;
     let mut desc = transform.describe();
     let mut shape_ok =
         mapped.shape() == torch_shape || mapped.len() == torch_shape.iter().product::<usize>();
@@ -199,157 +249,191 @@ pub(super) fn candidates(
     if matches!(k.layout, ParamLayout::DepthwiseSpatialInMult { .. }) {
         desc = format!("{desc}; reshape to (C·M, 1, k…)");
     }
-    match &k.layout {
-        ParamLayout::DenseInOut => {
-            let [rows, cols] = k.tensor.shape() else {
-                return None;
-            };
-            let (rows, cols) = (*rows, *cols);
-            let permuted_rows = |perm: &[usize]| -> Vec<f64> {
-                // W[o, i] = K[perm[i], o]
-                let mut out = vec![0.0; rows * cols];
-                for o in 0..cols {
-                    for i in 0..rows {
-                        out[o * rows + i] = kv[perm[i] * cols + o];
-                    }
-                }
-                out
-            };
-            if let Some(Flat {
-                perm, from: ko, to, ..
-            }) = flatten
-            {
-                let plain = correct.clone();
-                correct = permuted_rows(perm);
-                desc = format!(
-                    "rows permuted {} → {} (flatten order), then transpose",
-                    order_name(*ko),
-                    order_name(*to)
-                );
-                c.wrong.push((
-                    Id::FlattenOrder,
-                    format!(
-                        "transposed without permuting the rows from {} to {} flatten order",
-                        order_name(*ko),
-                        order_name(*to)
-                    ),
-                    plain,
-                ));
-            }
-            c.wrong.push((
-                Id::DenseLayout,
-                if rows == cols {
-                    "copied without the transpose".into()
-                } else {
-                    "reshaped to (out, in) instead of transposed".into()
-                },
-                kv.clone(),
-            ));
-        }
-        ParamLayout::ConvSpatialInOut { rank } => {
-            let r = *rank;
-            // The pointwise kernel of a SeparableConv belongs to the separable layout.
-            let id = if k.role == ParamRole::PointwiseKernel {
-                Id::DepthwiseSeparableLayout
-            } else {
-                Id::ConvLayout
-            };
-            c.wrong
-                .push((id, "reshaped instead of transposed".into(), kv.clone()));
-            // Spatial axes swapped: (o, i, kw, kh).
-            if r == 2 {
-                let t = k.tensor.permuted(&[3, 2, 1, 0]);
-                if t.shape() == torch_shape {
-                    c.wrong.push((
-                        id,
-                        "transposed with the spatial axes swapped (permute 3,2,1,0)".into(),
-                        values(&t)?,
-                    ));
-                }
-            }
-            // In and out swapped (square channel counts).
-            let mut p: Vec<usize> = vec![r, r + 1];
-            p.extend(0..r);
-            let t = k.tensor.permuted(&p);
-            if t.shape() == torch_shape {
-                c.wrong
-                    .push((id, "in and out channels swapped".into(), values(&t)?));
-            }
-            // Spatially flipped (convolution vs cross-correlation).
-            c.wrong.push((
-                id,
-                "kernel flipped spatially (both frameworks cross-correlate)".into(),
-                flip_spatial(&correct, torch_shape, 2),
-            ));
-        }
-        ParamLayout::ConvTransposeSpatialOutIn { rank } => {
-            let r = *rank;
-            c.wrong.push((
-                Id::ConvTransposeLayout,
-                "reshaped instead of transposed".into(),
-                kv.clone(),
-            ));
-            let mut p: Vec<usize> = vec![r, r + 1];
-            p.extend(0..r);
-            let t = k.tensor.permuted(&p);
-            if t.shape() == torch_shape {
-                c.wrong.push((
-                    Id::ConvTransposeLayout,
-                    "in and out channels swapped".into(),
-                    values(&t)?,
-                ));
-            }
-            c.wrong.push((
-                Id::ConvTransposeLayout,
-                "kernel flipped spatially".into(),
-                flip_spatial(&correct, torch_shape, 2),
-            ));
-        }
-        ParamLayout::DepthwiseSpatialInMult { rank } => {
-            // Keras (*k, C, M) → torch (C·M, 1, *k), output channel c·M + m.
-            let r = *rank;
-            let id = Id::DepthwiseSeparableLayout;
-            let ks = k.tensor.shape();
-            let (ch, mult) = (ks.get(r).copied()?, ks.get(r + 1).copied()?);
-            c.wrong.push((
-                id,
-                format!(
-                    "reshaped to {torch_shape:?} instead of transposed: the ({}, C·M) buffer \
-                     reinterpreted as (C·M, 1, {})",
-                    spatial_names(r),
-                    spatial_names(r)
-                ),
-                kv.clone(),
-            ));
-            // The regular-conv transpose (M taken for the output axis): channel m·C + c.
-            if mult > 1 && ch > 1 {
-                let mut p: Vec<usize> = vec![r + 1, r];
-                p.extend(0..r);
-                c.wrong.push((
-                    id,
-                    "transposed like a regular conv kernel (channel m·C + c instead of c·M + m)"
-                        .into(),
-                    values(&k.tensor.permuted(&p))?,
-                ));
-            }
-            c.wrong.push((
-                id,
-                "kernel flipped spatially (both frameworks cross-correlate)".into(),
-                flip_spatial(&correct, torch_shape, 2),
-            ));
-        }
-        _ => {}
+    Some((correct, desc))
+}
+
+/// Dense kernels: after a Flatten whose order differs the rows are permuted; wrong: the rows
+/// not permuted, the kernel reshaped (or copied) instead of transposed.
+fn dense_wrong(
+    k: &Param,
+    kv: &[f64],
+    flatten: Option<&Flat>,
+    correct: &mut Vec<f64>,
+    desc: &mut String,
+    wrong: &mut Vec<Wrong>,
+) -> Option<()> {
+    let [rows, cols] = k.tensor.shape() else {
+        return None;
+    };
+    let (rows, cols) = (*rows, *cols);
+    if let Some(flat) = flatten {
+        flatten_rows(kv, (rows, cols), flat, correct, desc, wrong);
     }
-    if m.group == Group::SumOfTwo {
-        let doubled: Vec<f64> = correct.iter().map(|x| 2.0 * x).collect();
-        c.wrong.push((
-            rnn_id(cell),
-            "the Keras bias copied into both bias_ih and bias_hh (counted twice)".into(),
-            doubled,
+    wrong.push((
+        Id::DenseLayout,
+        if rows == cols {
+            "copied without the transpose".into()
+        } else {
+            "reshaped to (out, in) instead of transposed".into()
+        },
+        kv.to_vec(),
+    ));
+    Some(())
+}
+
+/// Flatten row permutation: the correct Dense kernel after a Flatten whose order differs
+/// has its rows permuted into the torch flatten order; transposing only is `flatten-order`.
+fn flatten_rows(
+    kv: &[f64],
+    (rows, cols): (usize, usize),
+    flat: &Flat,
+    correct: &mut Vec<f64>,
+    desc: &mut String,
+    wrong: &mut Vec<Wrong>,
+) {
+    let Flat {
+        perm, from: ko, to, ..
+    } = flat;
+    // W[o, i] = K[perm[i], o]
+    let mut permuted = vec![0.0; rows * cols];
+    for o in 0..cols {
+        for i in 0..rows {
+            permuted[o * rows + i] = kv[perm[i] * cols + o];
+        }
+    }
+    let plain = std::mem::replace(correct, permuted);
+    *desc = format!(
+        "rows permuted {} → {} (flatten order), then transpose",
+        order_name(*ko),
+        order_name(*to)
+    );
+    wrong.push((
+        Id::FlattenOrder,
+        format!(
+            "transposed without permuting the rows from {} to {} flatten order",
+            order_name(*ko),
+            order_name(*to)
+        ),
+        plain,
+    ));
+}
+
+/// Known wrong mappings of a convolution kernel: reshaped instead of transposed, spatial
+/// axes swapped, in and out channels swapped, flipped spatially.
+fn conv_wrong(
+    k: &Param,
+    r: usize,
+    kv: &[f64],
+    correct: &[f64],
+    torch_shape: &[usize],
+    wrong: &mut Vec<Wrong>,
+) -> Option<()> {
+    // The pointwise kernel of a SeparableConv belongs to the separable layout.
+    let id = if k.role == ParamRole::PointwiseKernel {
+        Id::DepthwiseSeparableLayout
+    } else {
+        Id::ConvLayout
+    };
+    wrong.push((id, "reshaped instead of transposed".into(), kv.to_vec()));
+    // Spatial axes swapped: (o, i, kw, kh).
+    if r == 2 {
+        let t = k.tensor.permuted(&[3, 2, 1, 0]);
+        if t.shape() == torch_shape {
+            wrong.push((
+                id,
+                "transposed with the spatial axes swapped (permute 3,2,1,0)".into(),
+                values(&t)?,
+            ));
+        }
+    }
+    // In and out swapped (square channel counts).
+    let mut p: Vec<usize> = vec![r, r + 1];
+    p.extend(0..r);
+    let t = k.tensor.permuted(&p);
+    if t.shape() == torch_shape {
+        wrong.push((id, "in and out channels swapped".into(), values(&t)?));
+    }
+    // Spatially flipped (convolution vs cross-correlation).
+    wrong.push((
+        id,
+        "kernel flipped spatially (both frameworks cross-correlate)".into(),
+        flip_spatial(correct, torch_shape, 2),
+    ));
+    Some(())
+}
+
+/// Known wrong mappings of a transposed-convolution kernel: reshaped instead of transposed,
+/// in and out channels swapped, flipped spatially.
+fn conv_transpose_wrong(
+    k: &Param,
+    r: usize,
+    kv: &[f64],
+    correct: &[f64],
+    torch_shape: &[usize],
+    wrong: &mut Vec<Wrong>,
+) -> Option<()> {
+    wrong.push((
+        Id::ConvTransposeLayout,
+        "reshaped instead of transposed".into(),
+        kv.to_vec(),
+    ));
+    let mut p: Vec<usize> = vec![r, r + 1];
+    p.extend(0..r);
+    let t = k.tensor.permuted(&p);
+    if t.shape() == torch_shape {
+        wrong.push((
+            Id::ConvTransposeLayout,
+            "in and out channels swapped".into(),
+            values(&t)?,
         ));
     }
-    c.correct = Some((correct, desc));
-    Some(c)
+    wrong.push((
+        Id::ConvTransposeLayout,
+        "kernel flipped spatially".into(),
+        flip_spatial(correct, torch_shape, 2),
+    ));
+    Some(())
+}
+
+/// Known wrong mappings of a depthwise kernel, Keras (*k, C, M) → torch (C·M, 1, *k) with
+/// output channel c·M + m: reshaped, transposed like a regular conv kernel, flipped.
+fn depthwise_wrong(
+    k: &Param,
+    r: usize,
+    kv: &[f64],
+    correct: &[f64],
+    torch_shape: &[usize],
+    wrong: &mut Vec<Wrong>,
+) -> Option<()> {
+    let id = Id::DepthwiseSeparableLayout;
+    let ks = k.tensor.shape();
+    let (ch, mult) = (ks.get(r).copied()?, ks.get(r + 1).copied()?);
+    wrong.push((
+        id,
+        format!(
+            "reshaped to {torch_shape:?} instead of transposed: the ({}, C·M) buffer \
+             reinterpreted as (C·M, 1, {})",
+            spatial_names(r),
+            spatial_names(r)
+        ),
+        kv.to_vec(),
+    ));
+    // The regular-conv transpose (M taken for the output axis): channel m·C + c.
+    if mult > 1 && ch > 1 {
+        let mut p: Vec<usize> = vec![r + 1, r];
+        p.extend(0..r);
+        wrong.push((
+            id,
+            "transposed like a regular conv kernel (channel m·C + c instead of c·M + m)".into(),
+            values(&k.tensor.permuted(&p))?,
+        ));
+    }
+    wrong.push((
+        id,
+        "kernel flipped spatially (both frameworks cross-correlate)".into(),
+        flip_spatial(correct, torch_shape, 2),
+    ));
+    Some(())
 }
 
 /// `kh, kw` (or `kw`, `kd, kh, kw`) for a kernel of spatial rank `r`.
