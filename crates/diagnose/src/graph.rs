@@ -209,6 +209,58 @@ fn infer_node(
             *o.last_mut()? = Some(*units);
             o
         }
+        Op::Conv { .. }
+        | Op::SeparableConv { .. }
+        | Op::DepthwiseConv { .. }
+        | Op::ConvTranspose { .. }
+        | Op::Pool { .. }
+        | Op::GlobalPool { .. }
+        | Op::Pad { .. }
+        | Op::UpSampling { .. } => return infer_spatial(&n.op, x),
+        Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Select { .. }
+        | Op::Slice { .. }
+        | Op::Squeeze { .. }
+        | Op::Unsqueeze { .. }
+        | Op::Reduce { .. } => return infer_axes(&n.op, x),
+        Op::Embedding { output_dim, .. } => {
+            let mut o = x.to_vec();
+            o.push(Some(*output_dim));
+            o
+        }
+        Op::Rnn { .. } => return infer_rnn(&n.op, x),
+        Op::Merge {
+            op: MergeOp::Concatenate(a),
+        } => {
+            let a = axis(*a, r)?;
+            let mut o = x.to_vec();
+            let mut total = Some(0usize);
+            for v in inputs {
+                let d = shapes.get(v).and_then(|s| s.get(a).copied().flatten());
+                total = total.zip(d).map(|(t, d)| t + d);
+            }
+            o[a] = total;
+            o
+        }
+        Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::Activation { .. }
+        | Op::Dropout { .. }
+        | Op::Merge { .. }
+        | Op::ConstantBinary { .. }
+        | Op::Unary { .. }
+        | Op::Rescaling { .. }
+        | Op::Normalization { .. }
+        | Op::Identity => x.to_vec(),
+    })
+}
+
+/// Output shape of a windowed or spatial op: convolutions, pooling, padding, upsampling.
+fn infer_spatial(op: &Op, x: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
+    Some(match op {
         Op::Conv {
             rank,
             filters,
@@ -341,6 +393,15 @@ fn infer_node(
                 .collect();
             join_spatial(x[0], out, c, *layout)
         }
+        _ => return None,
+    })
+}
+
+/// Output shape of an op that reshapes or reduces axes: flatten, reshape, permute, select,
+/// slice, squeeze, unsqueeze, reduce.
+fn infer_axes(op: &Op, x: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
+    let r = x.len();
+    Some(match op {
         Op::Flatten { start_axis, .. } => {
             let a = axis(*start_axis, r)?;
             let tail: Option<usize> = x[a..].iter().try_fold(1usize, |acc, d| d.map(|d| acc * d));
@@ -366,56 +427,6 @@ fn infer_node(
             o
         }
         Op::Permute { perm } => perm.iter().map(|p| x.get(*p).copied().flatten()).collect(),
-        Op::Embedding { output_dim, .. } => {
-            let mut o = x.to_vec();
-            o.push(Some(*output_dim));
-            o
-        }
-        Op::Rnn {
-            units,
-            direction,
-            return_sequences,
-            batch_first,
-            ..
-        } => {
-            let h = Some(
-                units
-                    * match direction {
-                        RnnDirection::Bidirectional(model_ir::BidiMerge::Concat) => 2,
-                        _ => 1,
-                    },
-            );
-            if r != 3 {
-                return None;
-            }
-            let (b, t) = if *batch_first {
-                (x[0], x[1])
-            } else {
-                (x[1], x[0])
-            };
-            if *return_sequences {
-                if *batch_first {
-                    vec![b, t, h]
-                } else {
-                    vec![t, b, h]
-                }
-            } else {
-                vec![b, h]
-            }
-        }
-        Op::Merge {
-            op: MergeOp::Concatenate(a),
-        } => {
-            let a = axis(*a, r)?;
-            let mut o = x.to_vec();
-            let mut total = Some(0usize);
-            for v in inputs {
-                let d = shapes.get(v).and_then(|s| s.get(a).copied().flatten());
-                total = total.zip(d).map(|(t, d)| t + d);
-            }
-            o[a] = total;
-            o
-        }
         Op::Select { axis: a, .. } => {
             let a = axis(*a, r)?;
             let mut o = x.to_vec();
@@ -482,17 +493,47 @@ fn infer_node(
                 })
                 .collect()
         }
-        Op::BatchNorm { .. }
-        | Op::LayerNorm { .. }
-        | Op::GroupNorm { .. }
-        | Op::Activation { .. }
-        | Op::Dropout { .. }
-        | Op::Merge { .. }
-        | Op::ConstantBinary { .. }
-        | Op::Unary { .. }
-        | Op::Rescaling { .. }
-        | Op::Normalization { .. }
-        | Op::Identity => x.to_vec(),
+        _ => return None,
+    })
+}
+
+/// Output shape of a recurrent layer: `(batch, time, hidden)` or `(batch, hidden)`.
+fn infer_rnn(op: &Op, x: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
+    let r = x.len();
+    Some(match op {
+        Op::Rnn {
+            units,
+            direction,
+            return_sequences,
+            batch_first,
+            ..
+        } => {
+            let h = Some(
+                units
+                    * match direction {
+                        RnnDirection::Bidirectional(model_ir::BidiMerge::Concat) => 2,
+                        _ => 1,
+                    },
+            );
+            if r != 3 {
+                return None;
+            }
+            let (b, t) = if *batch_first {
+                (x[0], x[1])
+            } else {
+                (x[1], x[0])
+            };
+            if *return_sequences {
+                if *batch_first {
+                    vec![b, t, h]
+                } else {
+                    vec![t, b, h]
+                }
+            } else {
+                vec![b, h]
+            }
+        }
+        _ => return None,
     })
 }
 

@@ -228,69 +228,8 @@ fn compare_x(
     let (Some(k), Some(t)) = (Table::of(kx), Table::of(tx)) else {
         return None;
     };
-    let split = crate::measure::train_rows(validation_split, k.n);
     if let Some(map) = match_rows(&k, &t) {
-        let identity = map.iter().enumerate().all(|(i, j)| i == *j);
-        if identity && t.n == split {
-            // Exactly the rows Keras trains on, in its order.
-            return Some(map);
-        }
-        let tail = map.iter().filter(|j| **j >= split).count();
-        let mut seen = vec![false; split];
-        map.iter()
-            .filter(|j| **j < split)
-            .for_each(|j| seen[*j] = true);
-        let missing = seen.iter().filter(|s| !**s).count();
-        if tail > 0 {
-            out.add(
-                Id::ValidationSplitTail,
-                if 4 * tail >= t.n { Severity::High } else { Severity::Medium },
-                tail as f64 / t.n.max(1) as f64,
-                vec![ev(
-                    format!("`{name}` training rows"),
-                    format!(
-                        "the first {split} of {} (validation_split holds out the last {}, before any shuffling)",
-                        k.n,
-                        k.n - split
-                    ),
-                    format!(
-                        "{} rows: {tail} of them from the Keras held-out tail, {missing} of the Keras training rows absent",
-                        t.n
-                    ),
-                    None,
-                )],
-                format!(
-                    "split = int(len(x) * (1 - {v})); x_train, y_train = x[:split], y[:split]  # Keras's validation_split: the last rows, not random_split",
-                    v = crate::training::num(validation_split)
-                ),
-                "shuffle x and y once before fit(validation_split=…), or pass validation_data explicitly",
-            );
-            return Some(map);
-        }
-        let (what, ours, theirs, fix) = if missing > 0 || t.n != split {
-            (
-                "samples",
-                format!("{split} training rows"),
-                format!("{} rows, {missing} of the Keras training rows absent", t.n),
-                "train on the same samples as the Keras side",
-            )
-        } else {
-            let moved = map.iter().enumerate().filter(|(i, j)| i != *j).count();
-            (
-                "sample order",
-                "reference order".to_string(),
-                format!("the same samples, {moved} of {} in other positions", t.n),
-                "ship (and feed) the samples in the Keras order",
-            )
-        };
-        out.add(
-            Id::InputMismatch,
-            Severity::Medium,
-            1.0,
-            vec![ev(format!("`{name}` {what}"), ours, theirs, None)],
-            fix,
-            "nothing to change on this side",
-        );
+        report_rows(name, &k, &t, &map, validation_split, out);
         return Some(map);
     }
     let n = k.n.min(t.n);
@@ -312,26 +251,8 @@ fn compare_x(
     if n == 0 {
         return None;
     }
-    let equal = |a: &Table, b: &Table| (0..n * a.f).all(|i| SAME.close(b.v[i], a.v[i]));
     // NHWC data reshaped instead of transposed.
-    if permuted.is_some()
-        && let Some(r) = raw_k.reshaped(tx.shape())
-        && let Some(rt) = Table::of(&r)
-        && equal(&rt, &t)
-    {
-        out.add(
-            Id::ChannelsLast,
-            Severity::High,
-            3.0,
-            vec![ev(
-                format!("`{name}` layout"),
-                format!("{:?} NHWC", raw_k.shape()),
-                format!("{:?}: the NHWC bytes reshaped, not transposed", tx.shape()),
-                None,
-            )],
-            "x = x.permute(0, 3, 1, 2)  # NHWC → NCHW, not x.reshape(N, C, H, W)",
-            "nothing to change on this side",
-        );
+    if permuted.is_some() && reshaped_not_transposed(name, raw_k, tx, &t, n, out) {
         return None;
     }
     if k.int || t.int {
@@ -353,109 +274,12 @@ fn compare_x(
     if let Some(fit) = affine_fit(&k, &t, n)
         && fit.r2_min > 0.9999
     {
-        let c = fit.a.iter().sum::<f64>() / fit.a.len() as f64;
-        let spread = fit.a.iter().fold(0.0f64, |m, a| m.max((a - c).abs()));
-        let offsets_vanish = fit
-            .b
-            .iter()
-            .zip(&fit.t_std)
-            .all(|(b, s)| b.abs() <= 1e-3 * s.max(1e-12) + 1e-6);
-        let constant_scale = spread <= 1e-3 * c.abs();
-        if constant_scale && offsets_vanish && c > 0.0 {
-            let (m, dir) = if c < 1.0 {
-                (
-                    1.0 / (1.0 - c * c),
-                    "torch uses the unbiased std (n−1), Keras the population std (n)",
-                )
-            } else {
-                (
-                    c * c / (c * c - 1.0),
-                    "Keras uses the unbiased std (n−1), torch the population std (n)",
-                )
-            };
-            if m >= 1.5 && (c - 1.0).abs() > 1e-7 {
-                let mr = m.round();
-                let dev = (c - 1.0).abs();
-                out.add(
-                    Id::StdDdof,
-                    if dev > 1e-2 { Severity::Medium } else { Severity::Low },
-                    dev,
-                    vec![ev(
-                        format!(
-                            "`{name}` scale, every feature (torch = c·keras; {dir}; m = 1/(1 − c²) ≈ {mr} samples)"
-                        ),
-                        "1",
-                        format!("c = {} = √((m−1)/m)", sig_fine(if c < 1.0 { c } else { 1.0 / c })),
-                        None,
-                    )],
-                    "x.std(dim=0, correction=0)  # population std, as numpy / StandardScaler / Keras Normalization",
-                    "nothing to change on this side (or StandardScaler with the ddof=1 std, to copy torch.std)",
-                );
-                return None;
-            }
-        }
-        if constant_scale || offsets_vanish {
-            let mean_b = fit.b.iter().sum::<f64>() / fit.b.len() as f64;
-            out.add(
-                Id::ImagenetPreprocessModes,
-                Severity::High,
-                2.0,
-                vec![ev(
-                    format!("`{name}` preprocessing (torch ≈ a·keras + b per feature)"),
-                    "reference",
-                    if constant_scale {
-                        format!("a = {}, b ≈ {}", sig(c), sig(mean_b))
-                    } else {
-                        format!("a from {} to {}", sig(fit.a.iter().copied().fold(f64::INFINITY, f64::min)), sig(fit.a.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
-                    },
-                    None,
-                )],
-                "apply the Keras preprocessing (same scale, offset and statistics) before the torch model",
-                "nothing to change on this side",
-            );
-            return None;
-        }
-        out.add(
-            Id::InputMismatch,
-            Severity::Medium,
-            1.0,
-            vec![ev(
-                format!("`{name}` per-feature scale (torch ≈ a·keras + b)"),
-                "reference",
-                format!(
-                    "a from {} to {}: different normalization statistics",
-                    sig(fit.a.iter().copied().fold(f64::INFINITY, f64::min)),
-                    sig(fit.a.iter().copied().fold(f64::NEG_INFINITY, f64::max))
-                ),
-                None,
-            )],
-            "standardize with the statistics the Keras side used",
-            "nothing to change on this side",
-        );
+        report_scaling(name, &fit, out);
         return None;
     }
     // Channel order (RGB vs BGR) for 3-channel feature maps.
-    if tx.shape().len() == 4 && tx.shape()[1] == 3 {
-        let rev = tx.select(1, &[2, 1, 0]);
-        if let Some(rt) = Table::of(&rev)
-            && let Some(fit) = affine_fit(&k, &rt, n)
-            && fit.r2_min > 0.999
-        {
-            out.add(
-                Id::ImagenetPreprocessModes,
-                Severity::High,
-                2.0,
-                vec![ev(
-                    format!("`{name}` channel order"),
-                    "RGB (reference)",
-                    "reversed (BGR)",
-                    None,
-                )],
-                "x = x[:, [2, 1, 0]]  # or use the Keras preprocess_input mode on both sides",
-                "nothing to change on this side",
-            );
-            return None;
-        }
+    if reversed_channels(name, &k, tx, n, out) {
+        return None;
     }
     let diff = (0..n * k.f)
         .map(|i| (t.v[i] - k.v[i]).abs())
@@ -474,6 +298,233 @@ fn compare_x(
         "nothing to change on this side",
     );
     None
+}
+
+/// Row matching: the torch rows are Keras rows; which ones (the training rows of
+/// `validation_split`, the held-out tail, others) and in which order.
+fn report_rows(
+    name: &str,
+    k: &Table,
+    t: &Table,
+    map: &[usize],
+    validation_split: f64,
+    out: &mut Findings,
+) {
+    let split = crate::measure::train_rows(validation_split, k.n);
+    let identity = map.iter().enumerate().all(|(i, j)| i == *j);
+    if identity && t.n == split {
+        // Exactly the rows Keras trains on, in its order.
+        return;
+    }
+    let tail = map.iter().filter(|j| **j >= split).count();
+    let mut seen = vec![false; split];
+    map.iter()
+        .filter(|j| **j < split)
+        .for_each(|j| seen[*j] = true);
+    let missing = seen.iter().filter(|s| !**s).count();
+    if tail > 0 {
+        out.add(
+            Id::ValidationSplitTail,
+            if 4 * tail >= t.n { Severity::High } else { Severity::Medium },
+            tail as f64 / t.n.max(1) as f64,
+            vec![ev(
+                format!("`{name}` training rows"),
+                format!(
+                    "the first {split} of {} (validation_split holds out the last {}, before any shuffling)",
+                    k.n,
+                    k.n - split
+                ),
+                format!(
+                    "{} rows: {tail} of them from the Keras held-out tail, {missing} of the Keras training rows absent",
+                    t.n
+                ),
+                None,
+            )],
+            format!(
+                "split = int(len(x) * (1 - {v})); x_train, y_train = x[:split], y[:split]  # Keras's validation_split: the last rows, not random_split",
+                v = crate::training::num(validation_split)
+            ),
+            "shuffle x and y once before fit(validation_split=…), or pass validation_data explicitly",
+        );
+        return;
+    }
+    let (what, ours, theirs, fix) = if missing > 0 || t.n != split {
+        (
+            "samples",
+            format!("{split} training rows"),
+            format!("{} rows, {missing} of the Keras training rows absent", t.n),
+            "train on the same samples as the Keras side",
+        )
+    } else {
+        let moved = map.iter().enumerate().filter(|(i, j)| i != *j).count();
+        (
+            "sample order",
+            "reference order".to_string(),
+            format!("the same samples, {moved} of {} in other positions", t.n),
+            "ship (and feed) the samples in the Keras order",
+        )
+    };
+    out.add(
+        Id::InputMismatch,
+        Severity::Medium,
+        1.0,
+        vec![ev(format!("`{name}` {what}"), ours, theirs, None)],
+        fix,
+        "nothing to change on this side",
+    );
+}
+
+/// Channels-last data reshaped instead of transposed: the torch values are the NHWC bytes
+/// read in the torch shape.
+fn reshaped_not_transposed(
+    name: &str,
+    raw_k: &Tensor,
+    tx: &Tensor,
+    t: &Table,
+    n: usize,
+    out: &mut Findings,
+) -> bool {
+    let equal = |a: &Table, b: &Table| (0..n * a.f).all(|i| SAME.close(b.v[i], a.v[i]));
+    if let Some(r) = raw_k.reshaped(tx.shape())
+        && let Some(rt) = Table::of(&r)
+        && equal(&rt, t)
+    {
+        out.add(
+            Id::ChannelsLast,
+            Severity::High,
+            3.0,
+            vec![ev(
+                format!("`{name}` layout"),
+                format!("{:?} NHWC", raw_k.shape()),
+                format!("{:?}: the NHWC bytes reshaped, not transposed", tx.shape()),
+                None,
+            )],
+            "x = x.permute(0, 3, 1, 2)  # NHWC → NCHW, not x.reshape(N, C, H, W)",
+            "nothing to change on this side",
+        );
+        return true;
+    }
+    false
+}
+
+/// The torch values are an affine function of the Keras ones per feature: std ddof,
+/// preprocessing modes (one scale or no offsets), or other normalization statistics.
+fn report_scaling(name: &str, fit: &Fit, out: &mut Findings) {
+    let c = fit.a.iter().sum::<f64>() / fit.a.len() as f64;
+    let spread = fit.a.iter().fold(0.0f64, |m, a| m.max((a - c).abs()));
+    let offsets_vanish = fit
+        .b
+        .iter()
+        .zip(&fit.t_std)
+        .all(|(b, s)| b.abs() <= 1e-3 * s.max(1e-12) + 1e-6);
+    let constant_scale = spread <= 1e-3 * c.abs();
+    if constant_scale && offsets_vanish && c > 0.0 && std_ddof(name, c, out) {
+        return;
+    }
+    if constant_scale || offsets_vanish {
+        let mean_b = fit.b.iter().sum::<f64>() / fit.b.len() as f64;
+        out.add(
+            Id::ImagenetPreprocessModes,
+            Severity::High,
+            2.0,
+            vec![ev(
+                format!("`{name}` preprocessing (torch ≈ a·keras + b per feature)"),
+                "reference",
+                if constant_scale {
+                    format!("a = {}, b ≈ {}", sig(c), sig(mean_b))
+                } else {
+                    format!("a from {} to {}", sig(fit.a.iter().copied().fold(f64::INFINITY, f64::min)), sig(fit.a.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
+                },
+                None,
+            )],
+            "apply the Keras preprocessing (same scale, offset and statistics) before the torch model",
+            "nothing to change on this side",
+        );
+        return;
+    }
+    out.add(
+        Id::InputMismatch,
+        Severity::Medium,
+        1.0,
+        vec![ev(
+            format!("`{name}` per-feature scale (torch ≈ a·keras + b)"),
+            "reference",
+            format!(
+                "a from {} to {}: different normalization statistics",
+                sig(fit.a.iter().copied().fold(f64::INFINITY, f64::min)),
+                sig(fit.a.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            ),
+            None,
+        )],
+        "standardize with the statistics the Keras side used",
+        "nothing to change on this side",
+    );
+}
+
+/// Scaling by a constant with no offset: the two sides standardized with the population and
+/// the unbiased std (ddof); recovers the sample count from the factor.
+fn std_ddof(name: &str, c: f64, out: &mut Findings) -> bool {
+    let (m, dir) = if c < 1.0 {
+        (
+            1.0 / (1.0 - c * c),
+            "torch uses the unbiased std (n−1), Keras the population std (n)",
+        )
+    } else {
+        (
+            c * c / (c * c - 1.0),
+            "Keras uses the unbiased std (n−1), torch the population std (n)",
+        )
+    };
+    if m >= 1.5 && (c - 1.0).abs() > 1e-7 {
+        let mr = m.round();
+        let dev = (c - 1.0).abs();
+        out.add(
+            Id::StdDdof,
+            if dev > 1e-2 { Severity::Medium } else { Severity::Low },
+            dev,
+            vec![ev(
+                format!(
+                    "`{name}` scale, every feature (torch = c·keras; {dir}; m = 1/(1 − c²) ≈ {mr} samples)"
+                ),
+                "1",
+                format!("c = {} = √((m−1)/m)", sig_fine(if c < 1.0 { c } else { 1.0 / c })),
+                None,
+            )],
+            "x.std(dim=0, correction=0)  # population std, as numpy / StandardScaler / Keras Normalization",
+            "nothing to change on this side (or StandardScaler with the ddof=1 std, to copy torch.std)",
+        );
+        return true;
+    }
+    false
+}
+
+/// Channel order (RGB vs BGR) for 3-channel feature maps: the torch channels reversed fit
+/// the Keras ones.
+fn reversed_channels(name: &str, k: &Table, tx: &Tensor, n: usize, out: &mut Findings) -> bool {
+    if tx.shape().len() != 4 || tx.shape()[1] != 3 {
+        return false;
+    }
+    let rev = tx.select(1, &[2, 1, 0]);
+    if let Some(rt) = Table::of(&rev)
+        && let Some(fit) = affine_fit(k, &rt, n)
+        && fit.r2_min > 0.999
+    {
+        out.add(
+            Id::ImagenetPreprocessModes,
+            Severity::High,
+            2.0,
+            vec![ev(
+                format!("`{name}` channel order"),
+                "RGB (reference)",
+                "reversed (BGR)",
+                None,
+            )],
+            "x = x[:, [2, 1, 0]]  # or use the Keras preprocess_input mode on both sides",
+            "nothing to change on this side",
+        );
+        return true;
+    }
+    false
 }
 
 /// `c` with enough digits to show how far it is from 1 (`0.999652`).
