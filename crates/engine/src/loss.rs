@@ -348,6 +348,55 @@ pub fn compute<F: Float>(
         )));
     }
     let (raw, on_logits) = match loss {
+        Loss::KerasCategoricalCrossentropy { .. }
+        | Loss::KerasSparseCategoricalCrossentropy { .. }
+        | Loss::KerasBinaryCrossentropy { .. }
+        | Loss::KerasMeanSquaredError { .. }
+        | Loss::KerasMeanAbsoluteError { .. }
+        | Loss::KerasHuber { .. }
+        | Loss::KerasKlDivergence { .. } => keras_raw(loss, pred, target, shortcut, &err)?,
+        Loss::TorchCrossEntropy { .. }
+        | Loss::TorchNll { .. }
+        | Loss::TorchBce { .. }
+        | Loss::TorchBceWithLogits { .. }
+        | Loss::TorchMse { .. }
+        | Loss::TorchL1 { .. }
+        | Loss::TorchHuber { .. }
+        | Loss::TorchSmoothL1 { .. }
+        | Loss::TorchKlDiv { .. } => torch_raw(loss, pred, target, &err)?,
+    };
+    let w = match sample_weight {
+        Some(sw) => Some(fit_weights(sw, raw.per.shape()).map_err(err)?),
+        None => None,
+    };
+    let (value, u) = reduce(loss, &raw, w.as_ref(), pred.shape()).map_err(err)?;
+    let mut grad = raw.g.clone();
+    let ub = match raw.axis {
+        Some(ax) => u.insert_axis(Axis(ax)),
+        None => u,
+    };
+    grad *= &ub;
+    Ok(LossOutput {
+        value,
+        per_sample: raw.per,
+        grad: if on_logits {
+            OutputGrad::Logits(grad)
+        } else {
+            OutputGrad::Value(grad)
+        },
+    })
+}
+
+/// The Keras losses' unreduced values and Jacobian, and whether the gradient is taken on the
+/// logits (`shortcut`: the TensorFlow backend's logits shortcut).
+fn keras_raw<F: Float>(
+    loss: &Loss,
+    pred: &ArrayD<F>,
+    target: &ArrayD<F>,
+    shortcut: Option<&ArrayD<F>>,
+    err: &dyn Fn(String) -> EngineError,
+) -> Result<(Raw<F>, bool), EngineError> {
+    Ok(match loss {
         Loss::KerasCategoricalCrossentropy {
             from_logits,
             label_smoothing,
@@ -453,6 +502,18 @@ pub fn compute<F: Float>(
                 false,
             )
         }
+        _ => unreachable!("{} is not a Keras loss", loss.name()),
+    })
+}
+
+/// The torch losses' unreduced values and Jacobian (never on logits).
+fn torch_raw<F: Float>(
+    loss: &Loss,
+    pred: &ArrayD<F>,
+    target: &ArrayD<F>,
+    err: &dyn Fn(String) -> EngineError,
+) -> Result<(Raw<F>, bool), EngineError> {
+    Ok(match loss {
         Loss::TorchCrossEntropy {
             weight,
             ignore_index,
@@ -570,26 +631,7 @@ pub fn compute<F: Float>(
                 false,
             )
         }
-    };
-    let w = match sample_weight {
-        Some(sw) => Some(fit_weights(sw, raw.per.shape()).map_err(err)?),
-        None => None,
-    };
-    let (value, u) = reduce(loss, &raw, w.as_ref(), pred.shape()).map_err(err)?;
-    let mut grad = raw.g.clone();
-    let ub = match raw.axis {
-        Some(ax) => u.insert_axis(Axis(ax)),
-        None => u,
-    };
-    grad *= &ub;
-    Ok(LossOutput {
-        value,
-        per_sample: raw.per,
-        grad: if on_logits {
-            OutputGrad::Logits(grad)
-        } else {
-            OutputGrad::Value(grad)
-        },
+        _ => unreachable!("{} is not a torch loss", loss.name()),
     })
 }
 

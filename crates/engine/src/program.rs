@@ -293,11 +293,47 @@ impl Program {
     }
 }
 
-/// Resolves one node (exhaustive over [`Op`]).
+/// Resolves one node (exhaustive over [`Op`], by family).
 fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, EngineError> {
+    match &cx.node.op {
+        Op::Dense { .. }
+        | Op::Conv { .. }
+        | Op::DepthwiseConv { .. }
+        | Op::SeparableConv { .. }
+        | Op::ConvTranspose { .. }
+        | Op::Embedding { .. }
+        | Op::Rnn { .. } => compile_weighted(cx),
+        Op::BatchNorm { .. }
+        | Op::LayerNorm { .. }
+        | Op::GroupNorm { .. }
+        | Op::Normalization { .. }
+        | Op::Rescaling { .. } => compile_normalization(cx),
+        Op::Flatten { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Pool { .. }
+        | Op::GlobalPool { .. }
+        | Op::Pad { .. }
+        | Op::UpSampling { .. }
+        | Op::Reduce { .. }
+        | Op::Select { .. }
+        | Op::Slice { .. }
+        | Op::Squeeze { .. }
+        | Op::Unsqueeze { .. } => compile_shape(cx, in_layout),
+        Op::Input { .. }
+        | Op::Activation { .. }
+        | Op::Dropout { .. }
+        | Op::Merge { .. }
+        | Op::ConstantBinary { .. }
+        | Op::Unary { .. }
+        | Op::Identity => compile_pointwise(cx),
+    }
+}
+
+/// Layers with weights: Dense, the convolutions, Embedding, the recurrent layers.
+fn compile_weighted(cx: &NodeCx<'_>) -> Result<Kernel, EngineError> {
     use ops::*;
     Ok(match &cx.node.op {
-        Op::Input { shape, .. } => Kernel::Input(input::Input::compile(cx, shape)?),
         Op::Dense {
             units,
             use_bias,
@@ -340,6 +376,57 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
             *groups,
             output_padding,
         )?),
+        Op::Embedding {
+            input_dim,
+            output_dim,
+            mask_zero,
+            padding_idx,
+        } => Kernel::Embedding(embedding::Embedding::compile(
+            cx,
+            *input_dim,
+            *output_dim,
+            *mask_zero,
+            *padding_idx,
+        )?),
+        Op::Rnn {
+            cell,
+            units,
+            activation,
+            recurrent_activation,
+            gate_order,
+            bias,
+            gru_reset,
+            direction,
+            return_sequences,
+            return_state,
+            go_backwards,
+            batch_first,
+            unit_forget_bias: _,
+            dropout: _,
+            recurrent_dropout: _,
+        } => Kernel::Rnn(rnn::Rnn::compile(
+            cx,
+            *cell,
+            *units,
+            activation,
+            recurrent_activation,
+            *gate_order,
+            *bias,
+            *gru_reset,
+            *direction,
+            *return_sequences,
+            *return_state,
+            *go_backwards,
+            *batch_first,
+        )?),
+        other => unreachable!("{} is not compiled as weighted", other.kind()),
+    })
+}
+
+/// The normalizations and Rescaling.
+fn compile_normalization(cx: &NodeCx<'_>) -> Result<Kernel, EngineError> {
+    use ops::*;
+    Ok(match &cx.node.op {
         Op::BatchNorm {
             axis,
             epsilon,
@@ -384,10 +471,24 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
         } => Kernel::GroupNorm(group_norm::GroupNorm::compile(
             cx, *groups, *axis, *epsilon, *center, *scale,
         )?),
-        Op::Activation { function } => {
-            Kernel::Activation(activation::ActivationOp::compile(cx, function)?)
+        Op::Normalization {
+            axes,
+            invert,
+            epsilon,
+        } => Kernel::Normalization(normalization::Normalization::compile(
+            cx, axes, *invert, *epsilon,
+        )?),
+        Op::Rescaling { scale, offset } => {
+            Kernel::Rescaling(rescaling::Rescaling::compile(cx, *scale, *offset)?)
         }
-        Op::Dropout { rate, spatial: _ } => Kernel::Dropout(dropout::Dropout::compile(cx, *rate)?),
+        other => unreachable!("{} is not compiled as normalization", other.kind()),
+    })
+}
+
+/// Ops that move, select, pool, pad or resample elements (`in_layout`: Flatten's order).
+fn compile_shape(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, EngineError> {
+    use ops::*;
+    Ok(match &cx.node.op {
         Op::Flatten { start_axis, order } => Kernel::Flatten(flatten::Flatten::compile(
             cx,
             *start_axis,
@@ -447,65 +548,6 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
             *interpolation,
             *layout,
         )?),
-        Op::Embedding {
-            input_dim,
-            output_dim,
-            mask_zero,
-            padding_idx,
-        } => Kernel::Embedding(embedding::Embedding::compile(
-            cx,
-            *input_dim,
-            *output_dim,
-            *mask_zero,
-            *padding_idx,
-        )?),
-        Op::Rnn {
-            cell,
-            units,
-            activation,
-            recurrent_activation,
-            gate_order,
-            bias,
-            gru_reset,
-            direction,
-            return_sequences,
-            return_state,
-            go_backwards,
-            batch_first,
-            unit_forget_bias: _,
-            dropout: _,
-            recurrent_dropout: _,
-        } => Kernel::Rnn(rnn::Rnn::compile(
-            cx,
-            *cell,
-            *units,
-            activation,
-            recurrent_activation,
-            *gate_order,
-            *bias,
-            *gru_reset,
-            *direction,
-            *return_sequences,
-            *return_state,
-            *go_backwards,
-            *batch_first,
-        )?),
-        Op::Merge { op } => Kernel::Merge(merge::Merge::compile(cx, *op)?),
-        Op::ConstantBinary { op, constant_first } => Kernel::ConstantBinary(
-            constant_binary::ConstantBinary::compile(cx, *op, *constant_first)?,
-        ),
-        Op::Unary { op } => Kernel::Unary(unary::Unary::compile(cx, *op)?),
-        Op::Rescaling { scale, offset } => {
-            Kernel::Rescaling(rescaling::Rescaling::compile(cx, *scale, *offset)?)
-        }
-        Op::Normalization {
-            axes,
-            invert,
-            epsilon,
-        } => Kernel::Normalization(normalization::Normalization::compile(
-            cx, axes, *invert, *epsilon,
-        )?),
-        Op::Identity => Kernel::Identity(identity::Identity::compile(cx)?),
         Op::Reduce {
             reduce,
             axes,
@@ -520,6 +562,26 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
         } => Kernel::Slice(slice::Slice::compile(cx, *axis, *start, *end, *step)?),
         Op::Squeeze { axes } => Kernel::Squeeze(squeeze::Squeeze::compile(cx, axes)?),
         Op::Unsqueeze { axes } => Kernel::Unsqueeze(unsqueeze::Unsqueeze::compile(cx, axes)?),
+        other => unreachable!("{} is not compiled as shape", other.kind()),
+    })
+}
+
+/// Inputs, activations, dropout, merges and the element-wise ops.
+fn compile_pointwise(cx: &NodeCx<'_>) -> Result<Kernel, EngineError> {
+    use ops::*;
+    Ok(match &cx.node.op {
+        Op::Input { shape, .. } => Kernel::Input(input::Input::compile(cx, shape)?),
+        Op::Activation { function } => {
+            Kernel::Activation(activation::ActivationOp::compile(cx, function)?)
+        }
+        Op::Dropout { rate, spatial: _ } => Kernel::Dropout(dropout::Dropout::compile(cx, *rate)?),
+        Op::Merge { op } => Kernel::Merge(merge::Merge::compile(cx, *op)?),
+        Op::ConstantBinary { op, constant_first } => Kernel::ConstantBinary(
+            constant_binary::ConstantBinary::compile(cx, *op, *constant_first)?,
+        ),
+        Op::Unary { op } => Kernel::Unary(unary::Unary::compile(cx, *op)?),
+        Op::Identity => Kernel::Identity(identity::Identity::compile(cx)?),
+        other => unreachable!("{} is not compiled as pointwise", other.kind()),
     })
 }
 
