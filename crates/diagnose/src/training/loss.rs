@@ -33,8 +33,8 @@ pub(super) fn loss(
         });
         return;
     }
-    let kf = Family::of_keras_name(&kl.class_name);
-    let tf = Family::of_torch_name(&tl.class_name);
+    let kf = kl.family();
+    let tf = tl.family();
     let kout = output_activation(&kb.model);
     let tout = output_activation(&tb.model);
     let kact = kout.as_ref().and_then(|(_, a)| *a);
