@@ -199,6 +199,11 @@ catalogue! {
         "the two bundles feed different or reordered samples";
     ArchitectureMismatch = 0, "architecture-mismatch", "architecture",
         "aligned layers compute different functions";
+    // Differences verified in the frameworks' sources that the catalogue lacks.
+    WeightConstraints = 0, "weight-constraints", "regularization",
+        "Keras weight constraints are applied after every update; torch has none";
+    BnAffineInit = 0, "bn-affine-init", "init",
+        "BatchNorm gamma/beta initialisation differs";
 }
 
 impl Id {

@@ -18,10 +18,14 @@ struct Draft {
     keras: Vec<String>,
 }
 
+/// Titles built from the pair's own values, per id, in the order the detectors gave them.
+type Titles = BTreeMap<Id, Vec<String>>;
+
 /// What the detectors found so far, keyed by id.
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     drafts: BTreeMap<Id, Draft>,
+    titles: Titles,
 }
 
 /// One observation: `what`, the Keras value, the torch value, and the layer(s).
@@ -82,6 +86,18 @@ impl Findings {
         }
     }
 
+    /// Gives the finding `id` a title built from this pair's values (several calls for the
+    /// same id, e.g. one per layer, are kept in order; distinct ones are joined). Without one
+    /// the catalogue's generic title is used, which must then state no value.
+    #[allow(dead_code)] // the detectors adopt it in issue 10 (wp-text removes this line)
+    pub(crate) fn set_title(&mut self, id: Id, title: impl Into<String>) {
+        let t = title.into();
+        let list = self.titles.entry(id).or_default();
+        if !list.contains(&t) {
+            list.push(t);
+        }
+    }
+
     /// Whether `id` was found.
     pub(crate) fn has(&self, id: Id) -> bool {
         self.drafts.contains_key(&id)
@@ -90,6 +106,7 @@ impl Findings {
     /// The findings, most serious first; of equal severity and magnitude in catalogue order,
     /// the ids parallax adds after the catalogue's in name order.
     pub(crate) fn into_findings(self) -> Vec<Finding> {
+        let titles = self.titles;
         let mut v: Vec<(Id, Draft)> = self.drafts.into_iter().collect();
         v.sort_by(|(ia, a), (ib, b)| {
             a.severity
@@ -100,7 +117,10 @@ impl Findings {
         });
         v.into_iter()
             .map(|(id, d)| Finding {
-                title: id.title().to_string(),
+                title: titles
+                    .get(&id)
+                    .filter(|t| !t.is_empty())
+                    .map_or_else(|| id.title().to_string(), |t| t.join("; ")),
                 id: id.name().to_string(),
                 severity: d.severity,
                 impact: None,

@@ -161,7 +161,9 @@ pub(super) fn switch(id: Id, w: &WeightReport) -> Result<Switch, NoSwitch> {
         | Id::ReportedLossSemantics
         | Id::Tf32Defaults
         | Id::MixedPrecisionLossScale
-        | Id::ArchitectureMismatch => return Err(NoSwitch::NotYet),
+        | Id::ArchitectureMismatch
+        | Id::WeightConstraints
+        | Id::BnAffineInit => return Err(NoSwitch::NotYet),
     })
 }
 
