@@ -17,7 +17,7 @@ A torch bundle is a directory with:
                            metadata framework="torch", framework_version
     train.json             optimizer, param_groups, loss, grad_clip,
                            scheduler, batch_size, epochs, shuffle, drop_last,
-                           framework_version (schema below)
+                           framework_version, [spatial_dropout] (schema below)
     inputs.safetensors     (if x is given) `x` (or `x.<input name>`), `y`
                            (or `y.<name>`); metadata framework="torch",
                            framework_version
@@ -32,7 +32,19 @@ train.json:
      "loss": {"class_name": "CrossEntropyLoss", "config": {...}},
      "grad_clip": null | {"max_norm": f, "norm_type": f} | {"clip_value": f},
      "scheduler": null | {"class_name", "config", "interval": "epoch"|"step"},
-     "batch_size", "epochs", "shuffle", "drop_last", "framework_version"}
+     "batch_size", "epochs", "shuffle", "drop_last", "framework_version",
+     "spatial_dropout": [{"module": "blocks.1", "class_name": "Dropout2d",
+                          "p": 0.2, "node": "/blocks/blocks.1/Dropout"}, ...]}
+
+`spatial_dropout` is present only when the model has `nn.Dropout1d`,
+`Dropout2d` or `Dropout3d` modules.  torch cannot export those in training
+mode, so model.onnx holds each one as a no-op: an ONNX `Dropout` node with
+`ratio` = p and `training_mode` = false, named by torch after the module's
+scope (the record's `node`).  Each record names the module (its
+state_dict-style path), its class, its `p` and that node, in the order the
+forward pass calls them; the importer turns that node back into a
+channel-wise (spatial) dropout of rate p.  In model.eval.onnx they are
+absent, as every dropout is.
 
 JSON conversion: tuples become lists, tensors lists (0-d tensors numbers),
 None null, non-finite floats the strings "inf", "-inf", "nan", callables are
@@ -84,6 +96,41 @@ try:
     from .bundle_io import canonicalize_safetensors
 except ImportError:
     from bundle_io import canonicalize_safetensors
+
+import warnings
+from contextlib import contextmanager
+
+# Warnings torch prints for every export of a bundle that are harmless here: the
+# exporter's own deprecation notice, the BatchNorm buffer update that the
+# exporter undoes (it restores the state_dict after the export), the batch-size
+# caveat of exporting RNNs (the batch axis is dynamic), and tracer notes about
+# Python values baked into the trace (the bundle fixes the input shapes anyway).
+# Anything else is shown.
+_HARMLESS_WARNINGS = [
+    (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
+    (UserWarning, r".*num_batches_tracked"),
+    (UserWarning, r"Exporting a model to ONNX with a batch_size other than 1"),
+    (UserWarning, r".*_jit_pass_onnx_remove_inplace_ops_for_onnx"),
+    (UserWarning, r"Constant folding - Only steps=1 can be constant folded"),
+]
+
+
+@contextmanager
+def _quiet_export():
+    with warnings.catch_warnings():
+        for category, message in _HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        try:
+            from torch.jit import TracerWarning
+
+            warnings.filterwarnings("ignore", category=TracerWarning)
+        except ImportError:  # pragma: no cover - every supported torch has it
+            pass
+        yield
+
+
+def _wrote(path) -> None:
+    print(f"wrote {path}")
 
 
 OPSET = 17
@@ -264,6 +311,85 @@ def grad_clip_json(grad_clip) -> dict | None:
     raise ValueError("grad_clip must be None, {'max_norm', 'norm_type'} or {'clip_value'}")
 
 
+def _contiguous(value):
+    """A row-major copy of a tensor (or of each tensor in a tuple/list/dict); other values as is.
+
+    An input made with `torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)` is channels-last in
+    memory, and a model that calls `.view` on it fails inside the exporter.
+    """
+    if isinstance(value, torch.Tensor):
+        # clone(contiguous_format), not .contiguous(): a permuted (N, 1, H, W) view counts as
+        # contiguous (size-1 axes are ignored) yet keeps channels-last strides, which convolutions
+        # propagate to their outputs
+        return value.detach().clone(memory_format=torch.contiguous_format)
+    if isinstance(value, tuple):
+        return tuple(_contiguous(v) for v in value)
+    if isinstance(value, list):
+        return [_contiguous(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _contiguous(v) for k, v in value.items()}
+    return value
+
+
+_SPATIAL_DROPOUT = (torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d)
+
+
+class _SpatialDropoutNoOp(torch.autograd.Function):
+    """Identity in torch; in ONNX a `Dropout(x, ratio=p, training_mode=false)` node."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        return x.clone()
+
+    @staticmethod
+    def symbolic(g, x, p):
+        ratio = g.op("Constant", value_t=torch.tensor(p, dtype=torch.float32))
+        training = g.op("Constant", value_t=torch.tensor(False))
+        return g.op("Dropout", x, ratio, training)
+
+
+@contextmanager
+def _spatial_dropout_as_noop(model):
+    """Swap every Dropout1d/2d/3d's forward for the no-op; yields the calls in forward order."""
+    calls: list[dict] = []
+    patched = []
+    for name, module in model.named_modules():
+        if isinstance(module, _SPATIAL_DROPOUT) and "forward" not in vars(module):
+
+            def forward(x, _name=name, _module=module):
+                calls.append({"module": _name, "class_name": type(_module).__name__, "p": float(_module.p)})
+                return _SpatialDropoutNoOp.apply(x, float(_module.p))
+
+            module.forward = forward
+            patched.append(module)
+    try:
+        yield calls
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def _noop_nodes(onnx_path: Path) -> list[str]:
+    """Names of the Dropout nodes whose training_mode is the constant false, in graph order."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    constants = {}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attr.t)
+    out = []
+    for node in graph.node:
+        if node.op_type == "Dropout" and len(node.input) >= 3:
+            flag = constants.get(node.input[2])
+            if flag is not None and flag.size == 1 and not bool(flag.reshape(-1)[0]):
+                out.append(node.name)
+    return out
+
+
 def _named_tensors(prefix: str, value) -> dict:
     if isinstance(value, dict):
         items = [(f"{prefix}.{k}", v) for k, v in value.items()]
@@ -302,9 +428,14 @@ def _restore_initializers(onnx_path: Path, state: dict) -> list[str]:
     return patched
 
 
-def export_onnx(model, example_input, path, training=True, input_names=None, output_names=None) -> list[str]:
-    """Export model to ONNX without changing its state; returns the patched initializers."""
+def export_onnx(model, example_input, path, training=True, input_names=None, output_names=None, spatial_dropout=None) -> list[str]:
+    """Export model to ONNX without changing its state; returns the patched initializers.
+
+    In training mode, Dropout1d/2d/3d modules are exported as no-op `Dropout` nodes and, if
+    `spatial_dropout` is a list, one record per call is appended to it (see train.json).
+    """
     args = tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+    args = _contiguous(args)
     if input_names is None:
         if len(args) != 1:
             raise ValueError("give input_names for a model with several inputs")
@@ -314,39 +445,57 @@ def export_onnx(model, example_input, path, training=True, input_names=None, out
     was_training = model.training
     snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
+    calls: list[dict] = []
     try:
         if training:
-            torch.onnx.export(
-                model.train(),
-                args,
-                str(path),
-                dynamo=False,
-                export_params=True,
-                do_constant_folding=False,
-                training=torch.onnx.TrainingMode.TRAINING,
-                opset_version=OPSET,
-                input_names=list(input_names),
-                output_names=list(output_names),
-                dynamic_axes=dynamic_axes,
-            )
+            with _quiet_export(), _spatial_dropout_as_noop(model) as calls:
+                torch.onnx.export(
+                    model.train(),
+                    args,
+                    str(path),
+                    dynamo=False,
+                    export_params=True,
+                    do_constant_folding=False,
+                    training=torch.onnx.TrainingMode.TRAINING,
+                    opset_version=OPSET,
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_axes=dynamic_axes,
+                )
         else:
-            torch.onnx.export(
-                model.eval(),
-                args,
-                str(path),
-                dynamo=False,
-                export_params=True,
-                training=torch.onnx.TrainingMode.EVAL,
-                opset_version=OPSET,
-                input_names=list(input_names),
-                output_names=list(output_names),
-                dynamic_axes=dynamic_axes,
-            )
+            with _quiet_export():
+                torch.onnx.export(
+                    model.eval(),
+                    args,
+                    str(path),
+                    dynamo=False,
+                    export_params=True,
+                    training=torch.onnx.TrainingMode.EVAL,
+                    opset_version=OPSET,
+                    input_names=list(input_names),
+                    output_names=list(output_names),
+                    dynamic_axes=dynamic_axes,
+                )
     finally:
         model.load_state_dict(snapshot)
         torch.set_rng_state(rng)
         model.train(was_training)
-    return _restore_initializers(Path(path), snapshot) if training else []
+    if not training:
+        return []
+    if calls:
+        nodes = _noop_nodes(Path(path))
+        if len(nodes) != len(calls):
+            raise RuntimeError(
+                f"{path}: {len(calls)} spatial dropout call(s) but {len(nodes)} no-op Dropout node(s) in the export"
+            )
+        for call, node in zip(calls, nodes):
+            leaf = call["module"].rsplit(".", 1)[-1]
+            if f"/{leaf}/" not in node and f".{leaf}/" not in node:
+                raise RuntimeError(f"{path}: no-op node {node!r} is not in the scope of module {call['module']!r}")
+            call["node"] = node
+        if spatial_dropout is not None:
+            spatial_dropout.extend(calls)
+    return _restore_initializers(Path(path), snapshot)
 
 
 def export_torch_bundle(
@@ -373,10 +522,14 @@ def export_torch_bundle(
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
-    export_onnx(model, example_input, out / "model.onnx", True, input_names, output_names)
+    spatial_dropout: list[dict] = []
+    export_onnx(model, example_input, out / "model.onnx", True, input_names, output_names, spatial_dropout)
+    _wrote(out / "model.onnx")
     if eval_twin:
         export_onnx(model, example_input, out / "model.eval.onnx", False, input_names, output_names)
+        _wrote(out / "model.eval.onnx")
     _save(state, out / "state_dict.safetensors")
+    _wrote(out / "state_dict.safetensors")
 
     opt, groups = optimizer_json(optimizer, model)
     train = {
@@ -391,13 +544,17 @@ def export_torch_bundle(
         "drop_last": drop_last,
         "framework_version": torch.__version__,
     }
+    if spatial_dropout:
+        train["spatial_dropout"] = spatial_dropout
     (out / "train.json").write_text(json.dumps(train, indent=2) + "\n")
+    _wrote(out / "train.json")
 
     if x is not None:
         tensors = _named_tensors("x", x)
         if y is not None:
             tensors.update(_named_tensors("y", y))
         _save(tensors, out / "inputs.safetensors")
+        _wrote(out / "inputs.safetensors")
     elif y is not None:
         raise ValueError("y given without x")
     return out
@@ -406,6 +563,7 @@ def export_torch_bundle(
 def write_expected(model, out_dir, x) -> Path:
     """Write expected.safetensors: `output` = model.eval()(x), in no_grad."""
     was_training = model.training
+    x = _contiguous(x)
     try:
         with torch.no_grad():
             if isinstance(x, dict):
@@ -416,6 +574,7 @@ def write_expected(model, out_dir, x) -> Path:
         model.train(was_training)
     path = Path(out_dir) / "expected.safetensors"
     _save(_named_tensors("output", outputs), path)
+    _wrote(path)
     return path
 
 
@@ -455,7 +614,6 @@ def main(argv=None) -> int:
         if kwargs.get("x") is None:
             raise SystemExit("--expected needs x")
         write_expected(kwargs["model"], out, kwargs["x"])
-    print(out)
     return 0
 
 

@@ -72,6 +72,12 @@ def check_torch(bundle: Path) -> None:
     print(f"  onnxruntime model.eval.onnx vs expected: max |d| = {err:.3g}")
     train_json = json.loads((bundle / "train.json").read_text())
     keys = ["optimizer", "param_groups", "loss", "grad_clip", "scheduler", "batch_size", "epochs", "shuffle", "drop_last", "framework_version"]
+    if "spatial_dropout" in train_json:  # only for models with Dropout1d/2d/3d
+        keys.append("spatial_dropout")
+        noop = {n.name for n in onnx.load(str(bundle / "model.onnx")).graph.node if n.op_type == "Dropout"}
+        for record in train_json["spatial_dropout"]:
+            assert set(record) == {"module", "class_name", "p", "node"}, record
+            assert record["node"] in noop, f"{record['node']} is not a Dropout node of model.onnx"
     assert list(train_json) == keys, list(train_json)
 
 
