@@ -100,6 +100,17 @@ def load_data(name: str, n_ship: int = 256) -> dict:
         x = StandardScaler().fit(X).transform(X)
         return {"raw": X[:n_ship], "raw_all": X, "mean": mean, "std": std, "x": x[:n_ship].astype(np.float32),
                 "labels": y[:n_ship], "classes": 3 if name == "wine" else 2, "standardize": True, "n_stats": len(X)}
+    if name == "diabetes":
+        # regression: scikit-learn's load_diabetes, X and y standardized (StandardScaler, ddof 0) on the training split
+        from sklearn.model_selection import train_test_split
+        from sklearn.preprocessing import StandardScaler
+
+        X, y = datasets.load_diabetes(return_X_y=True)
+        X_train, _X_test, y_train, _y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+        x = StandardScaler().fit(X_train).transform(X_train)
+        t = (y_train - y_train.mean()) / y_train.std()
+        return {"raw": None, "x": x[:n_ship].astype(np.float32), "labels": t[:n_ship].astype(np.float32), "classes": 1,
+                "standardize": True}
     if name == "sequences":
         # as models/rnn/data.py: N sequences of T tokens from 0..V-1 (PCG64 seed 0);
         # the label is the third of the vocabulary that occurs most often.
@@ -165,6 +176,8 @@ def layers_of(case: dict) -> list[dict]:
     arch, o, classes = case["arch"], case["opts"], case["classes"]
     out_act = "sigmoid" if case["loss"] in BINARY_LOSSES else "softmax"
     out_units = 1 if case["loss"] in BINARY_LOSSES else classes
+    if case["loss"] in REGRESSION_LOSSES:
+        out_act, out_units = None, 1
     if arch == "mlp":
         act = o.get("activation", "relu")
         layers = []
@@ -186,6 +199,8 @@ def layers_of(case: dict) -> list[dict]:
         if o.get("bn"):
             layers.append({"kind": "bn", "name": "bn1"})
         layers.append({"kind": act_kind, "name": "act1"})
+        if o.get("spatial_dropout"):
+            layers.append({"kind": "sdropout", "name": "sdrop", "rate": o["spatial_dropout"]})
         if o.get("depthwise"):
             layers += [{"kind": "dwconv", "name": "dw", "kernel": 3}, {"kind": act_kind, "name": "act_dw"}]
         if o.get("up") == "transpose":
@@ -205,6 +220,12 @@ def layers_of(case: dict) -> list[dict]:
         if o.get("bn"):
             layers.append({"kind": "bn", "name": "bn2"})
         layers.append({"kind": act_kind, "name": "act2"})
+        if o.get("head") == "conv_gap":
+            # classifier as a 1x1 convolution to the classes, global average pool (kept 1x1), softmax, flatten
+            layers += [{"kind": "conv", "name": "head", "filters": out_units, "kernel": 1, "strides": 1, "padding": "valid"},
+                       {"kind": "gap2d", "name": "gap"}, {"kind": "out_softmax", "name": "softmax"},
+                       {"kind": "flatten", "name": "flatten"}]
+            return layers
         layers.append({"kind": "flatten", "name": "flatten"})
         if o.get("dropout"):
             layers.append({"kind": "dropout", "name": "dropout", "rate": o["dropout"]})
@@ -232,6 +253,8 @@ def layers_of(case: dict) -> list[dict]:
 
 
 BINARY_LOSSES = ("binary", "binary_mse")
+# regression losses on a linear (N, 1) output; their metric is the loss itself (see `metric`)
+REGRESSION_LOSSES = ("mse", "mae", "huber")
 
 
 def l2_layers(case: dict) -> list[str]:
@@ -248,6 +271,8 @@ def input_shape(case: dict) -> tuple:
         return (SEQ_T, SIG_F)
     if case["arch"] == "cnn" and case["data"] == "digits_2ch":
         return (8, 8, 2)
+    if case["arch"] == "mlp" and case["data"] == "diabetes":
+        return (10,)
     return {"mlp": (64,), "cnn": (8, 8, 1), "rnn": (SEQ_T,)}[case["arch"]]
 
 
@@ -275,6 +300,8 @@ def shapes(case: dict) -> list[tuple]:
             shape = (shape[0] * s, shape[1] * s, layer.get("filters", shape[2]))
         elif k == "gap1d":
             shape = (shape[-1],)
+        elif k == "gap2d":
+            shape = (1, 1, shape[-1])
         elif k == "maxpool":
             shape = (shape[0] // layer["pool"], shape[1] // layer["pool"], shape[2])
         elif k == "avgpool":
@@ -479,6 +506,14 @@ PLANTS = {
                               "`validation_split` holds out the last rows, before any shuffling)",
                               "the torch inputs are a `random_split(ds, [0.75, 0.25])` training subset: a random 75% of the rows, "
                               "in random order"),
+    "weight-constraints": ("after every `opt.step()`, `with torch.no_grad(): w.mul_(clip(‖w‖, 0, c) / (1e-7 + ‖w‖))` on each "
+                           "Linear weight row (Keras `MaxNorm(c)`: the norm of each unit's incoming weights, axis 0 of the "
+                           "kernel; measurement only, train.json has no field for it)",
+                           "no constraint: torch applies none unless the training loop does"),
+    "bn-affine-init": ("BatchNorm gamma/beta copied from Keras (ones, zeros)",
+                       "GAN-style `nn.init.normal_(bn.weight, 1.0, 0.02)`, `nn.init.zeros_(bn.bias)`"),
+    "architecture-mismatch": ("the Keras head: Flatten → `nn.Linear` (weights copied)",
+                              "a different head: a 1×1 `nn.Conv2d` to the classes + global average pooling (torch init)"),
     "no-counterpart-optimizers": ("a hand-written Lion step in torch (measurement only: torch.optim has no Lion)",
                                   "`torch.optim.Adam(lr=1e-3)` as a stand-in"),
 }
@@ -513,6 +548,7 @@ CATEGORY = {
     "rnn-dropout-and-masking": "recurrent", "softmax-implicit-dim": "numerics", "loss-reduction-weights": "loss",
     "loss-per-sample-mean-and-sum": "loss", "target-shape-broadcast": "loss", "kld-poisson-cosine": "loss",
     "no-counterpart-optimizers": "optimizer", "cce-probability-clipping": "loss", "validation-split-tail": "data",
+    "weight-constraints": "regularization", "bn-affine-init": "init", "architecture-mismatch": "architecture",
 }
 
 
@@ -548,6 +584,8 @@ def default_absent(case: dict) -> list[str]:
     kinds = {layer["kind"] for layer in layers_of(case)} if arch != "branch" else {"dense"}
     pool = [p for p, classes in OPTIMIZER_PLANTS.items() if cls in classes]  # this optimizer's own entries
     pool += ["double-softmax", "std-ddof", "fit-batch-shuffle-defaults"]
+    if case["loss"] in REGRESSION_LOSSES:
+        pool.remove("double-softmax")
     if case["loss"] in BINARY_LOSSES:
         pool = [p for p in pool if p != "double-softmax"] + (["bce-clipping"] if case["loss"] == "binary" else [])
     if "schedule" in full:
@@ -568,7 +606,7 @@ def default_absent(case: dict) -> list[str]:
         pool.append("channels-last")
     if o.get("frozen_bn"):
         pool.append("bn-frozen-means-inference")
-    if case["label_smoothing"] == 0:
+    if case["label_smoothing"] == 0 and case["loss"] not in REGRESSION_LOSSES:
         pool.append("label-smoothing")
     if case["loss"] in ("categorical", "sparse") and case["keras_backend"] == "tensorflow":
         pool.append("cce-probability-clipping")  # TF backend: CE from the softmax's logits, no clipping
@@ -605,7 +643,7 @@ def default_absent(case: dict) -> list[str]:
     present = set(present_ids(case))
     out = []
     for i in pool + list(case.get("absent_extra", [])):
-        if i not in present and i not in out:
+        if i not in present and i not in out and i not in case.get("absent_drop", []):
             out.append(i)
     return out
 
@@ -623,7 +661,12 @@ def load_case(case_dir) -> dict:
     "sparse" | "binary"), `label_smoothing`, `batch_size` (32), `plants`
     (catalogue ids planted into the torch port), `top` (the id expected to
     have the largest measured impact; None for a faithful port),
-    `absent_extra` (ids added to the automatic `absent` list), `pretrain`
+    `absent_extra` (ids added to the automatic `absent` list), `absent_drop`
+    (ids removed from it), `mentions` / `never` (strings the Markdown report
+    must / must not contain; written to expected.json only when given),
+    `plant_values` (values a plant puts into the port: `bn_eps`, `batch_size`,
+    `rmsprop` kwargs, instead of torch's defaults), `plant_text` (README
+    wording of a plant for this case), `pretrain`
     (Keras optimizer steps run before the export, so that the bundle holds
     trained weights; 0 = untrained), `notes` (free text for README.md).
     """
@@ -645,6 +688,8 @@ def load_case(case_dir) -> dict:
     case.setdefault("class_weight", None)
     case.setdefault("keras_backend", "tensorflow")
     case.setdefault("validation_split", 0.0)
+    case.setdefault("plant_values", {})  # e.g. {"bn_eps": 0.8}: the value a plant puts in the port instead of torch's default
+    case.setdefault("plant_text", {})  # id -> (faithful, this port): overrides PLANTS for this case's README
     unknown = [p for p in case["plants"] if p not in PLANTS]
     if unknown:
         raise ValueError(f"{case['name']}: unknown plants {unknown}")
@@ -690,6 +735,24 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> float:
         q = p[:, 0]
         return float(-np.mean(labels * np.log(q) + (1 - labels) * np.log(1 - q)))
     return float(-np.mean(np.log(p[np.arange(len(labels)), labels])))
+
+
+def metric(outputs: np.ndarray, labels: np.ndarray, loss: str) -> float:
+    """The measurement metric of a case: cross-entropy of probabilities, or for a regression loss
+    the Keras loss itself (mean squared error, mean absolute error, Huber with δ = 1) of the
+    (N, 1) outputs against the float targets, in float64, the same code for both sides."""
+    if loss not in REGRESSION_LOSSES:
+        return cross_entropy(outputs, labels)
+    d = np.asarray(outputs, dtype=np.float64).reshape(-1) - np.asarray(labels, dtype=np.float64).reshape(-1)
+    if loss == "mse":
+        return float(np.mean(d * d))
+    if loss == "mae":
+        return float(np.mean(np.abs(d)))
+    a = np.abs(d)
+    return float(np.mean(np.where(a <= 1.0, 0.5 * d * d, a - 0.5)))
+
+
+METRIC_TEXT = {"mse": "mean squared error", "mae": "mean absolute error", "huber": "Huber loss (δ = 1)"}
 
 
 def eval_steps(steps: int = STEPS) -> list[int]:

@@ -41,7 +41,13 @@ from keras_bundle import export_keras_bundle, write_expected  # noqa: E402
 def _layer(spec: dict, case: dict):
     k, name = spec["kind"], spec["name"]
     if k == "dense":
-        return layers.Dense(spec["units"], activation=spec["activation"], name=name)
+        o, kw = case["opts"], {}
+        if o.get("kernel_initializer"):  # (class name, kwargs), e.g. ("Orthogonal", {"gain": 1.414})
+            init_cls, init_kw = o["kernel_initializer"]
+            kw["kernel_initializer"] = getattr(keras.initializers, init_cls)(**init_kw)
+        if o.get("max_norm"):
+            kw["kernel_constraint"] = keras.constraints.MaxNorm(o["max_norm"])
+        return layers.Dense(spec["units"], activation=spec["activation"], name=name, **kw)
     if k == "leaky_relu":
         return layers.LeakyReLU(name=name)  # Keras default negative_slope=0.3
     if k == "relu":
@@ -58,6 +64,12 @@ def _layer(spec: dict, case: dict):
         return layers.Flatten(name=name)
     if k == "dropout":
         return layers.Dropout(spec["rate"], name=name)
+    if k == "sdropout":
+        return layers.SpatialDropout2D(spec["rate"], name=name)
+    if k == "gap2d":
+        return layers.GlobalAveragePooling2D(keepdims=True, name=name)
+    if k == "out_softmax":
+        return layers.Softmax(name=name)  # axis=-1: the channels
     if k == "embedding":
         return layers.Embedding(spec["input_dim"], spec["output_dim"], mask_zero=spec.get("mask_zero", False), name=name)
     if k == "dwconv":
@@ -128,9 +140,15 @@ def build_model(case: dict):
         loss = "kl_divergence"
     elif case["loss"] == "categorical_mse_sum":
         loss = keras.losses.MeanSquaredError(reduction="sum")
+    elif case["loss"] == "mse":
+        loss = "mean_squared_error"
+    elif case["loss"] == "mae":
+        loss = "mean_absolute_error"
+    elif case["loss"] == "huber":
+        loss = keras.losses.Huber()  # delta 1.0
     else:
         raise ValueError(case["loss"])
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[] if case["loss"] in ck.REGRESSION_LOSSES else ["accuracy"])
     return model
 
 
@@ -143,6 +161,8 @@ def keras_inputs(case: dict, data: dict):
         y = keras.utils.to_categorical(labels, case["classes"]).astype(np.float32)
     elif case["loss"] == "sparse":
         y = labels.astype(np.int32)
+    elif case["loss"] in ck.REGRESSION_LOSSES:
+        y = labels.astype(np.float32).reshape(-1, 1)
     else:  # binary, binary_mse
         y = labels.astype(np.float32).reshape(-1, 1)
     return x, y
@@ -207,7 +227,8 @@ def pretrain(model, x, y, batch_size: int, steps: int) -> None:
         layer.rate = rate
 
 
-def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_weight=None, n_train=None) -> list[float]:
+def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_weight=None, n_train=None,
+            loss: str = "categorical") -> list[float]:
     """Train a copy of the optimizer for `steps` steps, as Model.fit's train_step does; returns the metric curve.
 
     Dropout is disabled (rate 0), BatchNorm runs in training mode.  After
@@ -230,13 +251,13 @@ def measure(model, x, y, labels, batch_size: int, steps: int = ck.STEPS, class_w
     curve = []
     for t, idx in enumerate(ck.batches(n_train or len(x), batch_size, steps)):  # the metric uses all rows
         if t % ck.EVAL_EVERY == 0:
-            curve.append(ck.cross_entropy(_numpy(model(x, training=False)), labels))
-        loss = float(train_step(_tensor(x[idx]), _tensor(y[idx]), _tensor(weights[idx])))
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"Keras loss is {loss} at step {t}")
+            curve.append(ck.metric(_numpy(model(x, training=False)), labels, loss))
+        value = float(train_step(_tensor(x[idx]), _tensor(y[idx]), _tensor(weights[idx])))
+        if not np.isfinite(value):
+            raise FloatingPointError(f"Keras loss is {value} at step {t}")
     if optimizer.use_ema:  # what the end of Model.fit does
         optimizer.finalize_variable_values(trainable)
-    curve.append(ck.cross_entropy(_numpy(model(x, training=False)), labels))
+    curve.append(ck.metric(_numpy(model(x, training=False)), labels, loss))
     return curve
 
 
@@ -271,6 +292,7 @@ def generate(gen_file) -> None:
     # write_expected calls model(x, training=False).numpy(), which a torch-backend output (requires_grad) refuses
     write_expected(lambda inputs, training=False: _numpy(model(inputs, training=training)), out, x)
 
-    curve = measure(model, x, y, data["labels"], b, class_weight=case["class_weight"], n_train=ck.train_rows(case, n))
+    curve = measure(model, x, y, data["labels"], b, class_weight=case["class_weight"], n_train=ck.train_rows(case, n),
+                    loss=case["loss"])
     ck.write_json(case_dir / "measured.json", {"keras_loss": curve})
     print(f"{case['name']}: keras loss {curve[0]:.4f} -> {curve[-1]:.4f} over {ck.STEPS} steps; wrote {out}")

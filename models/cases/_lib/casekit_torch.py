@@ -92,9 +92,20 @@ class Net(nn.Module):
         self.descr = []
         self.masked = False
         frozen = set(case["opts"].get("frozen_bn", []))
+        head_swapped = False
         for i, (spec, out_shape) in enumerate(zip(specs, outs)):
             k, name = spec["kind"], spec["name"]
             extra = {}
+            if head_swapped:  # the Keras Dense head has no counterpart in this port
+                continue
+            if k == "flatten" and "architecture-mismatch" in active:
+                # a port that changed the architecture: a 1x1 conv classifier + global average pool instead of Flatten → Dense
+                self.add_module("head", nn.Conv2d(shape[-1], case["classes"], 1))
+                self.add_module("gap", nn.AdaptiveAvgPool2d(1))
+                self.descr.append(f"head: Conv2d({shape[-1]}, {case['classes']}, 1) → AdaptiveAvgPool2d(1) → flatten (logits)")
+                self.plan.append(("convhead", "head", {}))
+                head_swapped = True
+                continue
             if k == "dense":
                 self.add_module(name, nn.Linear(shape[-1], spec["units"]))
                 act = spec["activation"]
@@ -133,6 +144,9 @@ class Net(nn.Module):
                         self.descr.append("sigmoid (kept in forward)")
                     else:
                         self.descr[-1] += " (logits)"
+                elif i == last and act is None and case["loss"] in ck.REGRESSION_LOSSES:
+                    self.output_kind = "values"
+                    self.descr[-1] += " (linear output)"
             elif k == "leaky_relu":
                 slope = 0.01 if "leaky-relu-slope" in active else 0.3
                 self.add_module(name, nn.LeakyReLU(slope) if slope != 0.01 else nn.LeakyReLU())
@@ -144,6 +158,8 @@ class Net(nn.Module):
                 kw = {"momentum": momentum}
                 if "bn-epsilon" not in active:
                     kw["eps"] = 1e-3
+                elif "bn_eps" in case["plant_values"]:  # the port's own eps (GAN code uses 0.8)
+                    kw["eps"] = case["plant_values"]["bn_eps"]
                 cls = nn.BatchNorm2d if len(shape) == 3 and case["arch"] == "cnn" else nn.BatchNorm1d
                 if len(shape) == 2:  # (T, D) features: BatchNorm1d wants (N, D, T)
                     extra["seq"] = True
@@ -213,9 +229,23 @@ class Net(nn.Module):
                     self.add_module(name, nn.AvgPool2d(p, s, ceil_mode=True))
                     self.descr.append(f"AvgPool2d({p}, {s}, ceil_mode=True)")
             elif k == "flatten":
-                self.add_module(name, nn.Flatten())
-                self.descr.append("Flatten()")
+                if case["opts"].get("flatten_view"):
+                    extra["view"] = True  # x.view(N, -1): needs a contiguous activation
+                    self.descr.append("x.view(x.size(0), -1)")
+                else:
+                    self.add_module(name, nn.Flatten())
+                    self.descr.append("Flatten()")
                 extra["from"] = shape  # (h, w, c) before flattening
+            elif k == "sdropout":
+                self.add_module(name, nn.Dropout2d(spec["rate"]))
+                self.descr.append(f"Dropout2d({spec['rate']})")
+            elif k == "gap2d":
+                self.add_module(name, nn.AdaptiveAvgPool2d(1))
+                self.descr.append("AdaptiveAvgPool2d(1)")
+            elif k == "out_softmax":
+                self.add_module(name, nn.LogSoftmax(dim=1))
+                self.output_kind = "logprobs"
+                self.descr.append("LogSoftmax(dim=1)")
             elif k == "dropout":
                 self.add_module(name, nn.Dropout(spec["rate"]))
                 self.descr.append(f"Dropout({spec['rate']})")
@@ -256,6 +286,12 @@ class Net(nn.Module):
             if k == "gap1d":
                 x = x.mean(dim=1)
                 continue
+            if k == "convhead":
+                x = torch.flatten(self.gap(self.head(x)), 1)
+                continue
+            if extra.get("view"):
+                x = x.view(x.size(0), -1)
+                continue
             if k == "upsample":
                 x = F.interpolate(x, scale_factor=extra["size"], mode="bilinear", align_corners=extra["align_corners"])
                 continue
@@ -285,6 +321,28 @@ class Net(nn.Module):
             if "act_module" in extra:
                 x = getattr(self, extra["act_module"])(x)
         return x
+
+
+class PrefixedMLP(nn.Module):
+    """The `mlp` port with its layers in containers: `blocks = nn.Sequential(fc1, ReLU())`, `heads = nn.ModuleList([fc2])`.
+
+    The state_dict names are then `blocks.0.weight`, `heads.0.weight` (what many real ports look like).
+    """
+
+    def __init__(self, net: Net):
+        super().__init__()
+        kinds = [(k, extra.get("act")) for k, _n, extra in net.plan]
+        if kinds != [("dense", "relu"), ("dense", None)]:
+            raise ValueError(f"PrefixedMLP needs Dense(relu) → Dense, got {kinds}")
+        self.blocks = nn.Sequential(net.fc1, nn.ReLU())
+        self.heads = nn.ModuleList([net.fc2])
+        self.output_kind = net.output_kind
+        self.plan = net.plan
+        self.descr = [f"blocks = nn.Sequential({net.descr[0]}, ReLU())", f"heads = nn.ModuleList([{net.descr[2]}])",
+                      "forward: heads[0](blocks(x))"]
+
+    def forward(self, x):
+        return self.heads[0](self.blocks(x))
 
 
 class BranchNet(nn.Module):
@@ -351,6 +409,9 @@ def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) ->
             if k == "flatten":
                 prev_shape = extra["from"]
                 continue
+            if k == "convhead":  # no Keras counterpart: torch's default init
+                skipped.append(name)
+                continue
             if k == "dense":
                 if "dense-init" in active:
                     skipped.append(name)
@@ -401,8 +462,12 @@ def load_keras_weights(model, case: dict, archive: KerasArchive, active: set) ->
                 mod.bias.copy_(t(bias))
             elif k == "bn":
                 gamma, beta, mean, var = archive.layer_vars(name)
-                mod.weight.copy_(t(gamma))
-                mod.bias.copy_(t(beta))
+                if "bn-affine-init" in active:  # GAN-style init of the affine parameters
+                    nn.init.normal_(mod.weight, 1.0, 0.02)
+                    nn.init.zeros_(mod.bias)
+                else:
+                    mod.weight.copy_(t(gamma))
+                    mod.bias.copy_(t(beta))
                 mod.running_mean.copy_(t(mean))
                 mod.running_var.copy_(t(var))
                 mod.num_batches_tracked.zero_()
@@ -529,7 +594,7 @@ def torch_optimizer(case: dict, model, active: set, present) -> dict:
     elif cls == "RMSprop":
         tcls = "RMSprop"
         if "rmsprop-eps-and-rho" in active:
-            tkw = {}
+            tkw = dict(case["plant_values"].get("rmsprop", {}))  # {} = torch's defaults
         else:
             # Keras: g / sqrt(v + 1e-7); eps=0 is the catalogue's mapping, 1e-12 only keeps 0/0 out
             tkw = {"lr": lr, "alpha": full["rho"], "eps": 1e-12}
@@ -621,6 +686,19 @@ def torch_optimizer(case: dict, model, active: set, present) -> dict:
         post_step.append(ema_hook)
         at_end.append(ema_end)
         notes.append(f"weight EMA (momentum {mu:g}) copied into the model after the last step (measurement only)")
+    if case["opts"].get("max_norm") and "weight-constraints" not in active:
+        c = float(case["opts"]["max_norm"])
+        weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
+
+        def max_norm_hook(opt, t):  # keras/src/constraints/constraints.py MaxNorm, axis 0 of the (in, out) kernel
+            with torch.no_grad():
+                for w in weights:
+                    norms = torch.sqrt(torch.sum(torch.square(w), dim=1, keepdim=True))
+                    w.mul_(torch.clamp(norms, 0, c) / (1e-7 + norms))
+
+        post_step.append(max_norm_hook)
+        notes.append(f"every Linear weight row renormed to norm ≤ {c:g} after each step, as Keras MaxNorm({c:g}) "
+                     "(measurement only)")
     if per_tensor is not None:
         notes.append(f"clip_grad_norm_([p], {per_tensor:g}) per parameter (measurement only)")
     if global_clip is not None:
@@ -639,6 +717,14 @@ def _one_hot(labels, classes):
 
 def torch_loss(case: dict, active: set, present):
     loss = case["loss"]
+    if loss == "mse":
+        return nn.MSELoss(), "nn.MSELoss()"
+    if loss == "mae":
+        return nn.L1Loss(), "nn.L1Loss()"
+    if loss == "huber":
+        return nn.HuberLoss(delta=1.0), "nn.HuberLoss(delta=1.0)"
+    if case["opts"].get("head") == "conv_gap":
+        return nn.NLLLoss(), "nn.NLLLoss() on log-probabilities"
     if loss == "binary":
         if "bce-clipping" in active:
             return nn.BCELoss(), "nn.BCELoss() on sigmoid outputs"
@@ -676,12 +762,15 @@ def torch_loss(case: dict, active: set, present):
 def torch_data(case: dict, data: dict, active: set):
     """(x, y) in the torch layout; carries the data plants (std-ddof, channels-last, target-shape-broadcast)."""
     x = data["x"]
-    if case["arch"] == "cnn":
+    if case["arch"] == "cnn" and case["opts"].get("permute_input") and "channels-last" not in active:
+        x = torch.from_numpy(x).permute(0, 3, 1, 2)  # NHWC -> NCHW as a view: channels-last in memory
+    elif case["arch"] == "cnn":
         if "channels-last" in active:
             x = x.reshape(x.shape[0], x.shape[3], x.shape[1], x.shape[2])  # the NHWC buffer read as NCHW
         else:
             x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-    x = torch.from_numpy(np.ascontiguousarray(x))  # row-major
+    if not isinstance(x, torch.Tensor):
+        x = torch.from_numpy(np.ascontiguousarray(x))  # row-major
     if "std-ddof" in active:
         raw_all = torch.from_numpy(data["raw_all"])
         mean = raw_all.mean(0)
@@ -690,7 +779,7 @@ def torch_data(case: dict, data: dict, active: set):
         x = ((torch.from_numpy(data["raw"]) - mean) / std).float()
     x_eval = x
     labels = torch.from_numpy(data["labels"])
-    if case["loss"] == "binary":
+    if case["loss"] == "binary" or case["loss"] in ck.REGRESSION_LOSSES:
         y = labels.float().reshape(-1, 1)
     elif case["loss"] == "binary_mse":
         y = labels.float() if "target-shape-broadcast" in active else labels.float().reshape(-1, 1)
@@ -734,10 +823,12 @@ def build(case: dict, data: dict, archive: KerasArchive, active: set):
     torch.manual_seed(ck.SEED)
     model = BranchNet(case, active) if case["arch"] == "branch" else Net(case, active)
     skipped = load_keras_weights(model, case, archive, active)
+    if case["opts"].get("module_prefix"):
+        model = PrefixedMLP(model)
     v = torch_optimizer(case, model, active, present)
     v["loss_fn"], v["loss_desc"] = torch_loss(case, active, present)
     v["x"], v["y"], v["x_eval"] = torch_data(case, data, active)
-    v["batch_size"] = 1 if "fit-batch-shuffle-defaults" in active else case["batch_size"]
+    v["batch_size"] = case["plant_values"].get("batch_size", 1) if "fit-batch-shuffle-defaults" in active else case["batch_size"]
     v["model"], v["skipped"] = model, skipped
     v["bn_var_fix"] = _emulates("bn-running-var-bias", present, active)
     return v
@@ -747,16 +838,16 @@ def probabilities(model, x) -> np.ndarray:
     was = model.training
     model.eval()
     with torch.no_grad():
-        out = model(x)
+        out = model(x.clone(memory_format=torch.contiguous_format))  # row-major, as a DataLoader batch
     model.train(was)
-    if model.output_kind == "probs":
+    if model.output_kind in ("probs", "values"):
         return out.numpy()
     if model.output_kind == "logprobs":
         return torch.exp(out).numpy()
     return (torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)).numpy()
 
 
-def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS) -> list[float]:
+def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS, case_loss: str = "categorical") -> list[float]:
     """Train one variant for `steps` steps in torch; returns the metric curve (see casekit_keras.measure)."""
     model, opt, loss_fn, x, y = v["model"], v["opt"], v["loss_fn"], v["x"], v["y"]
     for m in model.modules():
@@ -769,10 +860,10 @@ def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS) -> list[float]:
     curve = []
     for t, idx in enumerate(ck.batches(len(x), v["batch_size"], steps)):
         if t % ck.EVAL_EVERY == 0:
-            curve.append(ck.cross_entropy(probabilities(model, v["x_eval"]), labels))
+            curve.append(ck.metric(probabilities(model, v["x_eval"]), labels, case_loss))
         idx = torch.from_numpy(idx)
         opt.zero_grad()
-        loss = loss_fn(model(x[idx]), y[idx])
+        loss = loss_fn(model(x[idx].clone(memory_format=torch.contiguous_format)), y[idx])  # row-major, as a DataLoader batch
         if not torch.isfinite(loss):
             raise FloatingPointError(f"torch loss is {loss.item()} at step {t}")
         loss.backward()
@@ -790,7 +881,7 @@ def measure(v: dict, labels: np.ndarray, steps: int = ck.STEPS) -> list[float]:
             v["scheduler"].step()
     for hook in v["at_end"]:
         hook()
-    curve.append(ck.cross_entropy(probabilities(model, v["x_eval"]), labels))
+    curve.append(ck.metric(probabilities(model, v["x_eval"]), labels, case_loss))
     return curve
 
 
@@ -847,12 +938,12 @@ def generate(gen_file) -> None:
         for p in present:
             variants[f"without {p}"] = set(present) - {p}
             variants[f"only {p}"] = {p}
-    curves = {"port": measure(ported, labels)}
+    curves = {"port": measure(ported, labels, case_loss=case["loss"])}
     for name, act in variants.items():
         if name == "faithful" and not present:
             curves[name] = curves["port"]
         elif name != "port":
-            curves[name] = measure(build(case, data, archive, act), labels)
+            curves[name] = measure(build(case, data, archive, act), labels, case_loss=case["loss"])
     gaps = {name: _gaps(keras_curve, c) for name, c in curves.items()}
 
     # impact of each difference: how much of the port's curve gap disappears without it
@@ -868,8 +959,10 @@ def generate(gen_file) -> None:
         raise AssertionError(f"{case['name']}: case.py says top={case['top']}, measured top={top} (impact {impact})")
 
     measured = {
-        "what": f"metric = mean cross-entropy (probabilities clipped to [{ck.PROB_FLOOR:g}, 1-{ck.PROB_FLOOR:g}]) of each "
-        f"model's eval-mode prediction on all {len(ported['x_eval'])} rows of "
+        "what": (f"metric = {ck.METRIC_TEXT[case['loss']]} (the Keras loss, float64) of each "
+                 if case["loss"] in ck.REGRESSION_LOSSES else
+                 f"metric = mean cross-entropy (probabilities clipped to [{ck.PROB_FLOOR:g}, 1-{ck.PROB_FLOOR:g}]) of each ")
+        + f"model's eval-mode prediction on all {len(ported['x_eval'])} rows of "
         + ("the Keras inputs.safetensors (the torch bundle holds only its training rows)" if case["validation_split"]
            else "its inputs.safetensors") + ", before training and after every "
         f"{ck.EVAL_EVERY} optimizer steps; {ck.STEPS} steps per side, batches in order (no shuffling, last partial batch "
@@ -890,6 +983,9 @@ def generate(gen_file) -> None:
     ck.write_json(case_dir / "measured.json", measured)
 
     expected = {"top": top, "present": present, "absent": ck.default_absent(case)}
+    for key in ("mentions", "never"):  # strings the Markdown report must / must not contain (only when the case gives them)
+        if case.get(key):
+            expected[key] = list(case[key])
     (case_dir / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
     write_readme(case, data, ported, faithful, measured, expected)
     print(f"{case['name']}: faithful |dp| {err:.2g}; port |dp| {port_err:.3g}; final keras {keras_curve[-1]:.4f} "
@@ -912,7 +1008,13 @@ def _keras_model_text(case: dict) -> str:
     for s in ck.layers_of(case):
         k = s["kind"]
         if k == "dense":
-            parts.append(f"Dense({s['units']}" + (f", '{s['activation']}'" if s["activation"] else "") + ")")
+            extra = ""
+            if case["opts"].get("kernel_initializer"):
+                init_cls, init_kw = case["opts"]["kernel_initializer"]
+                extra += f", kernel_initializer={init_cls}(" + ", ".join(f"{a}={_fmt(b)}" for a, b in init_kw.items()) + ")"
+            if case["opts"].get("max_norm"):
+                extra += f", kernel_constraint=MaxNorm({_fmt(float(case['opts']['max_norm']))})"
+            parts.append(f"Dense({s['units']}" + (f", '{s['activation']}'" if s["activation"] else "") + extra + ")")
         elif k == "conv":
             parts.append(f"Conv2D({s['filters']}, {s['kernel']}" + (f", strides={s['strides']}" if s["strides"] != 1 else "")
                          + f", padding='{s['padding']}')")
@@ -950,6 +1052,12 @@ def _keras_model_text(case: dict) -> str:
             parts.append("Softmax()")
         elif k == "gap1d":
             parts.append("GlobalAveragePooling1D()")
+        elif k == "sdropout":
+            parts.append(f"SpatialDropout2D({s['rate']})")
+        elif k == "gap2d":
+            parts.append("GlobalAveragePooling2D(keepdims=True)")
+        elif k == "out_softmax":
+            parts.append("Softmax()")
     return "`" + " → ".join(parts) + "`"
 
 
@@ -972,10 +1080,16 @@ def _keras_loss_text(case: dict) -> str:
     return {"sparse": "'sparse_categorical_crossentropy' (integer y)", "binary": "'binary_crossentropy' (y float (N, 1))",
             "binary_mse": "'mean_squared_error' on the sigmoid output (y float (N, 1))",
             "kld": "'kl_divergence' (one-hot y)",
-            "categorical_mse_sum": "MeanSquaredError(reduction='sum') on the softmax output (one-hot y)"}[case["loss"]]
+            "categorical_mse_sum": "MeanSquaredError(reduction='sum') on the softmax output (one-hot y)",
+            "mse": "'mean_squared_error' on the linear output (y float (N, 1))",
+            "mae": "'mean_absolute_error' on the linear output (y float (N, 1))",
+            "huber": "keras.losses.Huber() (delta 1.0) on the linear output (y float (N, 1))"}[case["loss"]]
 
 
 DATA_TEXT = {
+    "diabetes": "scikit-learn `load_diabetes` (a real regression set), the 353-row training split "
+    "(`train_test_split(test_size=0.2, random_state=0)`), 10 features and the target each standardized "
+    "(`StandardScaler`, ddof 0), first 256 rows",
     "digits": "scikit-learn `load_digits`, 64 pixel features standardized with `StandardScaler` fitted on the 1437-row "
     "training split (`train_test_split(test_size=0.2, random_state=0, stratify=y)`), first 256 rows",
     "wine_sorted": "scikit-learn `load_wine`, standardized as in the other wine cases, all 142 training rows **sorted by "
@@ -1016,6 +1130,8 @@ def write_readme(case, data, ported, faithful, measured, expected) -> None:
         tdata = "same rows, re-standardized with `torch.std` (ddof 1)"
     elif "channels-last" in present:
         tdata = "same rows, the NHWC buffer reshaped to NCHW"
+    elif case["opts"].get("permute_input"):
+        tdata = "same rows, same values; `torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)` (a channels-last view)"
     else:
         tdata = "same rows, same values"
     L.append(f"| data | {DATA_TEXT[case['data']]} | {tdata} |")
@@ -1039,7 +1155,7 @@ def write_readme(case, data, ported, faithful, measured, expected) -> None:
               "`momentum = 1 − Keras momentum` and the same eps, logits + `CrossEntropyLoss`, weights copied with the correct "
               "layouts, same batches).", ""]
     for p in present:
-        good, bad = ck.PLANTS[p]
+        good, bad = case["plant_text"].get(p, ck.PLANTS[p])
         if p in ck.implied(case):
             how = ("comes with this Keras configuration: no built-in torch optimizer/loss reproduces it, so the faithful "
                    "variant emulates Keras in the measurement only")
