@@ -6,11 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use model_ir::{Framework, Model, TrainingConfig};
+use model_ir::{DataLayout, Framework, Model, Op, TrainingConfig};
 
 use crate::error::{ErrorKind, ImportError, read_file};
 use crate::safetensors_io::{TensorFile, load_safetensors};
-use crate::training::{parse_fit_json, parse_train_json};
+use crate::training::{
+    SpatialDropoutRecord, parse_fit_json, parse_spatial_dropout, parse_train_json,
+};
 
 /// A model with everything its bundle provides.
 #[derive(Debug, Clone)]
@@ -147,7 +149,10 @@ fn load_torch_bundle(dir: &Path, model_path: &Path) -> Result<Bundle, ImportErro
             ErrorKind::Missing("train.json: a PyTorch bundle needs its optimizer and loss".into()),
         ));
     }
-    model.training = Some(parse_train_json(&read_file(&train)?, &train)?);
+    let train_bytes = read_file(&train)?;
+    model.training = Some(parse_train_json(&train_bytes, &train)?);
+    let spatial = parse_spatial_dropout(&train_bytes, &train)?;
+    restore_spatial_dropout(&mut model, &spatial, &train)?;
     let state_dict = match optional(dir.join("state_dict.safetensors")) {
         Some(p) => {
             let sd = load_safetensors(&p)?;
@@ -163,6 +168,71 @@ fn load_torch_bundle(dir: &Path, model_path: &Path) -> Result<Bundle, ImportErro
         inputs,
         state_dict,
     })
+}
+
+/// Puts back the `nn.Dropout1d/2d/3d` modules the exporter wrote as no-op `Dropout` nodes:
+/// each record's node becomes a channel-wise dropout of the recorded rate, at its place.
+fn restore_spatial_dropout(
+    model: &mut Model,
+    records: &[SpatialDropoutRecord],
+    path: &Path,
+) -> Result<(), ImportError> {
+    let err = |i: usize, msg: String| {
+        ImportError::new(
+            path,
+            ErrorKind::Json(format!("`spatial_dropout[{i}]`: {msg}")),
+        )
+    };
+    for (i, r) in records.iter().enumerate() {
+        let mut found = model
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.origin.name == r.node);
+        let (k, other) = (found.next(), found.next());
+        let Some((k, node)) = k else {
+            return Err(err(
+                i,
+                format!(
+                    "model.onnx has no node `{}` (the no-op exported for module `{}`)",
+                    r.node, r.module
+                ),
+            ));
+        };
+        if other.is_some() {
+            return Err(err(i, format!("model.onnx has several nodes `{}`", r.node)));
+        }
+        let Op::Dropout { rate, spatial } = &node.op else {
+            return Err(err(
+                i,
+                format!(
+                    "node `{}` of module `{}` is {}, not the no-op Dropout the exporter writes",
+                    r.node, r.module, node.origin.class
+                ),
+            ));
+        };
+        if spatial.is_some() || (rate - r.p).abs() > 1e-6 {
+            return Err(err(
+                i,
+                format!(
+                    "node `{}` drops with rate {rate}, train.json says p = {} for module `{}`",
+                    r.node, r.p, r.module
+                ),
+            ));
+        }
+        let name = node.name.clone();
+        model.nodes[k].op = Op::Dropout {
+            rate: r.p,
+            spatial: Some(DataLayout::ChannelsFirst),
+        };
+        let noop = format!("{name}: Dropout exported with training_mode=false");
+        model.notes.retain(|n| !n.starts_with(&noop));
+        model.notes.push(format!(
+            "{name}: nn.{}(p={}) (module `{}`), exported as a no-op, restored from train.json `spatial_dropout` as channel-wise dropout",
+            r.class_name, r.p, r.module
+        ));
+    }
+    Ok(())
 }
 
 /// Every IR parameter named like a state_dict entry must have that entry's shape; values

@@ -19,7 +19,7 @@ mod training;
 pub use bundle::{Bundle, Loaded, load_bundle, load_path};
 pub use error::{ErrorKind, ImportError};
 pub use safetensors_io::{TensorFile, load_safetensors, parse_safetensors};
-pub use training::{parse_fit_json, parse_train_json};
+pub use training::{SpatialDropoutRecord, parse_fit_json, parse_spatial_dropout, parse_train_json};
 
 use std::path::Path;
 

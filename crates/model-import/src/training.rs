@@ -5,7 +5,10 @@
 //! "class_weight": null, "backend": "tensorflow"}`).
 //! `train.json`: `{"optimizer": {"class_name", "defaults"}, "param_groups", "loss":
 //! {"class_name", "config"}, "grad_clip", "scheduler", "batch_size", "epochs", "shuffle",
-//! "drop_last"}`. Unknown keys are errors: a typo must not silently become a default.
+//! "drop_last", "spatial_dropout"}`. Unknown keys are errors: a typo must not silently become a
+//! default. `spatial_dropout` ([`parse_spatial_dropout`]) lists the `nn.Dropout1d/2d/3d`
+//! modules the exporter wrote into model.onnx as no-op `Dropout` nodes (torch cannot export
+//! them in training mode).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -237,6 +240,7 @@ pub fn parse_train_json(bytes: &[u8], path: &Path) -> Result<TrainingConfig, Imp
             "shuffle",
             "drop_last",
             "framework_version",
+            "spatial_dropout",
         ],
         path,
     )?;
@@ -368,6 +372,86 @@ pub fn parse_train_json(bytes: &[u8], path: &Path) -> Result<TrainingConfig, Imp
     Ok(cfg)
 }
 
+/// One `nn.Dropout1d/2d/3d` module of a PyTorch bundle, exported as a no-op (train.json
+/// `spatial_dropout`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpatialDropoutRecord {
+    /// The module's path in the model (`blocks.1`).
+    pub module: String,
+    /// `Dropout1d`, `Dropout2d` or `Dropout3d`.
+    pub class_name: String,
+    /// The drop probability.
+    pub p: f64,
+    /// The name of the no-op ONNX `Dropout` node that stands for it in model.onnx.
+    pub node: String,
+}
+
+/// Reads train.json's optional `spatial_dropout` list (empty when the key is absent or null).
+pub fn parse_spatial_dropout(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<Vec<SpatialDropoutRecord>, ImportError> {
+    let m = parse_object(bytes, path)?;
+    let list = match m.get("spatial_dropout") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(v) => {
+            return Err(json_err(
+                path,
+                format!(
+                    "`spatial_dropout` must be a list or null, found {}",
+                    type_name(v)
+                ),
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let at = format!("spatial_dropout[{i}]");
+        let rm = r
+            .as_object()
+            .ok_or_else(|| json_err(path, format!("`{at}` must be an object")))?;
+        check_keys(rm, &["module", "class_name", "p", "node"], path).map_err(|_| {
+            json_err(
+                path,
+                format!("`{at}` has keys other than module, class_name, p, node"),
+            )
+        })?;
+        let field = |key: &str| -> Result<String, ImportError> {
+            get_string(rm, key, path)
+                .map_err(|_| json_err(path, format!("`{at}.{key}` must be a string")))?
+                .ok_or_else(|| json_err(path, format!("`{at}` lacks `{key}`")))
+        };
+        let module = field("module")?;
+        let class_name = field("class_name")?;
+        let node = field("node")?;
+        if !matches!(class_name.as_str(), "Dropout1d" | "Dropout2d" | "Dropout3d") {
+            return Err(json_err(
+                path,
+                format!(
+                    "`{at}.class_name` must be Dropout1d, Dropout2d or Dropout3d, found `{class_name}`"
+                ),
+            ));
+        }
+        let p = get_f64(rm, "p", path)
+            .map_err(|_| json_err(path, format!("`{at}.p` must be a number")))?
+            .ok_or_else(|| json_err(path, format!("`{at}` lacks `p`")))?;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(json_err(
+                path,
+                format!("`{at}.p` must be in [0, 1], found {p}"),
+            ));
+        }
+        out.push(SpatialDropoutRecord {
+            module,
+            class_name,
+            p,
+            node,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +507,61 @@ mod tests {
             "max_norm",
         );
         check_train_err(r#"{"optimizer": 3}"#, "class_name");
+    }
+
+    #[track_caller]
+    fn check_spatial_err(json: &str, needle: &str) {
+        let err = parse_spatial_dropout(json.as_bytes(), Path::new("train.json")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("train.json: "), "{msg}");
+        assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn spatial_dropout_records() {
+        let j = r#"{"optimizer": {"class_name": "SGD", "defaults": {"lr": 0.1}},
+            "spatial_dropout": [{"module": "blocks.1", "class_name": "Dropout2d", "p": 0.25,
+                                 "node": "/blocks/blocks.1/Dropout"}]}"#;
+        parse_train_json(j.as_bytes(), Path::new("train.json")).unwrap();
+        let r = parse_spatial_dropout(j.as_bytes(), Path::new("train.json")).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].module, "blocks.1");
+        assert_eq!(r[0].node, "/blocks/blocks.1/Dropout");
+        assert_eq!(r[0].class_name, "Dropout2d");
+        assert!((r[0].p - 0.25).abs() < 1e-12);
+        let none =
+            parse_spatial_dropout(br#"{"optimizer": {"class_name": "SGD"}}"#, Path::new("t"));
+        assert!(none.unwrap().is_empty());
+    }
+
+    #[test]
+    fn spatial_dropout_errors() {
+        check_spatial_err(r#"{"spatial_dropout": 3}"#, "must be a list or null");
+        check_spatial_err(
+            r#"{"spatial_dropout": [3]}"#,
+            "`spatial_dropout[0]` must be an object",
+        );
+        check_spatial_err(
+            r#"{"spatial_dropout": [{"module": "d", "class_name": "Dropout2d", "node": "/d/Dropout"}]}"#,
+            "lacks `p`",
+        );
+        check_spatial_err(
+            r#"{"spatial_dropout": [{"module": "d", "class_name": "Dropout", "p": 0.2, "node": "/d/Dropout"}]}"#,
+            "Dropout1d, Dropout2d or Dropout3d",
+        );
+        check_spatial_err(
+            r#"{"spatial_dropout": [{"module": "d", "class_name": "Dropout2d", "p": 1.5, "node": "/d/Dropout"}]}"#,
+            "must be in [0, 1]",
+        );
+        check_spatial_err(
+            r#"{"spatial_dropout": [{"module": 1, "class_name": "Dropout2d", "p": 0.5, "node": "/d/Dropout"}]}"#,
+            "`spatial_dropout[0].module` must be a string",
+        );
+        check_spatial_err(
+            r#"{"spatial_dropout": [{"module": "d", "class_name": "Dropout2d", "p": 0.5, "nod": "/d/Dropout"}]}"#,
+            "keys other than",
+        );
     }
 
     #[test]

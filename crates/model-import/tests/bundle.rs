@@ -147,3 +147,108 @@ fn fixture_bundles_load_with_their_training_configs() {
         );
     }
 }
+
+/// `models/cases/spatial-dropout/torch`: torch exported its `nn.Dropout2d(0.2)` (module `sdrop`,
+/// between the first ReLU and the max pool) as a no-op node; train.json's `spatial_dropout` puts
+/// the channel-wise dropout back at that place with that rate, as the Keras side's
+/// `SpatialDropout2D(0.2)`.
+#[test]
+fn spatial_dropout_is_restored_from_train_json() {
+    use model_ir::{DataLayout, Op};
+    let case = models().join("cases/spatial-dropout");
+    let torch = load_bundle(&case.join("torch")).unwrap();
+    let m = &torch.model;
+    let drops: Vec<_> = m
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Dropout { .. }))
+        .collect();
+    assert_eq!(drops.len(), 1, "{:?}", drops);
+    let d = drops[0];
+    assert_eq!(d.name, "sdrop");
+    assert_eq!(d.origin.name, "/sdrop/Dropout");
+    let Op::Dropout { rate, spatial } = &d.op else {
+        unreachable!()
+    };
+    assert!((rate - 0.2).abs() < 1e-9, "rate {rate}");
+    assert_eq!(*spatial, Some(DataLayout::ChannelsFirst));
+    // at its place: it consumes the first ReLU's output and feeds the max pool
+    let producer = m
+        .nodes
+        .iter()
+        .find(|n| n.outputs.contains(&d.inputs[0]))
+        .expect("the dropout's input has a producer");
+    assert!(
+        matches!(producer.op, Op::Activation { .. }),
+        "{:?}",
+        producer.op
+    );
+    let consumer = m
+        .nodes
+        .iter()
+        .find(|n| n.inputs.contains(&d.outputs[0]))
+        .expect("the dropout's output has a consumer");
+    assert!(matches!(consumer.op, Op::Pool { .. }), "{:?}", consumer.op);
+    assert!(
+        !m.notes.iter().any(|n| n.contains("training_mode=false")),
+        "{:?}",
+        m.notes
+    );
+    assert!(m.notes.iter().any(|n| n.contains("nn.Dropout2d(p=0.2)")));
+    // the Keras side of the pair has the same layer, channels-last
+    let keras = load_bundle(&case.join("keras")).unwrap();
+    let k = keras
+        .model
+        .node("sdrop")
+        .expect("Keras SpatialDropout2D layer `sdrop`");
+    assert!(matches!(
+        k.op,
+        Op::Dropout { rate, spatial: Some(DataLayout::ChannelsLast) } if (rate - 0.2).abs() < 1e-9
+    ));
+}
+
+#[test]
+fn malformed_spatial_dropout_records() {
+    let case = models().join("cases/spatial-dropout/torch");
+    let train = std::fs::read_to_string(case.join("train.json")).unwrap();
+    let bad = [
+        // the node the record names is not in model.onnx
+        (
+            train.replace("\"/sdrop/Dropout\"", "\"/sdrop/Nowhere\""),
+            "has no node `/sdrop/Nowhere`",
+        ),
+        // the node is there but drops with another rate
+        (
+            train.replace("\"p\": 0.2", "\"p\": 0.3"),
+            "train.json says p = 0.3",
+        ),
+        // the node is not a dropout
+        (
+            train.replace("\"/sdrop/Dropout\"", "\"/conv1/Conv\""),
+            "not the no-op Dropout",
+        ),
+        // a record without its rate
+        (
+            train.replace("\"p\": 0.2,", ""),
+            "`spatial_dropout[0]` lacks `p`",
+        ),
+        // not a list
+        (
+            train
+                .replace("\"spatial_dropout\": [", "\"spatial_dropout\": {\"x\": [")
+                .replace("  ]\n}", "  ]}\n}"),
+            "`spatial_dropout` must be a list or null",
+        ),
+    ];
+    for (i, (json, needle)) in bad.iter().enumerate() {
+        assert_ne!(json, &train, "case {i} did not change train.json");
+        let s = Scratch::new(&format!("spatial-{i}"));
+        s.copy(&case.join("model.onnx"), "model.onnx");
+        s.write("train.json", json.as_bytes());
+        let err = load_bundle(&s.0).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("train.json"), "{msg}");
+        assert!(msg.contains(needle), "`{msg}` lacks `{needle}`");
+        assert!(!msg.contains('\n'), "not one line: {msg}");
+    }
+}
