@@ -128,10 +128,23 @@ struct Expected {
     top: Option<String>,
     present: Vec<String>,
     absent: Vec<String>,
+    /// Strings the Markdown report must contain.
+    mentions: Vec<String>,
+    /// Strings the Markdown report must not contain.
+    never: Vec<String>,
 }
+
+/// The keys `expected.json` may hold (anything else is a typo, refused).
+const EXPECTED_KEYS: [&str; 5] = ["top", "present", "absent", "mentions", "never"];
 
 fn parse_expected(text: &str) -> anyhow::Result<Expected> {
     let v: serde_json::Value = serde_json::from_str(text)?;
+    let Some(obj) = v.as_object() else {
+        bail!("expected.json must be an object");
+    };
+    if let Some(k) = obj.keys().find(|k| !EXPECTED_KEYS.contains(&k.as_str())) {
+        bail!("unknown key `{k}` (known: {})", EXPECTED_KEYS.join(", "));
+    }
     let list = |k: &str| -> anyhow::Result<Vec<String>> {
         match v.get(k) {
             None | Some(serde_json::Value::Null) => Ok(Vec::new()),
@@ -154,6 +167,8 @@ fn parse_expected(text: &str) -> anyhow::Result<Expected> {
         },
         present: list("present")?,
         absent: list("absent")?,
+        mentions: list("mentions")?,
+        never: list("never")?,
     })
 }
 
@@ -161,7 +176,8 @@ fn parse_expected(text: &str) -> anyhow::Result<Expected> {
 ///
 /// `top` is compared with the first finding (ranked by measured impact, unmeasured findings
 /// after the measured ones by severity); every `present` id must be found and no `absent`
-/// id; a case with nothing `present` (a faithful port) must have nothing above `info`.
+/// id; a case with nothing `present` (a faithful port) must have nothing above `info`; the
+/// Markdown report must contain every `mentions` string and no `never` string.
 fn check_expected(d: &Diagnosis, e: &Expected) -> Vec<String> {
     let found: BTreeSet<&str> = d.findings.iter().map(|f| f.id.as_str()).collect();
     let mut problems = Vec::new();
@@ -198,6 +214,22 @@ fn check_expected(d: &Diagnosis, e: &Expected) -> Vec<String> {
             .collect();
         if !above.is_empty() {
             problems.push(format!("faithful port, but found {}", above.join(", ")));
+        }
+    }
+    if !e.mentions.is_empty() || !e.never.is_empty() {
+        let md = report::render_markdown(d);
+        for m in &e.mentions {
+            if !md.contains(m.as_str()) {
+                problems.push(format!("the report does not mention `{m}`"));
+            }
+        }
+        for n in &e.never {
+            if let Some(line) = md.lines().find(|l| l.contains(n.as_str())) {
+                problems.push(format!(
+                    "the report says `{n}`, which it must never say: \"{}\"",
+                    line.trim()
+                ));
+            }
         }
     }
     problems
@@ -379,6 +411,15 @@ mod tests {
         let faithful = parse_expected(r#"{"top": null, "present": [], "absent": ["c"]}"#).unwrap();
         assert_eq!(faithful.top, None);
         assert!(parse_expected(r#"{"top": 3}"#).is_err());
+        let text = parse_expected(
+            r#"{"top": null, "mentions": ["blocks.0"], "never": ["blocks.blocks"]}"#,
+        )
+        .unwrap();
+        assert_eq!(text.mentions, ["blocks.0"]);
+        assert_eq!(text.never, ["blocks.blocks"]);
+        assert!(parse_expected(r#"{"never": "x"}"#).is_err());
+        let typo = parse_expected(r#"{"mention": ["x"]}"#).unwrap_err();
+        assert!(typo.to_string().contains("unknown key `mention`"), "{typo}");
     }
 
     #[test]
@@ -401,12 +442,21 @@ mod tests {
                 "std-ddof".into(),
             ],
             absent: vec![],
+            mentions: vec!["double-softmax".into()],
+            never: vec!["no such text in any report".into()],
         };
         assert_eq!(check_expected(&d, &e), Vec::<String>::new());
         let mut wrong = e;
         wrong.absent.push("dense-init".into());
         wrong.top = Some("std-ddof".into());
         assert_eq!(check_expected(&d, &wrong).len(), 2);
+        // Text checks on the Markdown report.
+        wrong.mentions.push("no such text in any report".into());
+        wrong.never.push("double-softmax".into());
+        let problems = check_expected(&d, &wrong);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[2].contains("does not mention `no such text"));
+        assert!(problems[3].contains("must never say") && problems[3].contains("double-softmax"));
     }
 
     #[test]

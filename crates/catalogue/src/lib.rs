@@ -69,25 +69,25 @@ catalogue! {
     AdamEpsilonHat = 1, "adam-epsilon-hat", "optimizer",
         "Adam's epsilon sits in a different place (Keras epsilon-hat)";
     AdamWeightDecayCoupling = 2, "adam-weight-decay-coupling", "optimizer",
-        "weight_decay is decoupled in Keras, coupled L2 in torch";
+        "weight decay is coupled to the gradient differently";
     AdamwDefaultDecay = 3, "adamw-default-decay", "optimizer",
-        "AdamW default weight decay differs (Keras 0.004, torch 0.01)";
+        "AdamW weight decay differs";
     SgdMomentumLrInBuffer = 4, "sgd-momentum-lr-in-buffer", "optimizer",
-        "SGD momentum folds the learning rate in differently under a schedule";
+        "momentum folds the learning rate in differently under a schedule";
     SgdDefaultLr = 5, "sgd-default-lr", "optimizer",
-        "SGD learning rate differs (Keras default 0.01, torch 0.001)";
+        "SGD hyper-parameters differ";
     RmspropEpsAndRho = 6, "rmsprop-eps-and-rho", "optimizer",
-        "RMSprop epsilon placement, rho/alpha and learning rate differ";
+        "RMSprop hyper-parameters differ";
     AdagradInitEps = 7, "adagrad-init-eps", "optimizer",
-        "Adagrad initial accumulator, epsilon and learning rate differ";
+        "Adagrad hyper-parameters differ";
     AdadeltaDefaults = 8, "adadelta-defaults", "optimizer",
-        "Adadelta learning rate, rho and epsilon differ";
+        "Adadelta hyper-parameters differ";
     NadamMomentumSchedule = 9, "nadam-momentum-schedule", "optimizer",
-        "Nadam momentum schedule (and learning rate) differ";
+        "Nadam hyper-parameters or momentum schedule differ";
     AdamaxEpsPlacement = 10, "adamax-eps-placement", "optimizer",
-        "Adamax epsilon placement and learning rate differ";
+        "Adamax hyper-parameters differ";
     ClipnormPerTensorVsGlobal = 11, "clipnorm-per-tensor-vs-global", "optimizer",
-        "gradient clipping differs (per-tensor vs global norm)";
+        "gradient clipping differs";
     EmaWeights = 12, "ema-weights", "optimizer",
         "Keras use_ema overwrites the weights with their moving average";
     LegacyDecayKwarg = 13, "legacy-decay-kwarg", "schedule",
@@ -95,15 +95,15 @@ catalogue! {
     LrScheduleGranularity = 14, "lr-schedule-granularity", "schedule",
         "learning-rate schedule stepped per batch vs per epoch";
     CosineDecaySemantics = 15, "cosine-decay-semantics", "schedule",
-        "cosine decay: fraction vs absolute floor, clamp vs restart";
+        "cosine decay schedules differ";
     ReduceLrOnPlateauThreshold = 16, "reduce-lr-on-plateau-threshold", "schedule",
         "ReduceLROnPlateau: absolute vs relative improvement threshold";
     BnMomentumConvention = 17, "bn-momentum-convention", "normalization",
         "BatchNorm momentum convention: running statistics update at different rates";
     BnEpsilon = 18, "bn-epsilon", "normalization",
-        "BatchNorm epsilon differs (Keras 1e-3, torch 1e-5)";
+        "BatchNorm epsilon differs";
     BnRunningVarBias = 19, "bn-running-var-bias", "normalization",
-        "BatchNorm running variance: biased (Keras) vs unbiased (torch) update";
+        "BatchNorm running variance is updated differently";
     BnFrozenMeansInference = 20, "bn-frozen-means-inference", "normalization",
         "frozen Keras BatchNorm runs in inference mode; torch BatchNorm still trains";
     DefaultTrainMode = 21, "default-train-mode", "normalization",
@@ -111,15 +111,15 @@ catalogue! {
     LayernormEpsAxis = 22, "layernorm-eps-axis", "normalization",
         "LayerNorm epsilon or normalized axes differ";
     DenseInit = 23, "dense-init", "init",
-        "Dense initialisation differs (glorot_uniform + zero bias vs torch's U(±1/√fan_in))";
+        "Dense initialisation differs";
     ConvInit = 24, "conv-init", "init",
-        "convolution initialisation differs (glorot_uniform + zero bias vs torch's U(±1/√fan_in))";
+        "convolution initialisation differs";
     DepthwiseInit = 25, "depthwise-init", "init",
         "depthwise convolution initialisation differs";
     EmbeddingInit = 26, "embedding-init", "init",
-        "Embedding initialisation differs (U(±0.05) vs N(0, 1))";
+        "Embedding initialisation differs";
     RnnInit = 27, "rnn-init", "init",
-        "recurrent layer initialisation differs (glorot/orthogonal/forget bias 1 vs U(±1/√H))";
+        "recurrent layer initialisation differs";
     DenseLayout = 28, "dense-layout", "layout",
         "Dense kernel copied without the transpose (in,out) → (out,in)";
     ConvLayout = 29, "conv-layout", "layout",
@@ -135,11 +135,11 @@ catalogue! {
     LstmLayout = 34, "lstm-layout", "recurrent",
         "LSTM weights copied with the wrong gate order or bias split";
     GruLayoutResetAfter = 35, "gru-layout-reset-after", "recurrent",
-        "GRU gates not reordered (z,r,h → r,z,n) or reset placement differs";
+        "GRU gates not reordered or reset placement differs";
     RnnDropoutAndMasking = 36, "rnn-dropout-and-masking", "recurrent",
         "RNN dropout or masking has no torch counterpart";
     SamePaddingAsymmetric = 37, "same-padding-asymmetric", "padding",
-        "'same' padding: TF puts the extra pixel at the end, the port pads symmetrically";
+        "'same' padding is split differently";
     PoolingPadding = 38, "pooling-padding", "padding",
         "pooling padding or divisor differs";
     ConvTransposeSameCrop = 39, "conv-transpose-same-crop", "padding",
@@ -147,15 +147,15 @@ catalogue! {
     ResizeSemantics = 40, "resize-semantics", "preprocessing",
         "resize / upsampling interpolation differs";
     DoubleSoftmax = 41, "double-softmax", "loss",
-        "softmax applied twice: probabilities fed to a loss that expects logits";
+        "output activation applied twice: probabilities fed to a loss that expects logits";
     CceProbabilityClipping = 42, "cce-probability-clipping", "loss",
         "Keras clips probabilities in cross-entropy; torch works on exact logits";
     BceClipping = 43, "bce-clipping", "loss",
-        "binary cross-entropy clips differently (Keras 1e-7, torch log ≥ −100)";
+        "binary cross-entropy clips differently";
     LossReductionWeights = 44, "loss-reduction-weights", "loss",
-        "class/sample weights normalised differently (Σw/N vs Σw)";
+        "class/sample weights are normalised differently";
     LossPerSampleMeanAndSum = 45, "loss-per-sample-mean-and-sum", "loss",
-        "loss reduction differs (per-sample mean vs sum over elements)";
+        "loss reduction differs";
     TargetShapeBroadcast = 46, "target-shape-broadcast", "loss",
         "target shape broadcasts against the output in torch";
     LabelSmoothing = 47, "label-smoothing", "loss",
@@ -163,23 +163,23 @@ catalogue! {
     KldPoissonCosine = 48, "kld-poisson-cosine", "loss",
         "KL divergence / Poisson / cosine loss conventions differ";
     L2RegularizerFactorTwo = 49, "l2-regularizer-factor-two", "regularization",
-        "Keras l2(λ) is λ·Σw² (gradient 2λw); torch weight_decay is λ′w";
+        "Keras weight regularizers and torch weight decay differ";
     GeluApproximate = 50, "gelu-approximate", "numerics",
         "GELU: exact erf form vs tanh approximation";
     LeakyReluSlope = 51, "leaky-relu-slope", "numerics",
-        "LeakyReLU negative slope differs (Keras 0.3 / 0.2, torch 0.01)";
+        "LeakyReLU negative slope differs";
     HardSigmoidDefinition = 52, "hard-sigmoid-definition", "numerics",
-        "hard_sigmoid definition differs (0.2x+0.5 vs x/6+0.5)";
+        "hard_sigmoid definition differs";
     SoftmaxImplicitDim = 53, "softmax-implicit-dim", "numerics",
         "softmax taken over a different axis";
     FitBatchShuffleDefaults = 54, "fit-batch-shuffle-defaults", "data-pipeline",
-        "batch size, shuffling or epochs differ between fit and the DataLoader";
+        "the training loop differs between fit and the DataLoader";
     ValidationSplitTail = 55, "validation-split-tail", "data-pipeline",
         "Keras validation_split takes the last samples before shuffling";
     StdDdof = 56, "std-ddof", "preprocessing",
         "standardisation uses the population std on one side, the unbiased std on the other";
     ImagenetPreprocessModes = 57, "imagenet-preprocess-modes", "preprocessing",
-        "input preprocessing differs (scale, offset or channel order)";
+        "input preprocessing differs";
     ReportedLossSemantics = 58, "reported-loss-semantics", "data-pipeline",
         "reported training losses mean different things";
     Tf32Defaults = 59, "tf32-defaults", "numerics",
@@ -187,7 +187,7 @@ catalogue! {
     MixedPrecisionLossScale = 60, "mixed-precision-loss-scale", "numerics",
         "mixed-precision loss scaling differs";
     SeedingDeterminism = 61, "seeding-determinism", "numerics",
-        "same seed, different random numbers: initial weights and batch order differ";
+        "same seed, different random numbers";
     NoCounterpartOptimizers = 62, "no-counterpart-optimizers", "optimizer",
         "the optimizer has no counterpart in the other framework";
     // Ids parallax adds for plain porting mistakes that are not framework conventions.

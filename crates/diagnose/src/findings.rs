@@ -21,11 +21,15 @@ struct Draft {
 /// Titles built from the pair's own values, per id, in the order the detectors gave them.
 type Titles = BTreeMap<Id, Vec<String>>;
 
+/// Titles made of a subject and the items that differ, per id ([`Findings::title_item`]).
+type TitleItems = BTreeMap<Id, (String, Vec<String>)>;
+
 /// What the detectors found so far, keyed by id.
 #[derive(Debug, Default)]
 pub(crate) struct Findings {
     drafts: BTreeMap<Id, Draft>,
     titles: Titles,
+    items: TitleItems,
 }
 
 /// One observation: `what`, the Keras value, the torch value, and the layer(s).
@@ -89,12 +93,30 @@ impl Findings {
     /// Gives the finding `id` a title built from this pair's values (several calls for the
     /// same id, e.g. one per layer, are kept in order; distinct ones are joined). Without one
     /// the catalogue's generic title is used, which must then state no value.
-    #[allow(dead_code)] // the detectors adopt it in issue 10 (wp-text removes this line)
     pub(crate) fn set_title(&mut self, id: Id, title: impl Into<String>) {
         let t = title.into();
         let list = self.titles.entry(id).or_default();
         if !list.contains(&t) {
             list.push(t);
+        }
+    }
+
+    /// Adds one differing item to the title of `id`, which reads `<subject>: <item>, <item>`
+    /// (e.g. "RMSprop differs: learning rate (Keras 0.001, torch 0.01)") when several
+    /// detectors each find one part of the same finding; the first subject given is kept.
+    pub(crate) fn title_item(
+        &mut self,
+        id: Id,
+        subject: impl Into<String>,
+        item: impl Into<String>,
+    ) {
+        let (_, list) = self
+            .items
+            .entry(id)
+            .or_insert_with(|| (subject.into(), Vec::new()));
+        let item = item.into();
+        if !list.contains(&item) {
+            list.push(item);
         }
     }
 
@@ -106,7 +128,15 @@ impl Findings {
     /// The findings, most serious first; of equal severity and magnitude in catalogue order,
     /// the ids parallax adds after the catalogue's in name order.
     pub(crate) fn into_findings(self) -> Vec<Finding> {
-        let titles = self.titles;
+        let mut titles = self.titles;
+        for (id, (subject, items)) in self.items {
+            if !items.is_empty() {
+                titles
+                    .entry(id)
+                    .or_default()
+                    .insert(0, format!("{subject}: {}", items.join(", ")));
+            }
+        }
         let mut v: Vec<(Id, Draft)> = self.drafts.into_iter().collect();
         v.sort_by(|(ia, a), (ib, b)| {
             a.severity
@@ -211,6 +241,9 @@ pub(crate) fn torch_ref(path: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod title_tests;
 
 #[cfg(test)]
 mod torch_ref_tests {

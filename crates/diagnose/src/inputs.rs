@@ -423,6 +423,19 @@ fn report_scaling(name: &str, fit: &Fit, out: &mut Findings) {
     }
     if constant_scale || offsets_vanish {
         let mean_b = fit.b.iter().sum::<f64>() / fit.b.len() as f64;
+        out.title_item(
+            Id::ImagenetPreprocessModes,
+            "input preprocessing differs",
+            if constant_scale {
+                format!(
+                    "`{name}` torch ≈ {}·keras + {} (scale and offset)",
+                    sig(c),
+                    sig(mean_b)
+                )
+            } else {
+                format!("`{name}` scale per feature (no common offset)")
+            },
+        );
         out.add(
             Id::ImagenetPreprocessModes,
             Severity::High,
@@ -509,6 +522,11 @@ fn reversed_channels(name: &str, k: &Table, tx: &Tensor, n: usize, out: &mut Fin
         && let Some(fit) = affine_fit(k, &rt, n)
         && fit.r2_min > 0.999
     {
+        out.title_item(
+            Id::ImagenetPreprocessModes,
+            "input preprocessing differs",
+            format!("`{name}` channel order (Keras RGB, torch reversed)"),
+        );
         out.add(
             Id::ImagenetPreprocessModes,
             Severity::High,

@@ -468,3 +468,66 @@ fn lstm_with_plain_onnx_weights_is_converted_to_torch_gate_order() {
     let v: Vec<f32> = w.tensor.to_f32().iter().copied().collect();
     assert_eq!(v, vec![0.0, 0.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0]);
 }
+
+/// Layers whose initializers lost their `state_dict` names (`onnx::Gemm_7`) and layers without
+/// parameters are named after their TorchScript scope; torch names every scope after the
+/// module's qualified name, so `/blocks/blocks.0/Gemm` is module `blocks.0` (a Sequential in an
+/// attribute), `/layers/layers.1/layers.1.act/Relu` is `layers.1.act` (a ModuleList entry's
+/// attribute), and `/head/Gemm` is the plain attribute `head`: never `blocks.blocks.0`.
+#[test]
+fn torchscript_scopes_name_modules_by_their_state_dict_prefix() {
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![
+            node(
+                "Gemm",
+                "/blocks/blocks.0/Gemm",
+                &["x", "onnx::Gemm_7", "onnx::Gemm_8"],
+                &["h"],
+                vec![attr_i("transB", 1)],
+            ),
+            node(
+                "Relu",
+                "/layers/layers.1/layers.1.act/Relu",
+                &["h"],
+                &["r"],
+                vec![],
+            ),
+            node(
+                "Gemm",
+                "/head/Gemm",
+                &["r", "onnx::Gemm_9", "onnx::Gemm_10"],
+                &["y"],
+                vec![attr_i("transB", 1)],
+            ),
+        ],
+        vec![
+            floats("onnx::Gemm_7", &[3, 4], &seq(12)),
+            floats("onnx::Gemm_8", &[3], &[0.0, 1.0, 2.0]),
+            floats("onnx::Gemm_9", &[2, 3], &seq(6)),
+            floats("onnx::Gemm_10", &[2], &[0.0, 1.0]),
+        ],
+    );
+    let model = check(
+        "scopes",
+        m,
+        Ok((
+            &[
+                ("blocks.0", r#""units":3"#),
+                ("layers.1.act", "activation"),
+                ("head", r#""units":2"#),
+            ],
+            &[],
+        )),
+    )
+    .expect("imports");
+    assert!(
+        model
+            .nodes
+            .iter()
+            .all(|n| !n.name.contains("blocks.blocks") && !n.name.contains("layers.layers")),
+        "{:?}",
+        model.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
+    );
+}

@@ -8,7 +8,7 @@ use report::Severity;
 use super::{Ctx, LAYER_ATTR_TOL, logical_axis, py};
 use crate::align::Pair;
 use crate::findings::{Findings, ev, pair_label};
-use crate::graph::{Shapes, activation_chain, norm_axis, source_of, spatial_layout};
+use crate::graph::{Shapes, activation_chain, norm_axis, spatial_layout};
 
 /// A canonical form for comparing activations: ReLU with a slope is a leaky ReLU.
 fn canon(a: &Activation) -> Activation {
@@ -65,6 +65,11 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
                     "exact (erf)"
                 }
             };
+            out.title_item(
+                Id::GeluApproximate,
+                "GELU forms differ",
+                format!("Keras {}, torch {}", form(*a), form(*b)),
+            );
             out.add(
                 Id::GeluApproximate,
                 Severity::Low,
@@ -83,6 +88,11 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
         (Activation::LeakyRelu { slope: a }, Activation::LeakyRelu { slope: b })
             if !LAYER_ATTR_TOL.close(*b, *a) =>
         {
+            out.title_item(
+                Id::LeakyReluSlope,
+                "LeakyReLU negative slope differs",
+                format!("Keras {}, torch {}", py(*a), py(*b)),
+            );
             out.add(
                 Id::LeakyReluSlope,
                 Severity::Medium,
@@ -101,6 +111,11 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
             if !LAYER_ATTR_TOL.close(b.slope, a.slope)
                 || !LAYER_ATTR_TOL.close(b.offset, a.offset) =>
         {
+            out.title_item(
+                Id::HardSigmoidDefinition,
+                "hard_sigmoid definition differs",
+                format!("Keras {}, torch {}", ka.describe(), ta.describe()),
+            );
             out.add(
                 Id::HardSigmoidDefinition,
                 Severity::Medium,
@@ -128,6 +143,15 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
                 _ => false,
             };
             if differ {
+                out.title_item(
+                    Id::SoftmaxImplicitDim,
+                    "softmax taken over a different axis",
+                    format!(
+                        "Keras axis {a} ({}), torch dim {b} ({})",
+                        la.as_deref().unwrap_or("?"),
+                        lb.as_deref().unwrap_or("?")
+                    ),
+                );
                 out.add(
                     Id::SoftmaxImplicitDim,
                     Severity::High,
@@ -154,6 +178,15 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
         }
         _ if same_params(&k, &t) => {}
         _ => {
+            out.set_title(
+                Id::ArchitectureMismatch,
+                format!(
+                    "activation differs after `{}`: Keras {}, torch {}",
+                    x.tname,
+                    ka.describe(),
+                    ta.describe()
+                ),
+            );
             out.add(
                 Id::ArchitectureMismatch,
                 if std::mem::discriminant(&k) == std::mem::discriminant(&t) {
@@ -182,12 +215,8 @@ pub(super) fn compare_act(x: &ActCtx<'_>, ka: &Activation, ta: &Activation, out:
 pub(super) fn activations(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
     let mut kc = activation_chain(c.keras, p.keras);
     let mut tc = activation_chain(c.torch, p.torch);
-    let is_out = |m: &Model, n: &Node| {
-        m.outputs
-            .first()
-            .and_then(|o| source_of(m, o))
-            .is_some_and(|s| s.name == n.name)
-    };
+    let is_out =
+        |m: &Model, n: &Node| crate::graph::output_source(m).is_some_and(|s| s.name == n.name);
     let rank = |shapes: &Shapes, v: Option<&String>| v.and_then(|v| shapes.get(v)).map(Vec::len);
     let x = ActCtx {
         label: pair_label(&p.keras.name, &p.torch.name),
@@ -228,6 +257,15 @@ pub(super) fn activations(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                     .join(" → ")
             }
         };
+        out.set_title(
+            Id::ArchitectureMismatch,
+            format!(
+                "activations after `{}` differ: Keras {}, torch {}",
+                p.torch.name,
+                show(&kc),
+                show(&tc)
+            ),
+        );
         out.add(
             Id::ArchitectureMismatch,
             Severity::High,

@@ -216,6 +216,16 @@ pub(super) fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
         torch_pad_code(&a)
     );
     if same_total {
+        out.title_item(
+            Id::SamePaddingAsymmetric,
+            "'same' padding is split differently",
+            format!(
+                "`{}` Keras {}, torch {}",
+                p.keras.name,
+                show_pads(&a),
+                show_pads(&b)
+            ),
+        );
         out.add(
             Id::SamePaddingAsymmetric,
             Severity::High,
@@ -225,6 +235,15 @@ pub(super) fn conv_padding(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             format!("keras.layers.ZeroPadding2D({:?}) + padding='valid'", b),
         );
     } else {
+        out.set_title(
+            Id::ArchitectureMismatch,
+            format!(
+                "convolution padding at `{}` gives different output sizes (Keras {}, torch {})",
+                p.keras.name,
+                show_pads(&a),
+                show_pads(&b)
+            ),
+        );
         out.add(
             Id::ArchitectureMismatch,
             Severity::High,
@@ -276,6 +295,11 @@ pub(super) fn conv_transpose_crop(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings)
                 )
             })
             .collect();
+        out.title_item(
+            Id::ConvTransposeSameCrop,
+            "transposed convolution output crop differs",
+            format!("`{}` Keras {}, torch {}", p.keras.name, show(&a), show(&b)),
+        );
         out.add(
             Id::ConvTransposeSameCrop,
             Severity::High,

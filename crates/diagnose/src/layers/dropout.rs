@@ -21,6 +21,14 @@ pub(super) fn dropout(c: &Ctx<'_>, out: &mut Findings) {
                     .join(", ")
             }
         };
+        out.set_title(
+            Id::ArchitectureMismatch,
+            format!(
+                "dropout layers differ: Keras {}, torch {}",
+                names(&kd),
+                names(&td)
+            ),
+        );
         out.add(
             Id::ArchitectureMismatch,
             Severity::Medium,
@@ -44,6 +52,17 @@ pub(super) fn dropout(c: &Ctx<'_>, out: &mut Findings) {
         ) = (&k.op, &t.op)
             && (!LAYER_ATTR_TOL.close(*b, *a) || sa.is_some() != sb.is_some())
         {
+            out.set_title(
+                Id::ArchitectureMismatch,
+                format!(
+                    "dropout rate differs at `{}` (Keras {}{}, torch {}{})",
+                    k.name,
+                    py(*a),
+                    if sa.is_some() { " spatial" } else { "" },
+                    py(*b),
+                    if sb.is_some() { " spatial" } else { "" }
+                ),
+            );
             out.add(
                 Id::ArchitectureMismatch,
                 Severity::Medium,
@@ -69,6 +88,11 @@ pub(super) fn masking(c: &Ctx<'_>, out: &mut Findings) {
         } = n.op
             && has_rnn
         {
+            out.title_item(
+                Id::RnnDropoutAndMasking,
+                "RNN dropout or masking has no torch counterpart",
+                format!("`{}` Embedding(mask_zero=True) masks padded steps", n.name),
+            );
             out.add(
                 Id::RnnDropoutAndMasking,
                 Severity::Medium,

@@ -8,7 +8,8 @@
 //! transposed-convolution crop (`conv-transpose-same-crop`), upsampling interpolation
 //! (`resize-semantics`); activations after each aligned layer (`gelu-approximate`,
 //! `leaky-relu-slope`, `hard-sigmoid-definition`, `softmax-implicit-dim`); RNN reset
-//! placement, dropout and masking (`gru-layout-reset-after`, `rnn-dropout-and-masking`).
+//! placement, dropout and masking (`gru-layout-reset-after`, `rnn-dropout-and-masking`);
+//! layers with parameters the alignment left without a counterpart (`architecture-mismatch`).
 
 mod activation;
 mod conv;
@@ -17,6 +18,7 @@ mod norm;
 mod pool;
 mod resize;
 mod rnn;
+mod unpaired;
 
 use catalogue::Id;
 use model_ir::{DataLayout, Model, Node, Op};
@@ -33,6 +35,7 @@ use norm::{batch_norm, layer_norm};
 use pool::pooling;
 use resize::upsampling;
 use rnn::rnn;
+use unpaired::unpaired;
 
 /// Float layer attributes (epsilons, momenta, slopes) compared for equality: configs store
 /// float32 round-trips.
@@ -78,6 +81,14 @@ fn nodes_of(m: &Model, pred: impl Fn(&Op) -> bool) -> Vec<&Node> {
 
 fn extra_params(p: &Pair<'_>, out: &mut Findings) {
     for q in &p.torch_unpaired {
+        out.set_title(
+            Id::ArchitectureMismatch,
+            format!(
+                "torch parameter `{}` {:?} has no Keras counterpart",
+                q.name,
+                q.tensor.shape()
+            ),
+        );
         out.add(
             Id::ArchitectureMismatch,
             Severity::Medium,
@@ -112,6 +123,7 @@ pub(crate) fn check(c: &Ctx<'_>, aligned: &Aligned<'_>, out: &mut Findings) {
     upsampling(c, out);
     dropout(c, out);
     masking(c, out);
+    unpaired(aligned, out);
 }
 
 #[cfg(test)]

@@ -72,6 +72,19 @@ pub(super) fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             (Some(a), Some(b)) => ((1.0 - a).max(1e-9) / (1.0 - b).max(1e-9)).ln().abs(),
             _ => 1.0,
         };
+        let torch_form = |k: Option<f64>| {
+            k.map_or_else(|| "None (cumulative average)".to_string(), |k| py(1.0 - k))
+        };
+        out.title_item(
+            Id::BnMomentumConvention,
+            "BatchNorm running statistics update at different rates",
+            format!(
+                "Keras {} (torch momentum={}), torch momentum={}",
+                km.describe(),
+                torch_form(keep_k),
+                torch_form(keep_t)
+            ),
+        );
         out.add(
             Id::BnMomentumConvention,
             Severity::Medium,
@@ -114,6 +127,11 @@ pub(super) fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
         } else {
             Severity::Low
         };
+        out.title_item(
+            Id::BnEpsilon,
+            "BatchNorm epsilon differs",
+            format!("Keras {}, torch {}", py(*ke), py(*te)),
+        );
         out.add(
             Id::BnEpsilon,
             sev,
@@ -137,6 +155,11 @@ pub(super) fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
             VarianceEstimate::Biased => "biased (÷n)",
             VarianceEstimate::Unbiased => "unbiased (÷(n−1))",
         };
+        out.title_item(
+            Id::BnRunningVarBias,
+            "BatchNorm running variance updated differently",
+            format!("Keras {}, torch {}", name(kv), name(tv)),
+        );
         out.add(
             Id::BnRunningVarBias,
             Severity::Info,
@@ -169,6 +192,24 @@ pub(super) fn batch_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
         *tmode == Some(true)
     };
     if differs {
+        out.title_item(
+            Id::BnFrozenMeansInference,
+            "BatchNorm runs in a different mode during training",
+            format!(
+                "`{}`: Keras {}, torch {}",
+                p.keras.name,
+                if *ktrain {
+                    "trainable (batch statistics)"
+                } else {
+                    "trainable=False (inference mode)"
+                },
+                if torch_frozen {
+                    "eval mode"
+                } else {
+                    "train mode (batch statistics)"
+                }
+            ),
+        );
         out.add(
             Id::BnFrozenMeansInference,
             Severity::High,
@@ -250,6 +291,23 @@ pub(super) fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                 format!("nn.LayerNorm({c_dim}, eps={})", py(*ke))
             };
             if axes_differ || krms != trms {
+                let show = |ax: &Option<Vec<String>>, a: &[i64], rms: bool| {
+                    format!(
+                        "{}{}",
+                        ax.as_ref()
+                            .map_or_else(|| format!("{a:?}"), |v| v.join(", ")),
+                        if rms { " (RMS scaling)" } else { "" }
+                    )
+                };
+                out.title_item(
+                    Id::LayernormEpsAxis,
+                    "LayerNorm differs",
+                    format!(
+                        "normalized axes (Keras {}, torch {})",
+                        show(&kax, ka, *krms),
+                        show(&tax, ta, *trms)
+                    ),
+                );
                 out.add(
                     Id::LayernormEpsAxis,
                     Severity::High,
@@ -265,6 +323,11 @@ pub(super) fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                 );
             }
             if !LAYER_ATTR_TOL.close(*te, *ke) {
+                out.title_item(
+                    Id::LayernormEpsAxis,
+                    "LayerNorm differs",
+                    format!("epsilon (Keras {}, torch {})", py(*ke), py(*te)),
+                );
                 out.add(
                     Id::LayernormEpsAxis,
                     Severity::Medium,
@@ -289,6 +352,13 @@ pub(super) fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
         ) => {
             let c_dim = p.keras.params.first().map_or(0, |q| q.tensor.len());
             if kg != tg {
+                out.set_title(
+                    Id::ArchitectureMismatch,
+                    format!(
+                        "GroupNorm groups differ at `{}` (Keras {kg}, torch {tg})",
+                        p.keras.name
+                    ),
+                );
                 out.add(
                     Id::ArchitectureMismatch,
                     Severity::High,
@@ -304,6 +374,11 @@ pub(super) fn layer_norm(c: &Ctx<'_>, p: &Pair<'_>, out: &mut Findings) {
                 );
             }
             if !LAYER_ATTR_TOL.close(*te, *ke) {
+                out.title_item(
+                    Id::LayernormEpsAxis,
+                    "LayerNorm differs",
+                    format!("GroupNorm epsilon (Keras {}, torch {})", py(*ke), py(*te)),
+                );
                 out.add(
                     Id::LayernormEpsAxis,
                     Severity::Medium,

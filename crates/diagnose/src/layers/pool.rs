@@ -43,6 +43,13 @@ pub(super) fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         };
         let label = pair_label(&k.name, &t.name);
         if pool != tpool || pool_size != tsize || strides != tstr {
+            out.set_title(
+                Id::ArchitectureMismatch,
+                format!(
+                    "pooling differs at `{}`: Keras {pool:?} {pool_size:?} stride {strides:?}, torch {tpool:?} {tsize:?} stride {tstr:?}",
+                    k.name
+                ),
+            );
             out.add(
                 Id::ArchitectureMismatch,
                 Severity::High,
@@ -77,6 +84,16 @@ pub(super) fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         };
         let ks = format!("{}, {}", tuple(pool_size), tuple(strides));
         if let Some((a, b, _, size)) = diff {
+            out.title_item(
+                Id::PoolingPadding,
+                "pooling differs",
+                format!(
+                    "`{}` {kind} pooling padding (Keras {}, torch {})",
+                    k.name,
+                    show_pads(&a),
+                    show_pads(&b)
+                ),
+            );
             out.add(
                 Id::PoolingPadding,
                 Severity::High,
@@ -103,6 +120,20 @@ pub(super) fn pooling(c: &Ctx<'_>, out: &mut Findings) {
         }
         let padded = padding != &Padding::Valid || tpad != &Padding::Valid;
         if *pool == PoolKind::Avg && padded && kc != tc {
+            out.title_item(
+                Id::PoolingPadding,
+                "pooling differs",
+                format!(
+                    "`{}` average divisor at the border (Keras {}, torch count_include_pad={})",
+                    k.name,
+                    if *kc {
+                        "counts padding"
+                    } else {
+                        "valid elements only"
+                    },
+                    if *tc { "True" } else { "False" }
+                ),
+            );
             out.add(
                 Id::PoolingPadding,
                 Severity::Medium,
@@ -129,6 +160,11 @@ pub(super) fn pooling(c: &Ctx<'_>, out: &mut Findings) {
             );
         }
         if kceil != tceil {
+            out.title_item(
+                Id::PoolingPadding,
+                "pooling differs",
+                format!("`{}` ceil_mode (Keras {kceil}, torch {tceil})", k.name),
+            );
             out.add(
                 Id::PoolingPadding,
                 Severity::Medium,

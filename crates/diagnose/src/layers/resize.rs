@@ -121,6 +121,11 @@ pub(super) fn upsampling(c: &Ctx<'_>, out: &mut Findings) {
         } else {
             "nothing to change on this side".to_string()
         };
+        out.title_item(
+            Id::ResizeSemantics,
+            "upsampling differs",
+            format!("`{}` Keras {keras_text}, torch {torch_text}", k.name),
+        );
         out.add(
             Id::ResizeSemantics,
             severity,

@@ -34,6 +34,11 @@ pub(super) fn rnn(p: &Pair<'_>, out: &mut Findings) {
     };
     let label = pair_label(&p.keras.name, &p.torch.name);
     if kreset != treset {
+        out.title_item(
+            Id::GruLayoutResetAfter,
+            "GRU reset gate placement differs",
+            format!("`{}` Keras {kreset:?}, torch {treset:?}", p.keras.name),
+        );
         out.add(
             Id::GruLayoutResetAfter,
             Severity::High,
@@ -49,6 +54,16 @@ pub(super) fn rnn(p: &Pair<'_>, out: &mut Findings) {
         );
     }
     if *kd > 0.0 || *krd > 0.0 {
+        out.title_item(
+            Id::RnnDropoutAndMasking,
+            "RNN dropout or masking has no torch counterpart",
+            format!(
+                "`{}` dropout={}, recurrent_dropout={} inside the cell",
+                p.keras.name,
+                py(*kd),
+                py(*krd)
+            ),
+        );
         out.add(
             Id::RnnDropoutAndMasking,
             Severity::Medium,
@@ -64,6 +79,13 @@ pub(super) fn rnn(p: &Pair<'_>, out: &mut Findings) {
         );
     }
     if kdir != tdir {
+        out.set_title(
+            Id::ArchitectureMismatch,
+            format!(
+                "RNN direction differs at `{}`: Keras {kdir:?}, torch {tdir:?}",
+                p.keras.name
+            ),
+        );
         out.add(
             Id::ArchitectureMismatch,
             Severity::High,

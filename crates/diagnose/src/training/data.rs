@@ -62,6 +62,18 @@ pub(super) fn data_loop(
         ));
     }
     if !ev_list.is_empty() {
+        // Only the parts that differ, with both sides' values.
+        let parts: Vec<String> = ev_list
+            .iter()
+            .map(|e| format!("{} (Keras {}, torch {})", e.what, e.keras, e.torch))
+            .collect();
+        out.set_title(
+            id,
+            format!(
+                "the training loop differs between fit and the DataLoader: {}",
+                parts.join(", ")
+            ),
+        );
         out.add(
             id,
             sev,
@@ -82,6 +94,14 @@ pub(super) fn data_loop(
         );
     }
     if kt.validation_split > 0.0 && !rows_known {
+        out.set_title(
+            Id::ValidationSplitTail,
+            format!(
+                "Keras validation_split={} takes the last {}% of the samples before shuffling",
+                num(kt.validation_split),
+                num(kt.validation_split * 100.0)
+            ),
+        );
         out.add(
             Id::ValidationSplitTail,
             Severity::Low,

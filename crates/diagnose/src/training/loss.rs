@@ -35,16 +35,34 @@ pub(super) fn loss(
     }
     let kf = kl.family();
     let tf = tl.family();
-    let kout = output_activation(&kb.model);
-    let tout = output_activation(&tb.model);
-    let kact = kout.as_ref().and_then(|(_, a)| *a);
-    let tact = tout.as_ref().and_then(|(_, a)| *a);
-    let layer_of = |m: &Model| {
-        m.outputs
-            .first()
-            .and_then(|o| crate::graph::source_of(m, o))
-            .map(|n| n.name.clone())
-    };
+    // The activation each model's output ends in, through shape-only ops; when a shape-only
+    // op moves the softmax axis, what the loss receives cannot be told: refuse, don't guess.
+    let ends = [
+        ("Keras", crate::graph::output_end(&kb.model)),
+        ("torch", crate::graph::output_end(&tb.model)),
+    ];
+    let mut acts: Vec<Option<model_ir::Activation>> = Vec::new();
+    let mut undecided = false;
+    for (side, end) in ends {
+        match end {
+            Some(crate::graph::OutputEnd::Known { activation, .. }) => acts.push(activation),
+            Some(crate::graph::OutputEnd::Undecided { node, reason }) => {
+                not_checked.push(NotChecked {
+                    what: format!(
+                        "{side} output activation (`{}`) against the loss",
+                        node.name
+                    ),
+                    reason,
+                });
+                undecided = true;
+                acts.push(None);
+            }
+            None => acts.push(None),
+        }
+    }
+    let kact = acts[0].as_ref();
+    let tact = acts[1].as_ref();
+    let layer_of = |m: &Model| crate::graph::output_source(m).map(|n| n.name.clone());
     let knode = layer_of(&kb.model);
     let tnode = layer_of(&tb.model);
     let from_logits = kl
@@ -64,6 +82,13 @@ pub(super) fn loss(
         .and_then(|(k, t)| pair_label(k, t));
 
     if kf != tf || kf == Family::Other {
+        out.set_title(
+            Id::LossMismatch,
+            format!(
+                "the two sides train on different losses: Keras {keras_loss_desc}, torch {}",
+                tl.class_name
+            ),
+        );
         out.add(
             Id::LossMismatch,
             Severity::High,
@@ -86,6 +111,8 @@ pub(super) fn loss(
         layer,
     };
     match kf {
+        // Both compare the output activation with the loss: not when it is undecided.
+        Family::CrossEntropy | Family::Binary if undecided => {}
         Family::CrossEntropy => crossentropy(&s, out),
         Family::Binary => binary(&s, out),
         Family::Kld => kld(&s, out),
@@ -99,6 +126,10 @@ pub(super) fn loss(
     let k_mean = matches!(kr, "sum_over_batch_size" | "auto" | "mean");
     let t_mean = tr == "mean" || tr == "batchmean";
     if k_mean != t_mean || (kr == "sum" && tr == "sum" && !matches!(kf, Family::CrossEntropy)) {
+        out.set_title(
+            Id::LossPerSampleMeanAndSum,
+            format!("loss reduction differs: Keras reduction='{kr}', torch reduction='{tr}'"),
+        );
         out.add(
             Id::LossPerSampleMeanAndSum,
             Severity::Medium,
@@ -117,6 +148,13 @@ pub(super) fn loss(
     {
         let ys = y.shape();
         if ys.len() + 1 == o.len() && o.last() == Some(&Some(1)) {
+            out.set_title(
+                Id::TargetShapeBroadcast,
+                format!(
+                    "torch target {ys:?} broadcasts against the output {} to (N, N)",
+                    show_shape(o)
+                ),
+            );
             out.add(
                 Id::TargetShapeBroadcast,
                 Severity::High,
@@ -180,7 +218,15 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
     let layer = &s.layer;
     // Torch side.
     match tl.class_name.as_str() {
-        "CrossEntropyLoss" if is_softmax(tact) => out.add(
+        "CrossEntropyLoss" if is_softmax(tact) => {
+            out.set_title(
+                Id::DoubleSoftmax,
+                format!(
+                    "softmax applied twice: the torch model ends in {} and CrossEntropyLoss applies log_softmax again",
+                    act_name(tact)
+                ),
+            );
+            out.add(
             Id::DoubleSoftmax,
             Severity::High,
             3.0,
@@ -195,24 +241,41 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
             )],
             "remove torch.softmax from forward(); CrossEntropyLoss applies log_softmax itself\nprobs = torch.softmax(model(x), dim=1)  # at inference only",
             "nothing to change on this side: Dense(C, activation='softmax') with a from_logits=False loss is correct",
-        ),
-        "NLLLoss" if !is_logsoftmax(tact) => out.add(
-            Id::LossMismatch,
-            Severity::High,
-            2.0,
-            vec![ev(
-                "model output fed to NLLLoss (expects log-probabilities)",
-                act_name(kact),
-                act_name(tact),
-                layer.clone(),
-            )],
-            "end forward with log_softmax(dim=1), or use CrossEntropyLoss on logits",
-            "nothing to change on this side",
-        ),
+        );
+        }
+        "NLLLoss" if !is_logsoftmax(tact) => {
+            out.set_title(
+                Id::LossMismatch,
+                format!(
+                    "torch {} output fed to NLLLoss, which expects log-probabilities",
+                    act_name(tact)
+                ),
+            );
+            out.add(
+                Id::LossMismatch,
+                Severity::High,
+                2.0,
+                vec![ev(
+                    "model output fed to NLLLoss (expects log-probabilities)",
+                    act_name(kact),
+                    act_name(tact),
+                    layer.clone(),
+                )],
+                "end forward with log_softmax(dim=1), or use CrossEntropyLoss on logits",
+                "nothing to change on this side",
+            );
+        }
         _ => {}
     }
     // Keras side.
     if from_logits && is_softmax(kact) {
+        out.set_title(
+            Id::DoubleSoftmax,
+            format!(
+                "softmax applied twice: the Keras model ends in {} and {keras_loss_desc} applies softmax again",
+                act_name(kact)
+            ),
+        );
         out.add(
             Id::DoubleSoftmax,
             Severity::High,
@@ -230,6 +293,13 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
             "from_logits=False (the model already outputs probabilities), or a linear output layer",
         );
     } else if !from_logits && kact.is_none() {
+        out.set_title(
+            Id::LossMismatch,
+            format!(
+                "Keras {} output fed to {keras_loss_desc}, which expects probabilities",
+                act_name(kact)
+            ),
+        );
         out.add(
             Id::LossMismatch,
             Severity::High,
@@ -244,6 +314,13 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
             "from_logits=True",
         );
     } else if !from_logits && is_softmax(kact) && backend != "tensorflow" && !is_softmax(tact) {
+        out.set_title(
+            Id::CceProbabilityClipping,
+            format!(
+                "Keras (backend `{backend}`) clips the probabilities in {keras_loss_desc}; torch {} works on exact logits",
+                tl.class_name
+            ),
+        );
         out.add(
             Id::CceProbabilityClipping,
             Severity::Low,
@@ -262,6 +339,14 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
     let ks = cfg_f64(&kl.config, "label_smoothing").unwrap_or(0.0);
     let ts = cfg_f64(&tl.config, "label_smoothing").unwrap_or(0.0);
     if differs(ks, ts) && (ks > 0.0 || ts > 0.0) {
+        out.set_title(
+            Id::LabelSmoothing,
+            format!(
+                "label smoothing differs (Keras {}, torch {})",
+                num(ks),
+                num(ts)
+            ),
+        );
         let sparse = kl.class_name.to_ascii_lowercase().contains("sparse");
         out.add(
             Id::LabelSmoothing,
@@ -282,6 +367,22 @@ fn crossentropy(s: &Sides<'_>, out: &mut Findings) {
     // Class weights.
     let tw = tl.config.get("weight").is_some_and(|w| !w.is_null());
     if tw || kt.class_weight.is_some() {
+        out.set_title(
+            Id::LossReductionWeights,
+            format!(
+                "class weights are normalised differently: Keras {}, torch {}",
+                if kt.class_weight.is_some() {
+                    "class_weight, Σ wᵢℓᵢ / N"
+                } else {
+                    "no class_weight"
+                },
+                if tw {
+                    "CrossEntropyLoss(weight=w), Σ wᵢℓᵢ / Σ wᵢ"
+                } else {
+                    "no weight"
+                }
+            ),
+        );
         out.add(
             Id::LossReductionWeights,
             Severity::Medium,
@@ -318,6 +419,13 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
     let layer = &s.layer;
     let t_logits = tl.class_name == "BCEWithLogitsLoss";
     if t_logits && is_sigmoid(tact) {
+        out.set_title(
+            Id::DoubleSoftmax,
+            format!(
+                "sigmoid applied twice: the torch model ends in {} and BCEWithLogitsLoss applies sigmoid again",
+                act_name(tact)
+            ),
+        );
         out.add(
             Id::DoubleSoftmax,
             Severity::High,
@@ -337,6 +445,18 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
     } else if !t_logits {
         // torch BCELoss on probabilities: log clamped at −100, non-zero gradient.
         let keras_exact = from_logits || (backend == "tensorflow" && is_sigmoid(kact));
+        out.set_title(
+            Id::BceClipping,
+            format!(
+                "binary cross-entropy clips differently: Keras {keras_loss_desc} {} (backend `{backend}`), torch {} on probabilities (log clamped at −100)",
+                if keras_exact {
+                    "exact"
+                } else {
+                    "clips p to [1e-7, 1 − 1e-7]"
+                },
+                tl.class_name
+            ),
+        );
         out.add(
             Id::BceClipping,
             if keras_exact { Severity::Medium } else { Severity::Low },
@@ -355,6 +475,12 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
             "nothing to change on this side",
         );
     } else if !from_logits && is_sigmoid(kact) && backend != "tensorflow" {
+        out.set_title(
+            Id::BceClipping,
+            format!(
+                "binary cross-entropy clips differently: Keras {keras_loss_desc} clips p to [1e-7, 1 − 1e-7] (backend `{backend}`), torch BCEWithLogitsLoss is exact on logits"
+            ),
+        );
         out.add(
             Id::BceClipping,
             Severity::Low,
@@ -371,6 +497,14 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
     }
     let ks = cfg_f64(&kl.config, "label_smoothing").unwrap_or(0.0);
     if ks > 0.0 {
+        out.set_title(
+            Id::LabelSmoothing,
+            format!(
+                "label smoothing differs (Keras {}, torch {} has none)",
+                num(ks),
+                tl.class_name
+            ),
+        );
         out.add(
             Id::LabelSmoothing,
             Severity::Medium,
@@ -386,6 +520,21 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
         );
     }
     if tl.config.get("pos_weight").is_some_and(|w| !w.is_null()) || kt.class_weight.is_some() {
+        out.set_title(
+            Id::LossReductionWeights,
+            format!(
+                "class weights are applied differently: Keras {}, torch {}",
+                if kt.class_weight.is_some() {
+                    "class_weight"
+                } else {
+                    "no class_weight"
+                },
+                tl.config
+                    .get("pos_weight")
+                    .filter(|w| !w.is_null())
+                    .map_or("no pos_weight".into(), |v| format!("pos_weight {v}"))
+            ),
+        );
         out.add(
             Id::LossReductionWeights,
             Severity::Medium,
@@ -410,7 +559,15 @@ fn binary(s: &Sides<'_>, out: &mut Findings) {
 /// Kullback-Leibler divergence.
 fn kld(s: &Sides<'_>, out: &mut Findings) {
     let tl = s.tl;
-    if cfg_str(&tl.config, "reduction").unwrap_or("mean") != "batchmean" {
+    let r = cfg_str(&tl.config, "reduction").unwrap_or("mean");
+    if r != "batchmean" {
+        out.set_title(
+            Id::KldPoissonCosine,
+            format!(
+                "KL divergence reduction differs: Keras sums over classes and means over the batch, torch {} reduction='{r}'",
+                tl.class_name
+            ),
+        );
         out.add(
             Id::KldPoissonCosine,
             Severity::Medium,
@@ -436,6 +593,13 @@ fn poisson(s: &Sides<'_>, out: &mut Findings) {
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(true)
     {
+        out.set_title(
+            Id::KldPoissonCosine,
+            format!(
+                "Poisson loss input differs: Keras {} takes rates, torch {} log_input=True takes log-rates",
+                s.kl.class_name, tl.class_name
+            ),
+        );
         out.add(
             Id::KldPoissonCosine,
             Severity::High,
@@ -455,6 +619,13 @@ fn poisson(s: &Sides<'_>, out: &mut Findings) {
 /// Cosine similarity.
 fn cosine(s: &Sides<'_>, out: &mut Findings) {
     let tl = s.tl;
+    out.set_title(
+        Id::KldPoissonCosine,
+        format!(
+            "cosine loss conventions differ: Keras {} minimises −cos, torch {}",
+            s.kl.class_name, tl.class_name
+        ),
+    );
     out.add(
         Id::KldPoissonCosine,
         Severity::Low,

@@ -18,7 +18,7 @@ use report::{NotChecked, Severity, Tolerance, sig};
 
 use crate::align::Aligned;
 use crate::findings::{Findings, ev, pair_label, torch_ref};
-use crate::graph::{Shapes, infer_shapes, output_activation, show_shape};
+use crate::graph::{Shapes, infer_shapes, show_shape};
 
 /// Training hyper-parameters (optimizer, schedule, loss) compared for equality: Keras stores
 /// float32 values (0.001 is 0.0010000000474974513), so allow float32 round-off.

@@ -139,6 +139,12 @@ struct Opt {
     torch: topt::Config,
 }
 
+/// One differing hyper-parameter in the title of the class's finding:
+/// "RMSprop differs: learning rate (Keras 0.001, torch 0.01), ...".
+fn title_item(out: &mut Findings, id: Id, kclass: &str, item: String) {
+    out.title_item(id, format!("{kclass} differs"), item);
+}
+
 fn clipping(k: &kopt::Config, clip: Option<&GradClip>, out: &mut Findings) {
     let id = Id::ClipnormPerTensorVsGlobal;
     let show_t = |c: Option<&GradClip>| match c {
@@ -218,6 +224,13 @@ fn clipping(k: &kopt::Config, clip: Option<&GradClip>, out: &mut Findings) {
         ),
         None => "remove the clipping argument".to_string(),
     };
+    out.set_title(
+        id,
+        format!(
+            "gradient clipping differs ({why}): Keras {keras_desc}, torch {}",
+            show_t(clip)
+        ),
+    );
     out.add(
         id,
         sev,
@@ -241,6 +254,15 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
     let tsched = match tsched {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
+            out.set_title(
+                Id::LrScheduleGranularity,
+                format!(
+                    "the torch learning-rate schedule {} is not understood",
+                    tcfg.scheduler
+                        .as_ref()
+                        .map_or("", |s| s.class_name.as_str())
+                ),
+            );
             out.add(
                 Id::LrScheduleGranularity,
                 Severity::Medium,
@@ -272,6 +294,14 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
         LearningRate::Constant(_) => None,
     };
     if (kschedule.is_some() || tsched.is_some()) && momentum > 0.0 {
+        out.set_title(
+            Id::SgdMomentumLrInBuffer,
+            format!(
+                "{} momentum {} folds the learning rate in differently under a schedule",
+                o.keras.kind.class_name(),
+                num(momentum)
+            ),
+        );
         out.add(
             Id::SgdMomentumLrInBuffer,
             Severity::Medium,
@@ -297,23 +327,32 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
                             && equiv::render_scheduler(t) == equiv::render_scheduler(&want)
                     });
                     if !ok {
+                        let tdesc = t
+                            .as_ref()
+                            .map_or_else(|| "constant".to_string(), describe_sched);
                         let is_cos = matches!(s, kopt::Schedule::CosineDecay { .. })
                             || t.as_ref().is_some_and(|t| {
                                 matches!(t.kind, topt::SchedulerKind::CosineAnnealingLR { .. })
                             });
+                        let id = if is_cos {
+                            Id::CosineDecaySemantics
+                        } else {
+                            Id::LrScheduleGranularity
+                        };
+                        out.set_title(
+                            id,
+                            format!(
+                                "learning-rate schedule differs: Keras {kdesc} every batch, torch {tdesc}"
+                            ),
+                        );
                         out.add(
-                            if is_cos {
-                                Id::CosineDecaySemantics
-                            } else {
-                                Id::LrScheduleGranularity
-                            },
+                            id,
                             Severity::Medium,
                             1.0,
                             vec![ev(
                                 "learning-rate schedule",
                                 format!("{kdesc} (evaluated every batch)"),
-                                t.as_ref()
-                                    .map_or_else(|| "constant".to_string(), describe_sched),
+                                tdesc,
                                 None,
                             )],
                             format!(
@@ -327,6 +366,14 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
                 Err(e) => {
                     for &id in &e.catalogue {
                         if id != Id::SgdMomentumLrInBuffer {
+                            out.set_title(
+                                id,
+                                format!(
+                                    "learning-rate schedule has no exact torch equivalent ({}): Keras {kdesc}, torch {}",
+                                    e.reason,
+                                    t.as_ref().map_or_else(|| "constant".to_string(), describe_sched)
+                                ),
+                            );
                             out.add(
                                 id,
                                 Severity::Medium,
@@ -359,6 +406,13 @@ fn schedules(o: &mut Opt, tcfg: &TrainingConfig, out: &mut Findings) {
                     "torch changes the learning rate, Keras keeps it constant",
                 )
             };
+            out.set_title(
+                id,
+                format!(
+                    "learning-rate schedule differs: Keras constant, torch {}",
+                    describe_sched(t)
+                ),
+            );
             out.add(
                 id,
                 Severity::Medium,
@@ -450,7 +504,7 @@ pub(super) fn optimizer(
     if !class_and_weight_decay(&kc, ts, &want, got, wd_owned, &c, out) {
         return;
     }
-    learning_rates(torch, &want, got, frozen_ok, &c, out);
+    learning_rates(kc.kind.class_name(), torch, &want, got, frozen_ok, &c, out);
     epsilon_placement(&kc, ke, te, &c, out);
 }
 
@@ -548,6 +602,14 @@ fn no_counterpart(o: &Opt, class_name: &str, c: &Codes, out: &mut Findings) -> b
         )
         || class_name == "Adafactor";
     if lone {
+        out.set_title(
+            Id::NoCounterpartOptimizers,
+            format!(
+                "the optimizer has no counterpart in the other framework (Keras {}, torch {})",
+                o.keras.kind.class_name(),
+                o.torch.kind.class_name()
+            ),
+        );
         out.add(
             Id::NoCounterpartOptimizers,
             Severity::High,
@@ -569,6 +631,13 @@ fn no_counterpart(o: &Opt, class_name: &str, c: &Codes, out: &mut Findings) -> b
 /// Keras `use_ema`: the weights after `fit()` are the moving average.
 fn ema(o: &mut Opt, out: &mut Findings) {
     if o.keras.use_ema {
+        out.set_title(
+            Id::EmaWeights,
+            format!(
+                "Keras use_ema (momentum {}) overwrites the weights with their moving average; torch keeps the raw weights",
+                num(o.keras.ema_momentum)
+            ),
+        );
         out.add(
             Id::EmaWeights,
             Severity::Medium,
@@ -616,6 +685,14 @@ fn equivalent(o: &Opt, c: &Codes, out: &mut Findings) -> Option<topt::Config> {
                     continue;
                 }
                 found = true;
+                out.set_title(
+                    id,
+                    format!(
+                        "{} has no exact torch.optim equivalent: {}",
+                        o.keras.kind.class_name(),
+                        e.reason
+                    ),
+                );
                 out.add(
                     id,
                     Severity::Medium,
@@ -631,6 +708,14 @@ fn equivalent(o: &Opt, c: &Codes, out: &mut Findings) -> Option<topt::Config> {
                 );
             }
             if !found {
+                out.set_title(
+                    Id::OptimizerMismatch,
+                    format!(
+                        "{} has no exact torch.optim equivalent: {}",
+                        o.keras.kind.class_name(),
+                        e.reason
+                    ),
+                );
                 out.add(
                     Id::OptimizerMismatch,
                     Severity::Medium,
@@ -709,6 +794,24 @@ fn class_and_weight_decay(
             } else {
                 Id::AdamWeightDecayCoupling
             };
+            out.set_title(
+                id,
+                format!(
+                    "weight decay differs: Keras {} {}, torch {gclass}(weight_decay={}){}",
+                    kc.kind.class_name(),
+                    kc.weight_decay
+                        .map_or("without weight decay".to_string(), |w| format!(
+                            "weight_decay={} (decoupled)",
+                            num(w)
+                        )),
+                    num(got.weight_decay),
+                    if gclass == "AdamW" {
+                        " (decoupled)"
+                    } else {
+                        " (coupled L2)"
+                    }
+                ),
+            );
             out.add(
                 id,
                 Severity::Medium,
@@ -735,6 +838,13 @@ fn class_and_weight_decay(
                 keras_fix.clone(),
             );
         } else {
+            out.set_title(
+                Id::OptimizerMismatch,
+                format!(
+                    "optimizer class differs: Keras {}, torch {gclass}",
+                    kc.kind.class_name()
+                ),
+            );
             out.add(
                 Id::OptimizerMismatch,
                 Severity::High,
@@ -763,6 +873,12 @@ fn class_and_weight_decay(
             } else {
                 Severity::Medium
             };
+            title_item(
+                out,
+                id,
+                kc.kind.class_name(),
+                format!("{field} (Keras {w}, torch {g})"),
+            );
             out.add(
                 id,
                 sev,
@@ -778,6 +894,19 @@ fn class_and_weight_decay(
             } else {
                 Id::AdamWeightDecayCoupling
             };
+            out.set_title(
+                id,
+                format!(
+                    "{gclass} weight decay differs (Keras {} decoupled, torch {} {})",
+                    num(want.weight_decay),
+                    num(got.weight_decay),
+                    if gclass == "AdamW" {
+                        "decoupled"
+                    } else {
+                        "coupled"
+                    }
+                ),
+            );
             out.add(
                 id,
                 Severity::Medium,
@@ -811,6 +940,7 @@ fn class_and_weight_decay(
 
 /// The learning rate, and that of every parameter group with its own.
 fn learning_rates(
+    kclass: &str,
     torch: &TrainingConfig,
     want: &topt::Config,
     got: &topt::Config,
@@ -827,6 +957,16 @@ fn learning_rates(
     // Learning rate.
     if differs(want.lr, got.lr) {
         let (sev, r) = ratio_severity(want.lr, got.lr);
+        title_item(
+            out,
+            class_id(wclass),
+            kclass,
+            format!(
+                "learning rate (Keras {}, torch {})",
+                num(want.lr),
+                num(got.lr)
+            ),
+        );
         out.add(
             class_id(wclass),
             sev,
@@ -846,6 +986,17 @@ fn learning_rates(
             && !(lr.abs() <= 0.0 && frozen_extra)
         {
             let (sev, r) = ratio_severity(want.lr, lr);
+            title_item(
+                out,
+                class_id(wclass),
+                kclass,
+                format!(
+                    "learning rate of the parameter group {} (Keras {}, torch {})",
+                    g.params.join(", "),
+                    num(want.lr),
+                    num(lr)
+                ),
+            );
             out.add(
                 class_id(wclass),
                 sev,
@@ -910,6 +1061,39 @@ fn epsilon_placement(
             };
             let same = !differs(k, t);
             let fix_t = exact_code.clone();
+            let kclass = kc.kind.class_name();
+            if id == Id::AdamEpsilonHat {
+                out.set_title(
+                    id,
+                    if same {
+                        format!(
+                            "{kclass}'s epsilon ({} on both sides) sits in a different place (Keras epsilon-hat)",
+                            num(k)
+                        )
+                    } else {
+                        format!(
+                            "{kclass}'s epsilon differs in value and place (Keras epsilon-hat {}, torch eps {})",
+                            num(k),
+                            num(t)
+                        )
+                    },
+                );
+            } else {
+                title_item(
+                    out,
+                    id,
+                    kclass,
+                    if same {
+                        format!("epsilon placement ({} on both sides)", num(k))
+                    } else {
+                        format!(
+                            "epsilon placement and value (Keras {}, torch {})",
+                            num(k),
+                            num(t)
+                        )
+                    },
+                );
+            }
             out.add(
                 id,
                 if same { same_sev } else { diff_sev },

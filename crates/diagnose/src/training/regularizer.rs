@@ -85,6 +85,13 @@ pub(super) fn regularization(
             .map(|(n, wd)| format!("{n}: {}", num(*wd)))
             .collect();
         if !odd.is_empty() {
+            out.set_title(
+                Id::OptimizerMismatch,
+                format!(
+                    "torch gives parameters their own weight decay ({}) where Keras has one setting",
+                    odd.join(", ")
+                ),
+            );
             out.add(
                 Id::OptimizerMismatch,
                 Severity::Medium,
@@ -110,6 +117,17 @@ pub(super) fn regularization(
             "kernel" => ParamRole::Kernel,
             "bias" => ParamRole::Bias,
             _ => {
+                out.title_item(
+                    id,
+                    "Keras weight regularizers and torch weight decay differ",
+                    format!(
+                        "`{}` {}_regularizer (l1={}, l2={}) has no torch counterpart",
+                        r.layer,
+                        r.target,
+                        num(r.l1),
+                        num(r.l2)
+                    ),
+                );
                 out.add(
                     id,
                     Severity::Medium,
@@ -150,6 +168,16 @@ pub(super) fn regularization(
             torch_ref(&tp.name)
         );
         if r.l1 > 0.0 {
+            out.title_item(
+                id,
+                "Keras weight regularizers and torch weight decay differ",
+                format!(
+                    "`{}` {} L1 {} (torch no L1 term)",
+                    r.layer,
+                    r.target,
+                    num(r.l1)
+                ),
+            );
             out.add(
                 id,
                 Severity::Medium,
@@ -174,6 +202,15 @@ pub(super) fn regularization(
         let want = 2.0 * r.l2;
         if !differs(want, wd) {
             if decoupled {
+                out.set_title(
+                    Id::AdamWeightDecayCoupling,
+                    format!(
+                        "Keras L2 l2={} on `{}` ported as AdamW's decoupled weight_decay={}",
+                        num(r.l2),
+                        r.layer,
+                        num(wd)
+                    ),
+                );
                 out.add(
                     Id::AdamWeightDecayCoupling,
                     Severity::Medium,
@@ -197,6 +234,18 @@ pub(super) fn regularization(
         } else {
             format!("weight_decay {} ≠ 2λ = {}", num(wd), num(want))
         };
+        out.title_item(
+            id,
+            "Keras weight regularizers and torch weight decay differ",
+            format!(
+                "`{}` {} l2={} (gradient {}·w), torch weight_decay={}",
+                r.layer,
+                r.target,
+                num(r.l2),
+                num(want),
+                num(wd)
+            ),
+        );
         out.add(
             id,
             Severity::Medium,
@@ -221,6 +270,15 @@ pub(super) fn regularization(
             .filter(|n| wd_of(n) > 0.0)
             .collect();
         if !extra.is_empty() {
+            out.title_item(
+                id,
+                "Keras weight regularizers and torch weight decay differ",
+                format!(
+                    "torch weight_decay={} on {} (no Keras regularizer)",
+                    num(wd_of(&extra[0])),
+                    extra.join(", ")
+                ),
+            );
             out.add(
                 id,
                 Severity::Low,

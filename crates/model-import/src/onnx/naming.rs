@@ -142,12 +142,8 @@ impl Scopes {
                 if parts.len() < 2 {
                     return None;
                 }
-                let path: Vec<&str> = parts[..parts.len() - 1]
-                    .iter()
-                    .copied()
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                (!path.is_empty()).then(|| path.join("."))
+                let path = module_path(parts[..parts.len() - 1].iter().copied());
+                (!path.is_empty()).then_some(path)
             }
         }
     }
@@ -157,6 +153,27 @@ impl Scopes {
         self.module(node)
             .unwrap_or_else(|| label.strip_prefix('/').unwrap_or(label).to_string())
     }
+}
+
+/// The module path (`state_dict` prefix) from the scope components of a TorchScript node
+/// name. torch names each scope after the module's qualified name from the root
+/// (`named_modules`), so `/blocks/blocks.0/Gemm` is module `blocks.0`, not `blocks.blocks.0`;
+/// a component that does not extend the path so far (`/features/0/Conv` of older exports, an
+/// attribute name) is appended to it.
+fn module_path<'a>(scopes: impl Iterator<Item = &'a str>) -> String {
+    let mut path = String::new();
+    for s in scopes.filter(|s| !s.is_empty()) {
+        if path.is_empty()
+            || s.strip_prefix(path.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        {
+            path = s.to_string();
+        } else {
+            path.push('.');
+            path.push_str(s);
+        }
+    }
+    path
 }
 
 /// `['', 'fc1', 'linear']` → `["", "fc1", "linear"]`.
@@ -215,6 +232,28 @@ mod tests {
             Some("features.0")
         );
         assert_eq!(s.module(&node("/Relu_1")), None);
+        // Scopes named after the qualified module names: not doubled.
+        // `self.blocks = nn.Sequential(...)` (a Sequential in an attribute):
+        assert_eq!(
+            s.module(&node("/blocks/blocks.0/Gemm")).as_deref(),
+            Some("blocks.0")
+        );
+        // `nn.ModuleList` of blocks, each with an attribute `fc`:
+        assert_eq!(
+            s.module(&node("/layers/layers.1/layers.1.fc/Gemm"))
+                .as_deref(),
+            Some("layers.1.fc")
+        );
+        assert_eq!(
+            s.module(&node("/layers/layers.1/fc/Gemm")).as_deref(),
+            Some("layers.1.fc")
+        );
+        // A plain attribute, and a name that only shares a prefix with the path so far.
+        assert_eq!(s.module(&node("/head/Gemm")).as_deref(), Some("head"));
+        assert_eq!(
+            s.module(&node("/block/blocks.0/Relu")).as_deref(),
+            Some("block.blocks.0")
+        );
         assert_eq!(s.node_name(&node("/Relu_1"), "/Relu_1"), "Relu_1");
     }
 
