@@ -13,9 +13,10 @@
 //! 4. **inputs** ([`inputs`]): what each side feeds its model.
 //!
 //! 5. **measured stages** (`measure`): forward parity, training from the same start,
-//!    one ablation per finding (and all together) and the noise floor, in the reference
-//!    engine; each finding gets its measured `impact` and findings are ranked by it
-//!    ([`report::rank_findings`]).
+//!    one ablation per finding (and all together), the Shapley attribution of the gap over
+//!    the findings' switches and the noise floor, in the reference engine; each finding
+//!    gets its measured `impact` (Shapley share and aligned-alone figure) and findings are
+//!    ranked by the Shapley share ([`report::rank_findings`]).
 //!
 //! The ids the analysis cannot decide from two bundles are in [`catalogue::UNDECIDABLE`].
 //!
@@ -226,13 +227,13 @@ fn measured_verdict(findings: &[report::Finding], m: &measure::Measured) -> Stri
             .find(|f| f.impact.as_ref().is_some_and(|i| i.share > 0.0));
         match top {
             Some(f) => format!(
-                "{base} Measured: `{}` explains the most of the training gap ({:.0} % of {}).",
+                "{base} Measured: `{}` explains the most of the training gap (Shapley share {:.0} % of {}).",
                 f.id,
                 f.impact.as_ref().map_or(0.0, |i| i.share * 100.0),
                 report::sig(t.gap)
             ),
             None => format!(
-                "{base} Measured: a training gap of {} that no single finding closes.",
+                "{base} Measured: a training gap of {} to which no finding contributes a positive Shapley share.",
                 report::sig(t.gap)
             ),
         }

@@ -108,6 +108,23 @@ pub(crate) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', "<br>")
 }
 
+/// The detail of a finding's impact after its share: the Shapley value (± its sampling
+/// error) of the gap, and the gap it closes aligned alone.
+pub(crate) fn impact_detail(i: &crate::model::Impact) -> String {
+    let err = i
+        .sampling_error
+        .map(|e| format!(" ± {}", sig(e)))
+        .unwrap_or_default();
+    format!(
+        "Shapley value {}{err} of {} {}; alone it closes {} ({})",
+        sig(i.gap_closed),
+        sig(i.gap_total),
+        i.metric,
+        percent(i.alone_share),
+        sig(i.alone_closed)
+    )
+}
+
 /// A share 0–1 as a percentage with [`SIG_DIGITS`] significant digits (`42.5%`).
 pub(crate) fn percent(share: f64) -> String {
     format!("{}%", sig(share * 100.0))

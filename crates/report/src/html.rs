@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::fmt::{html_escape as esc, percent, sig};
+use crate::fmt::{html_escape as esc, impact_detail, percent, sig};
 use crate::model::{Diagnosis, Finding, ForwardReport, NoiseFloor, Severity, TrainingReport};
 use crate::svg::{Bar, Series, bar_chart, line_chart};
 
@@ -40,11 +40,9 @@ fn finding(o: &mut String, rank: usize, f: &Finding) {
         Some(i) => {
             let _ = write!(
                 o,
-                "<p>Impact: closes <b>{}</b> of the gap ({} of {} {}).</p>",
+                "<p>Impact: share <b>{}</b> of the gap ({}).</p>",
                 percent(i.share),
-                sig(i.gap_closed),
-                sig(i.gap_total),
-                esc(&i.metric)
+                esc(&impact_detail(i))
             );
         }
         None => o.push_str(r#"<p class="muted">Impact: not measured.</p>"#),
@@ -167,29 +165,33 @@ fn findings(o: &mut String, d: &Diagnosis) {
                 .map(|f| Bar {
                     label: &f.id,
                     value: f.impact.as_ref().map_or(0.0, |i| i.share),
-                    second: None,
+                    second: f.impact.as_ref().map(|i| i.alone_share),
                 })
                 .collect();
             o.push_str(&bar_chart(
-                "Share of the gap each finding closes",
-                ("share closed (0–1)", None),
+                "Shapley share of the gap, and the share closed aligned alone",
+                ("Shapley share (0–1)", Some("alone (0–1)")),
                 &bars,
                 false,
                 None,
             ));
         }
         o.push_str(
-            "<table><tr><th>#</th><th>id</th><th>severity</th><th>impact</th><th>title</th></tr>",
+            "<table><tr><th>#</th><th>id</th><th>severity</th><th>share</th><th>alone</th><th>title</th></tr>",
         );
         for (i, f) in d.findings.iter().enumerate() {
             let _ = write!(
                 o,
-                "<tr><td>{}</td><td><a href=\"#f-{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><a href=\"#f-{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 i + 1,
                 sev(f.severity),
                 f.impact
                     .as_ref()
                     .map(|i| percent(i.share))
+                    .unwrap_or_else(|| "—".into()),
+                f.impact
+                    .as_ref()
+                    .map(|i| percent(i.alone_share))
                     .unwrap_or_else(|| "—".into()),
                 esc(&f.title),
                 id = esc(&f.id)
@@ -271,6 +273,9 @@ fn training(o: &mut String, t: &TrainingReport) {
             "<p><b>Something unexplained remains:</b> {} of the gap is left with every finding aligned, beyond the noise floor.</p>",
             sig(u)
         );
+    }
+    if let Some(a) = &t.attribution {
+        let _ = write!(o, "<p>{}</p>", esc(&a.explain()));
     }
     let mut series = vec![
         Series {

@@ -23,9 +23,9 @@ pub use fmt::{SIG_DIGITS, sig, sig_n};
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use model::{
-    Ablation, Alignment, Curve, Diagnosis, Evidence, Finding, Fix, ForwardReport, Impact,
-    LayerError, LayerPair, ModelSummary, NoiseFloor, NotChecked, ParamPair, Settings, Severity,
-    TrainingReport, rank_findings,
+    Ablation, Alignment, Attribution, Curve, Diagnosis, Evidence, Finding, Fix, ForwardReport,
+    Impact, LayerError, LayerPair, ModelSummary, NoiseFloor, NotChecked, ParamPair, Settings,
+    Severity, TrainingReport, rank_findings,
 };
 pub use terminal::{WIDTH, render_terminal};
 pub use tolerance::Tolerance;

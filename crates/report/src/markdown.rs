@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::fmt::{md_cell, percent, sig};
+use crate::fmt::{impact_detail, md_cell, percent, sig};
 use crate::model::{Diagnosis, Finding, ModelSummary};
 
 fn opt(s: &Option<String>) -> String {
@@ -54,11 +54,9 @@ fn finding(o: &mut String, rank: usize, f: &Finding) {
         Some(i) => {
             let _ = writeln!(
                 o,
-                "Impact: closes **{}** of the gap ({} of {} {}).\n",
+                "Impact: share **{}** of the gap ({}).\n",
                 percent(i.share),
-                sig(i.gap_closed),
-                sig(i.gap_total),
-                i.metric
+                impact_detail(i)
             );
         }
         None => o.push_str("Impact: not measured.\n\n"),
@@ -102,21 +100,25 @@ pub fn render_markdown(d: &Diagnosis) -> String {
     } else {
         let measured = d.findings.iter().any(|f| f.impact.is_some());
         o.push_str(if measured {
-            "Ranked by measured impact (share of the gap each finding closes when aligned alone), then severity.\n\n"
+            "Ranked by measured impact (Shapley share of the gap, defined under Training), then severity.\n\n"
         } else {
             "Ranked by severity; impact is not measured in this report.\n\n"
         });
-        o.push_str("| # | id | severity | impact | title |\n|---|---|---|---|---|\n");
+        o.push_str("| # | id | severity | share | alone | title |\n|---|---|---|---|---|---|\n");
         for (i, f) in d.findings.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "| {} | `{}` | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} |",
                 i + 1,
                 f.id,
                 f.severity,
                 f.impact
                     .as_ref()
                     .map(|i| percent(i.share))
+                    .unwrap_or_else(|| "—".into()),
+                f.impact
+                    .as_ref()
+                    .map(|i| percent(i.alone_share))
                     .unwrap_or_else(|| "—".into()),
                 md_cell(&f.title)
             );
@@ -168,6 +170,9 @@ pub fn render_markdown(d: &Diagnosis) -> String {
                 "\n**Something unexplained remains:** with every finding aligned, {} of the gap is left, beyond the noise floor.",
                 sig(u)
             );
+        }
+        if let Some(a) = &t.attribution {
+            let _ = writeln!(o, "\n{}", a.explain());
         }
         o.push('\n');
         let last = |v: &[f64]| v.last().copied().map(sig).unwrap_or_else(|| "—".into());

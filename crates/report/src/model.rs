@@ -120,16 +120,27 @@ pub struct Finding {
     pub fix: Fix,
 }
 
-/// The measured effect of aligning one finding.
+/// The measured effect of aligning one finding: its Shapley share of the gap, and the gap
+/// it closes aligned alone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Impact {
-    /// Share of the gap closed, 0–1.
+    /// The finding's Shapley share of the gap, `gap_closed / gap_total` (negative when
+    /// aligning it widens the gap on average). The shares of the distinct switches and the
+    /// part no finding explains add up to the gap.
     pub share: f64,
-    /// Absolute amount of the gap closed, in `metric` units.
+    /// Its Shapley value, in `metric` units: its contribution to closing the gap averaged
+    /// over every order of aligning the findings (findings one switch aligns share one).
     pub gap_closed: f64,
+    /// Standard error of `gap_closed` when it is estimated from sampled orders; `None` when
+    /// exact.
+    pub sampling_error: Option<f64>,
+    /// Share of the gap closed when only this finding is aligned, 0–1.
+    pub alone_share: f64,
+    /// Gap closed when only this finding is aligned, in `metric` units.
+    pub alone_closed: f64,
     /// The whole gap, in `metric` units.
     pub gap_total: f64,
-    /// What the gap is measured in (`final loss`, `parameter distance`).
+    /// What the gap is measured in (`mean |Δ categorical crossentropy| over the run`).
     pub metric: String,
 }
 
@@ -194,6 +205,52 @@ pub struct TrainingReport {
     pub all_aligned: Option<Ablation>,
     /// Gap left after aligning everything, when it exceeds the noise floor.
     pub unexplained: Option<f64>,
+    /// How the gap is split among the findings (when any finding was aligned).
+    pub attribution: Option<Attribution>,
+}
+
+/// The Shapley attribution of the gap among the findings' simulation switches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attribution {
+    /// Players: the distinct simulation switches among the findings.
+    pub players: usize,
+    /// Orders sampled; 0 when every coalition was run (exact).
+    pub orders: usize,
+    /// The sum of the Shapley values: the gap closed with every finding aligned.
+    pub explained: f64,
+    /// The gap left with every finding aligned: not explained by the findings.
+    pub rest: f64,
+    /// Distinct training runs the coalitions needed beyond the base, single and
+    /// all-aligned runs.
+    pub runs: usize,
+    /// What the gap is measured in.
+    pub metric: String,
+}
+
+impl Attribution {
+    /// The one sentence saying what a finding's share and its "alone" figure mean.
+    pub fn explain(&self) -> String {
+        let how = if self.orders == 0 {
+            format!(
+                "exact over all {} coalitions of the {} switch{}",
+                2u64.saturating_pow(self.players as u32),
+                self.players,
+                if self.players == 1 { "" } else { "es" }
+            )
+        } else {
+            format!(
+                "estimated from {} sampled orders of the {} switches, ± one standard error",
+                self.orders, self.players
+            )
+        };
+        format!(
+            "Share: a finding's Shapley value, its average contribution to closing the gap over every order of aligning the findings ({how}); the shares ({} in all) and the part not explained by the findings ({}) add up to the measured gap ({}, {metric}). Alone: the gap closed when only that finding is aligned.",
+            crate::sig(self.explained),
+            crate::sig(self.rest),
+            crate::sig(self.explained + self.rest),
+            metric = self.metric,
+        )
+    }
 }
 
 /// A named series of values, one per step.
@@ -251,7 +308,7 @@ pub struct Settings {
     pub seeds: Option<usize>,
 }
 
-/// Sorts findings by measured impact (highest share first, then the larger absolute gap
+/// Sorts findings by measured impact (highest Shapley share first, then the larger absolute gap
 /// closed, so that of two findings closing nothing the one widening the gap less comes
 /// first; unmeasured last), then by severity. The sort is stable: equal findings keep the
 /// order they were given in.

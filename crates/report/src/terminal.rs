@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::fmt::{percent, sig, wrap};
+use crate::fmt::{impact_detail, percent, sig, wrap};
 use crate::model::{Diagnosis, Finding, ModelSummary};
 
 /// Maximum line width of the terminal summary.
@@ -81,11 +81,9 @@ fn finding(out: &mut Out, rank: usize, f: &Finding) {
             &format!("{pad}impact: "),
             ind + 4,
             &format!(
-                "{} of the gap ({} of {} {})",
+                "share {} of the gap ({})",
                 percent(i.share),
-                sig(i.gap_closed),
-                sig(i.gap_total),
-                i.metric
+                impact_detail(i)
             ),
         );
     }
@@ -184,6 +182,9 @@ pub fn render_terminal(d: &Diagnosis) -> String {
                 " Something unexplained remains: {} beyond the noise floor.",
                 sig(u)
             );
+        }
+        if let Some(a) = &t.attribution {
+            let _ = write!(text, " {}", a.explain());
         }
         out.para("", 2, &text);
     }

@@ -2,9 +2,9 @@
 //! Markdown text, plus structural checks on the HTML and JSON.
 
 use report::{
-    Ablation, Alignment, Curve, Diagnosis, Evidence, Finding, Fix, ForwardReport, Impact,
-    LayerError, LayerPair, ModelSummary, NoiseFloor, NotChecked, ParamPair, Settings, Severity,
-    TrainingReport, WIDTH, rank_findings, render_html, render_json, render_markdown,
+    Ablation, Alignment, Attribution, Curve, Diagnosis, Evidence, Finding, Fix, ForwardReport,
+    Impact, LayerError, LayerPair, ModelSummary, NoiseFloor, NotChecked, ParamPair, Settings,
+    Severity, TrainingReport, WIDTH, rank_findings, render_html, render_json, render_markdown,
     render_terminal,
 };
 
@@ -30,8 +30,11 @@ fn finding(id: &str, severity: Severity, share: Option<f64>) -> Finding {
         impact: share.map(|s| Impact {
             share: s,
             gap_closed: s * 0.6604,
+            sampling_error: None,
+            alone_share: (s * 1.1).min(1.0),
+            alone_closed: (s * 1.1).min(1.0) * 0.6604,
             gap_total: 0.6604,
-            metric: "final training loss".into(),
+            metric: "mean |Δ training loss| over the run".into(),
         }),
         evidence: vec![Evidence {
             what: "a value that differs between the two sides and needs a long explanation to make the line wrap".into(),
@@ -128,6 +131,14 @@ fn sample() -> Diagnosis {
                 closed: 0.994,
             }),
             unexplained: None,
+            attribution: Some(Attribution {
+                players: 2,
+                orders: 0,
+                explained: 0.6564,
+                rest: 0.004,
+                runs: 1,
+                metric: "mean |Δ training loss| over the run".into(),
+            }),
         }),
         noise_floor: Some(NoiseFloor {
             seeds: 5,
@@ -195,6 +206,13 @@ fn html_is_self_contained() {
     assert_eq!(html.matches("<polyline").count(), 4);
     assert!(html.contains("Per-layer max-abs output error"));
     assert!(html.contains("Fix, PyTorch side"));
+    // Both figures of each measured finding, and the one sentence saying what they mean.
+    assert!(html.contains("Shapley value"));
+    assert!(html.contains("alone it closes"));
+    assert_eq!(
+        html.matches("Share: a finding&#39;s Shapley value").count(),
+        1
+    );
     assert!(html.contains("torch.optim.Adam(params, lr=0.001, eps=1e-07)"));
     // Escaping.
     let mut d = sample();
@@ -215,6 +233,9 @@ fn json_has_the_documented_shape() {
     assert_eq!(f["severity"], "high");
     assert!(f["fix"]["torch"].is_string() && f["fix"]["keras"].is_string());
     assert!(f["impact"]["share"].is_number());
+    assert!(f["impact"]["alone_share"].is_number());
+    assert!(f["impact"]["sampling_error"].is_null());
+    assert!(v["training"]["attribution"]["explained"].is_number());
     assert_eq!(v["findings"][2]["impact"], serde_json::Value::Null);
 }
 

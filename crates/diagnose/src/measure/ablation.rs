@@ -279,6 +279,240 @@ impl Ctx<'_> {
     }
 }
 
+/// Players up to which the Shapley values are exact (every coalition run).
+pub(super) const EXACT_PLAYERS: usize = 6;
+
+/// Shapley values of `n` players, or estimates with their standard errors.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Shapley {
+    pub(super) values: Vec<f64>,
+    /// Standard error of each value when estimated from sampled orders; `None` when exact.
+    pub(super) errors: Option<Vec<f64>>,
+    /// Orders sampled (0 when exact).
+    pub(super) orders: usize,
+}
+
+/// The Shapley values of the game `v` (a coalition is a bitmask of the `n` players, `v(0)`
+/// is the empty coalition's value): exact over all 2^n coalitions for n ≤
+/// [`EXACT_PLAYERS`], else the mean marginal contribution over about `orders` random
+/// orders (fixed seed; blocks of rotations, so each player takes each position equally
+/// often) with its standard error. Either way the values add up to `v(all) − v(∅)`
+/// exactly (every order's marginal contributions do). `v` is asked each coalition at most
+/// once per call site's cache (callers cache).
+pub(super) fn shapley(
+    n: usize,
+    orders: usize,
+    v: &mut dyn FnMut(u64) -> Result<f64, String>,
+) -> Result<Shapley, String> {
+    if n == 0 {
+        return Ok(Shapley {
+            values: Vec::new(),
+            errors: None,
+            orders: 0,
+        });
+    }
+    if n <= EXACT_PLAYERS {
+        return Ok(Shapley {
+            values: exact_shapley(n, v)?,
+            errors: None,
+            orders: 0,
+        });
+    }
+    // Blocks of the n rotations of a random order: every player takes every position once
+    // per block (stratified by position), so the spread of the marginal contributions
+    // treated as independent draws bounds the estimate's error conservatively.
+    let blocks = orders.div_ceil(n).max(2);
+    let orders = blocks * n;
+    let mut rng = Rng(0x5348_4150);
+    let mut sum = vec![0.0; n];
+    let mut sq = vec![0.0; n];
+    let v0 = v(0)?;
+    let mut base: Vec<usize> = (0..n).collect();
+    for k in 0..orders {
+        if k % n == 0 {
+            rng.shuffle(&mut base);
+        }
+        let mut order = base.clone();
+        order.rotate_left(k % n);
+        let (mut s, mut prev) = (0u64, v0);
+        for &i in &order {
+            s |= 1 << i;
+            let cur = v(s)?;
+            let d = cur - prev;
+            sum[i] += d;
+            sq[i] += d * d;
+            prev = cur;
+        }
+    }
+    let m = orders as f64;
+    let values: Vec<f64> = sum.iter().map(|x| x / m).collect();
+    let errors = values
+        .iter()
+        .zip(&sq)
+        .map(|(mean, q)| ((q / m - mean * mean).max(0.0) * m / (m - 1.0) / m).sqrt())
+        .collect();
+    Ok(Shapley {
+        values,
+        errors: Some(errors),
+        orders,
+    })
+}
+
+/// The exact Shapley values over all 2^n coalitions:
+/// `φ_i = Σ_{S ∌ i} |S|! (n − |S| − 1)! / n! · (v(S ∪ i) − v(S))`.
+pub(super) fn exact_shapley(
+    n: usize,
+    v: &mut dyn FnMut(u64) -> Result<f64, String>,
+) -> Result<Vec<f64>, String> {
+    let fact = |k: usize| (1..=k).map(|x| x as f64).product::<f64>();
+    let weight: Vec<f64> = (0..n)
+        .map(|s| fact(s) * fact(n - s - 1) / fact(n))
+        .collect();
+    let all: Vec<f64> = (0..1u64 << n).map(&mut *v).collect::<Result<_, _>>()?;
+    Ok((0..n)
+        .map(|i| {
+            (0..1u64 << n)
+                .filter(|s| s & (1 << i) == 0)
+                .map(|s| {
+                    weight[s.count_ones() as usize] * (all[(s | 1 << i) as usize] - all[s as usize])
+                })
+                .sum()
+        })
+        .collect())
+}
+
+/// Orders sampled for `n` players above [`EXACT_PLAYERS`]: 2n, so a compare runs at most
+/// about 2n(n − 1) coalitions besides the base and the singles.
+pub(super) fn sampled_orders(n: usize) -> usize {
+    2 * n
+}
+
+/// A hash of everything a run reads from a setup (the values of every array bit for bit,
+/// the rest through its exact `Debug` form): equal setups hash equal, and a hash match is
+/// confirmed with [`same_setup`] before a run is reused.
+pub(super) fn fingerprint(s: &Setup) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let arr = |a: &ArrayD<F>, h: &mut std::collections::hash_map::DefaultHasher| {
+        a.shape().hash(h);
+        a.iter().for_each(|v| v.to_bits().hash(h));
+    };
+    for n in &s.model.nodes {
+        (&n.name, format!("{:?}", n.op), &n.inputs, &n.outputs).hash(&mut h);
+        for p in &n.params {
+            (&p.name, p.trainable, p.tensor.shape()).hash(&mut h);
+        }
+    }
+    (&s.model.outputs, format!("{:?}", s.model.inputs)).hash(&mut h);
+    for (name, a) in &s.init.values {
+        name.hash(&mut h);
+        arr(a, &mut h);
+    }
+    for d in [&s.data, &s.probe_data] {
+        d.x.iter().for_each(|a| arr(a, &mut h));
+        arr(&d.y, &mut h);
+    }
+    format!(
+        "{:?}|{:?}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+        s.loss,
+        s.regularizers,
+        s.opt,
+        s.coupled_wd.to_bits(),
+        s.batch_size,
+        s.shuffle,
+        s.drop_last,
+        s.probe_logits,
+        s.class_weight,
+        s.redraw,
+        s.dropout,
+        s.vary_order
+    )
+    .hash(&mut h);
+    h.finish()
+}
+
+/// Whether two setups train identically (every field that a run reads); the coalition runs
+/// are deduplicated with it.
+pub(super) fn same_setup(a: &Setup, b: &Setup) -> bool {
+    let Setup {
+        model,
+        init,
+        data,
+        loss,
+        regularizers,
+        opt,
+        coupled_wd,
+        batch_size,
+        shuffle,
+        drop_last,
+        probe_logits,
+        probe_data,
+        class_weight,
+        redraw,
+        dropout,
+        vary_order,
+    } = a;
+    same_model(model, &b.model)
+        && *init == b.init
+        && data.x == b.data.x
+        && data.y == b.data.y
+        && *loss == b.loss
+        && *regularizers == b.regularizers
+        && same_opt(opt, &b.opt)
+        && coupled_wd.to_bits() == b.coupled_wd.to_bits()
+        && *batch_size == b.batch_size
+        && *shuffle == b.shuffle
+        && *drop_last == b.drop_last
+        && *probe_logits == b.probe_logits
+        && probe_data.x == b.probe_data.x
+        && probe_data.y == b.probe_data.y
+        && *class_weight == b.class_weight
+        && *redraw == b.redraw
+        && *dropout == b.dropout
+        && *vary_order == b.vary_order
+}
+
+fn same_opt(a: &Opt, b: &Opt) -> bool {
+    match (a, b) {
+        (Opt::Keras(x), Opt::Keras(y)) => x == y,
+        (
+            Opt::Torch {
+                groups: g1,
+                clip: c1,
+                scheduler: s1,
+            },
+            Opt::Torch {
+                groups: g2,
+                clip: c2,
+                scheduler: s2,
+            },
+        ) => g1 == g2 && c1 == c2 && s1 == s2,
+        _ => false,
+    }
+}
+
+/// The parts of a model a run reads: its graph (ops with their attributes, wiring, inputs,
+/// outputs) and parameter declarations (the values are the setup's `init`).
+fn same_model(a: &Model, b: &Model) -> bool {
+    a.framework == b.framework
+        && a.inputs == b.inputs
+        && a.outputs == b.outputs
+        && a.nodes.len() == b.nodes.len()
+        && a.nodes.iter().zip(&b.nodes).all(|(x, y)| {
+            x.name == y.name
+                && x.op == y.op
+                && x.inputs == y.inputs
+                && x.outputs == y.outputs
+                && x.params.len() == y.params.len()
+                && x.params.iter().zip(&y.params).all(|(p, q)| {
+                    p.name == q.name
+                        && p.trainable == q.trainable
+                        && p.tensor.shape() == q.tensor.shape()
+                        && p.tensor.to_f64() == q.tensor.to_f64()
+                })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +635,75 @@ mod tests {
         }
         // A torch Adam is not aligned field by field.
         assert!(sgd_lr_momentum(&torch_adam(0.0, false), &keras).is_none());
+    }
+
+    #[test]
+    fn shapley_of_an_additive_game_is_each_players_own_value() {
+        let own = [0.5, -0.2, 0.125, 0.0];
+        let mut v = |s: u64| -> Result<f64, String> {
+            Ok((0..4).filter(|i| s & (1 << i) != 0).map(|i| own[i]).sum())
+        };
+        let sh = shapley(4, 0, &mut v).expect("exact");
+        assert!(sh.errors.is_none());
+        for (phi, o) in sh.values.iter().zip(own) {
+            assert!((phi - o).abs() < 1e-12, "{phi} vs {o}");
+        }
+    }
+
+    #[test]
+    fn shapley_of_overlapping_players_adds_up_to_the_grand_coalition() {
+        // Players 0 and 1 close the same 0.6 (either alone, not more together); player 2
+        // closes 0.3 alone but only 0.1 more once 0 is in.
+        let mut v = |s: u64| -> Result<f64, String> {
+            let (a, b, c) = (s & 1 != 0, s & 2 != 0, s & 4 != 0);
+            let mut x = if a || b { 0.6 } else { 0.0 };
+            x += match (c, a) {
+                (true, true) => 0.1,
+                (true, false) => 0.3,
+                _ => 0.0,
+            };
+            Ok(x)
+        };
+        let sh = shapley(3, 0, &mut v).expect("exact");
+        let total: f64 = sh.values.iter().sum();
+        assert!((total - 0.7).abs() < 1e-12, "{total}");
+        // By hand over the 6 orders (a, b, c = players 0, 1, 2): a's marginals 0.6, 0.6, 0,
+        // −0.2, 0.4, −0.2 → 0.2; b's 0, 0, 0.6, 0.6, 0, 0.6 → 0.3; c's 0.1 when a precedes
+        // it (3 orders), else 0.3 → 0.2.
+        for (phi, want) in sh.values.iter().zip([0.2, 0.3, 0.2]) {
+            assert!((phi - want).abs() < 1e-12, "{:?}", sh.values);
+        }
+        // The old "aligned alone" shares would add up to 0.6 + 0.6 + 0.3 = 1.5 > 0.7.
+    }
+
+    #[test]
+    fn sampled_shapley_error_covers_the_exact_value() {
+        // A 7-player game with overlaps and interactions.
+        let w = [0.3, 0.25, -0.1, 0.4, 0.05, 0.2, 0.15];
+        let value = |s: u64| -> f64 {
+            let base: f64 = (0..7).filter(|i| s & (1 << i) != 0).map(|i| w[i]).sum();
+            let overlap = if s & 0b11 == 0b11 { -0.2 } else { 0.0 };
+            let synergy = if s & 0b1001000 == 0b1001000 { 0.3 } else { 0.0 };
+            base + overlap + synergy + 0.1 * (s.count_ones() as f64).sqrt()
+        };
+        let exact = exact_shapley(7, &mut |s| Ok(value(s))).expect("exact");
+        let mut calls = std::collections::BTreeSet::new();
+        let sh = shapley(7, sampled_orders(7), &mut |s| {
+            calls.insert(s);
+            Ok(value(s))
+        })
+        .expect("sampled");
+        let errors = sh
+            .errors
+            .expect("sampled values carry their standard errors");
+        assert_eq!(sh.orders, 14);
+        for ((est, e), x) in sh.values.iter().zip(&errors).zip(&exact) {
+            assert!((est - x).abs() <= 3.0 * e + 1e-12, "{est} ± {e} vs {x}");
+        }
+        // Every order's contributions add up to v(all): so do the estimates.
+        let total: f64 = sh.values.iter().sum();
+        assert!((total - value(127)).abs() < 1e-12);
+        // At most 14 orders × 7 coalitions (plus the empty one) were asked.
+        assert!(calls.len() <= 14 * 6 + 2, "{}", calls.len());
     }
 }
