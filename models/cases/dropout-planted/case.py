@@ -7,5 +7,5 @@ CASE = {
     'loss': 'sparse',
     'plants': ['sgd-default-lr'],
     'top': 'sgd-default-lr',
-    'never': ['noise'],
+    'never': ['i.e. noise'],
 }
