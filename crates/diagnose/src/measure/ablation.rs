@@ -243,6 +243,7 @@ impl Ctx<'_> {
                         s.data.y = argmax_rows(&s.data.y);
                     }
                 }
+                Switch::Constraints => s.constraints = super::constraints::for_torch(self.w)?,
                 Switch::Batching => {
                     s.batch_size = keras.batch_size;
                     s.shuffle = keras.shuffle;

@@ -67,6 +67,7 @@ pub(crate) struct Measured {
 }
 
 mod ablation;
+mod constraints;
 mod parity;
 mod simulate;
 mod switch;

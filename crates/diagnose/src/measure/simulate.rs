@@ -65,6 +65,8 @@ pub(super) struct Setup {
     /// Parameters whose initial value is this side's own random draw (not shared with the
     /// other side): the noise floor redraws them.
     pub(super) redraw: Vec<String>,
+    /// Weight constraints projected after every optimizer step, by parameter name.
+    pub(super) constraints: BTreeMap<String, model_ir::Constraint>,
 }
 
 pub(super) fn arr(t: &Tensor) -> ArrayD<F> {
@@ -172,6 +174,7 @@ pub(super) fn side(
                 .collect()
         }),
         redraw: Vec::new(),
+        constraints: super::constraints::of_side(m)?,
     })
 }
 
@@ -489,6 +492,7 @@ pub(super) fn run(
                 }
             }
             opt.step(Grads::dense(&mut gs), &mut ps);
+            super::constraints::apply(&s.constraints, &names, &shapes, &mut ps);
             for (n, v) in names.iter().zip(ps) {
                 if let Some(shape) = shapes.get(n)
                     && let Ok(a) = ArrayD::from_shape_vec(IxDyn(shape), v)
