@@ -369,8 +369,8 @@ impl Law {
     pub(crate) fn show(&self) -> String {
         match *self {
             Law::Constant(c) => match c {
-                c if c == 0.0 => "zeros".into(),
-                c if c == 1.0 => "ones".into(),
+                c if c.abs() < 1e-12 => "zeros".into(),
+                c if (c - 1.0).abs() < 1e-12 => "ones".into(),
                 c => format!("constant {}", sig(c)),
             },
             Law::Uniform { lo, hi } if (lo + hi).abs() <= 1e-12 * hi.abs() => {

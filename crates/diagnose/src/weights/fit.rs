@@ -363,8 +363,8 @@ pub(super) fn torch_code(init: &Initializer, k: &Param, tname: &str) -> Option<S
 /// (`None` when torch's is unknown or has no Keras form).
 pub(super) fn keras_arg(role_arg: &str, law: &Law) -> Option<String> {
     Some(match *law {
-        Law::Constant(c) if c == 0.0 => format!("{role_arg}=\"zeros\""),
-        Law::Constant(c) if c == 1.0 => format!("{role_arg}=\"ones\""),
+        Law::Constant(c) if c.abs() < 1e-12 => format!("{role_arg}=\"zeros\""),
+        Law::Constant(c) if (c - 1.0).abs() < 1e-12 => format!("{role_arg}=\"ones\""),
         Law::Constant(c) => format!("{role_arg}=keras.initializers.Constant({})", py(c)),
         Law::Uniform { lo, hi } => format!(
             "{role_arg}=keras.initializers.RandomUniform({}, {})",

@@ -46,12 +46,15 @@ fn variable_of(class: &str, what: &str) -> Option<&'static str> {
     })
 }
 
+/// A serialized object's class name and config (`None` for a string or a null config).
+type ClassConfig<'a> = (&'a str, Option<&'a Map<String, Value>>);
+
 /// Class name and config object of a serialized Keras object or string.
 fn class_and_config<'a>(
     c: &Cfg<'_>,
     key: &str,
     v: &'a Value,
-) -> Result<(&'a str, Option<&'a Map<String, Value>>), ErrorKind> {
+) -> Result<ClassConfig<'a>, ErrorKind> {
     match v {
         Value::String(s) => Ok((s.as_str(), None)),
         Value::Object(m) => {
