@@ -205,6 +205,269 @@ pub(crate) fn same_distribution(a: &Stats, b: &Stats, orth_a: bool, orth_b: bool
     }
 }
 
+/// A distribution an initializer draws every entry from independently (or, for
+/// `Orthogonal`, a matrix with orthonormal rows or columns scaled by `gain`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Law {
+    Constant(f64),
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    /// Normal restricted to `[lo, hi]`, renormalised.
+    TruncNormal {
+        mean: f64,
+        std: f64,
+        lo: f64,
+        hi: f64,
+    },
+    Orthogonal {
+        gain: f64,
+    },
+}
+
+/// Float32 storage: a value drawn inside a bound may round just outside it.
+fn slack(b: f64) -> f64 {
+    1e-6 * b.abs().max(1e-30)
+}
+
+/// `erf` (Numerical Recipes `erfcc`, fractional error below 1.2e-7).
+fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { 1.0 - r } else { r - 1.0 }
+}
+
+/// Standard normal CDF.
+fn phi(x: f64) -> f64 {
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
+
+impl Law {
+    /// Log-likelihood of `v` (row-major, `rows × cols` for orthogonality); `−∞` where a value
+    /// is impossible, `+∞` for an exact structural match (a constant, an orthogonal matrix).
+    pub(crate) fn loglik(&self, v: &[f64], rows: usize, cols: usize) -> f64 {
+        let n = v.len() as f64;
+        match *self {
+            Law::Constant(c) => {
+                if v.iter().all(|x| (x - c).abs() <= 1e-6 * (1.0 + c.abs())) {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                }
+            }
+            Law::Uniform { lo, hi } => {
+                let s = slack(hi - lo);
+                if hi > lo && v.iter().all(|x| *x >= lo - s && *x <= hi + s) {
+                    -n * (hi - lo).ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
+            }
+            Law::Normal { mean, std } => {
+                if std <= 0.0 {
+                    return f64::NEG_INFINITY;
+                }
+                -n * (LN_SQRT_2PI + std.ln())
+                    - v.iter().map(|x| ((x - mean) / std).powi(2)).sum::<f64>() / 2.0
+            }
+            Law::TruncNormal { mean, std, lo, hi } => {
+                let s = slack(hi - lo);
+                if std <= 0.0 || v.iter().any(|x| *x < lo - s || *x > hi + s) {
+                    return f64::NEG_INFINITY;
+                }
+                let mass = phi((hi - mean) / std) - phi((lo - mean) / std);
+                Law::Normal { mean, std }.loglik(v, rows, cols) - n * mass.ln()
+            }
+            Law::Orthogonal { gain } => {
+                if gain > 0.0 {
+                    let scaled: Vec<f64> = v.iter().map(|x| x / gain).collect();
+                    if orthogonal(&scaled, rows, cols) {
+                        return f64::INFINITY;
+                    }
+                }
+                f64::NEG_INFINITY
+            }
+        }
+    }
+
+    /// The CDF at `x` (`None` for the structural laws).
+    fn cdf(&self, x: f64) -> Option<f64> {
+        Some(match *self {
+            Law::Uniform { lo, hi } => ((x - lo) / (hi - lo)).clamp(0.0, 1.0),
+            Law::Normal { mean, std } => phi((x - mean) / std),
+            Law::TruncNormal { mean, std, lo, hi } => {
+                let (a, b) = (phi((lo - mean) / std), phi((hi - mean) / std));
+                ((phi((x.clamp(lo, hi) - mean) / std) - a) / (b - a)).clamp(0.0, 1.0)
+            }
+            Law::Constant(_) | Law::Orthogonal { .. } => return None,
+        })
+    }
+
+    /// Kolmogorov–Smirnov `D·√n` of `v` against this law (`None` for the structural laws).
+    pub(crate) fn ks(&self, v: &[f64]) -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        let mut s: Vec<f64> = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len() as f64;
+        let mut d: f64 = 0.0;
+        for (i, x) in s.iter().enumerate() {
+            let f = self.cdf(*x)?;
+            d = d
+                .max((f - i as f64 / n).abs())
+                .max(((i + 1) as f64 / n - f).abs());
+        }
+        Some(d * n.sqrt())
+    }
+
+    /// Whether two laws are the same distribution (parameters within float round-off).
+    pub(crate) fn same(&self, o: &Law) -> bool {
+        let c = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()));
+        match (self, o) {
+            (Law::Constant(a), Law::Constant(b)) => c(*a, *b),
+            (Law::Uniform { lo, hi }, Law::Uniform { lo: l, hi: h }) => c(*lo, *l) && c(*hi, *h),
+            (Law::Normal { mean, std }, Law::Normal { mean: m, std: s }) => {
+                c(*mean, *m) && c(*std, *s)
+            }
+            (
+                Law::TruncNormal { mean, std, lo, hi },
+                Law::TruncNormal {
+                    mean: m,
+                    std: s,
+                    lo: l,
+                    hi: h,
+                },
+            ) => c(*mean, *m) && c(*std, *s) && c(*lo, *l) && c(*hi, *h),
+            // A gain estimated from float32 values: orthogonality itself is tested to 1e-3.
+            (Law::Orthogonal { gain }, Law::Orthogonal { gain: g }) => {
+                (gain - g).abs() <= 1e-3 * gain.abs().max(g.abs())
+            }
+            _ => false,
+        }
+    }
+
+    /// `U(−0.125, 0.125)`, `N(1, 0.02)`, `N(0, 0.05) truncated to ±2σ`.
+    pub(crate) fn show(&self) -> String {
+        match *self {
+            Law::Constant(c) => match c {
+                c if c.abs() < 1e-12 => "zeros".into(),
+                c if (c - 1.0).abs() < 1e-12 => "ones".into(),
+                c => format!("constant {}", sig(c)),
+            },
+            Law::Uniform { lo, hi } if (lo + hi).abs() <= 1e-12 * hi.abs() => {
+                format!("U(±{})", sig(hi))
+            }
+            Law::Uniform { lo, hi } => format!("U({}, {})", sig(lo), sig(hi)),
+            Law::Normal { mean, std } => format!("N({}, {})", sig(mean), sig(std)),
+            Law::TruncNormal { mean, std, .. } => {
+                format!("N({}, {}) truncated to ±2σ", sig(mean), sig(std))
+            }
+            Law::Orthogonal { gain } => format!("orthogonal × {}", sig(gain)),
+        }
+    }
+}
+
+/// `D·√n` above this rejects a law (Kolmogorov–Smirnov at the 1% level).
+pub(crate) const KS_REJECT: f64 = 1.63;
+/// Two laws whose log-likelihoods differ by less than ln 100 fit the tensor equally well.
+pub(crate) const LN_RATIO_EQUAL: f64 = 4.605_170_185_988_092;
+
+/// A candidate initializer for a tensor: its name and law.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub(crate) name: String,
+    pub(crate) law: Law,
+}
+
+/// Which candidate a tensor was drawn from.
+#[derive(Debug, Clone)]
+pub(crate) enum Fit {
+    /// Exactly (a constant; an orthogonal matrix with that gain).
+    Exact { best: usize },
+    /// The best candidate passes the KS test and beats every other passing candidate by a
+    /// log-likelihood ratio ≥ ln 100.
+    Best {
+        best: usize,
+        ks: f64,
+        /// The next most likely candidate that allows every value, and the log-likelihood
+        /// ratio over it.
+        runner_up: Option<(usize, f64)>,
+    },
+    /// Two candidates pass and fit equally well (log-likelihood ratio below ln 100; 0 when
+    /// they are the same law under two names).
+    Tie { a: usize, b: usize, ln_ratio: f64 },
+    /// No candidate passes the KS test.
+    None,
+}
+
+/// Fits `v` (a `rows × cols` matrix view) to `cands`: an exact structural match wins; else the
+/// most likely candidate the KS test keeps, unless a second kept one is within ln 100 of it (a
+/// tie); the runner-up quoted for the confidence is the next most likely candidate that
+/// allows every value (KS-rejected ones included).
+pub(crate) fn fit(v: &[f64], rows: usize, cols: usize, cands: &[Candidate]) -> Fit {
+    if v.is_empty() {
+        return Fit::None;
+    }
+    let mut finite: Vec<(usize, f64)> = Vec::new();
+    for (i, c) in cands.iter().enumerate() {
+        let ll = c.law.loglik(v, rows, cols);
+        if ll == f64::INFINITY {
+            return Fit::Exact { best: i };
+        }
+        if ll.is_finite() {
+            finite.push((i, ll));
+        }
+    }
+    finite.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let kept: Vec<(usize, f64, f64)> = finite
+        .iter()
+        .filter_map(|&(i, ll)| {
+            let d = cands[i].law.ks(v)?;
+            (d <= KS_REJECT).then_some((i, ll, d))
+        })
+        .collect();
+    let Some(&(best, l1, ks)) = kept.first() else {
+        return Fit::None;
+    };
+    if let Some(&(second, l2, _)) = kept.get(1)
+        && l1 - l2 < LN_RATIO_EQUAL
+    {
+        return Fit::Tie {
+            a: best,
+            b: second,
+            ln_ratio: l1 - l2,
+        };
+    }
+    let runner_up = finite
+        .iter()
+        .find(|&&(i, ll)| i != best && ll <= l1)
+        .map(|&(i, ll)| (i, l1 - ll));
+    Fit::Best {
+        best,
+        ks,
+        runner_up,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

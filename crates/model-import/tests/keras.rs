@@ -609,6 +609,28 @@ fn nested_models_are_inlined_with_unique_names() {
         "{:?}",
         m.notes
     );
+    // The config's initializers and constraints, typed with their arguments.
+    let o = &m.initializers["inner_dense/kernel"];
+    assert_eq!(o.kind, model_ir::InitKind::Orthogonal { gain: 1.0 });
+    assert_eq!(o.seed, Some(3));
+    assert_eq!(m.initializers["proj/bias"].kind, model_ir::InitKind::Zeros);
+    assert_eq!(
+        m.initializers["proj/kernel"].kind,
+        model_ir::InitKind::VarianceScaling {
+            scale: 1.0,
+            mode: model_ir::FanMode::FanAvg,
+            distribution: model_ir::ScalingDist::Uniform
+        }
+    );
+    let t = m.training.as_ref().unwrap();
+    assert_eq!(
+        t.constraints.get("head_cls/kernel"),
+        Some(&model_ir::Constraint::MaxNorm {
+            max_value: 2.0,
+            axes: vec![0]
+        })
+    );
+    assert_eq!(t.constraints.len(), 1);
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The layer graph: nodes, named parameters, values flowing between them, and provenance.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::conventions::Framework;
+use crate::init::Initializer;
 use crate::layout::ParamLayout;
 use crate::op::Op;
 use crate::tensor::{DType, Tensor};
@@ -27,6 +30,9 @@ pub struct Model {
     pub notes: Vec<String>,
     /// Producer and version as recorded in the file (`keras 3.12.0`, `pytorch 2.9.1`).
     pub producer: Option<String>,
+    /// The initializer each parameter was drawn from, by parameter name, where the file
+    /// records it (Keras layer configs' `*_initializer`); empty for torch, which records none.
+    pub initializers: BTreeMap<String, Initializer>,
 }
 
 /// A named value in the graph with its known shape (`None` = dynamic dimension).
@@ -156,6 +162,7 @@ impl Model {
             training: None,
             notes: Vec::new(),
             producer: None,
+            initializers: BTreeMap::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod conventions;
 pub mod graph;
+pub mod init;
 pub mod layout;
 pub mod loss;
 pub mod op;
@@ -21,6 +22,7 @@ pub use conventions::{
     RnnBias, VarianceEstimate, WindowAxis, WindowError,
 };
 pub use graph::{Model, Node, Origin, Param, ParamRole, ValueInfo};
+pub use init::{Constraint, FanMode, InitKind, Initializer, ScalingDist};
 pub use layout::{ParamLayout, Step, Transform};
 pub use loss::{
     KerasLoss, KerasReduction, LossError, LossFamily, TorchLoss, TorchReduction, TypedLoss,

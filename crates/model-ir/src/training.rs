@@ -39,6 +39,9 @@ pub struct TrainingConfig {
     /// name: penalties added to the training loss. Empty for PyTorch, whose weight decay lives
     /// in the optimizer.
     pub regularizers: BTreeMap<String, WeightRegularizer>,
+    /// Keras weight constraints (`kernel_constraint`, ...) by parameter name: projections the
+    /// optimizer applies to the variable after every update. Empty for PyTorch.
+    pub constraints: BTreeMap<String, crate::init::Constraint>,
 }
 
 /// A Keras 3 backend (`keras.backend.backend()`), serialized as its name.
@@ -200,6 +203,7 @@ impl TrainingConfig {
                 backend: Some(KerasBackend::TensorFlow),
                 framework_version: None,
                 regularizers: BTreeMap::new(),
+                constraints: BTreeMap::new(),
             },
             Framework::Torch => TrainingConfig {
                 framework,
@@ -217,6 +221,7 @@ impl TrainingConfig {
                 backend: None,
                 framework_version: None,
                 regularizers: BTreeMap::new(),
+                constraints: BTreeMap::new(),
             },
         }
     }

@@ -21,9 +21,14 @@
 //!   ([`StepInterval::Epoch`](model_ir::StepInterval)). `nn.Embedding` (without
 //!   `sparse=True`) gives dense gradients, so slices are ignored.
 
-use model_ir::{Framework, GradClip, OptimizerSpec, ParamGroup, SchedulerSpec, TrainingConfig};
+use std::collections::BTreeMap;
+
+use model_ir::{
+    Constraint, Framework, GradClip, OptimizerSpec, ParamGroup, SchedulerSpec, TrainingConfig,
+};
 
 use crate::config::ConfigError;
+use crate::constraint::{self, ConstraintError};
 use crate::keras;
 use crate::real::Real;
 use crate::torch;
@@ -36,6 +41,8 @@ pub enum DriverError {
     NoOptimizer { framework: &'static str },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
 }
 
 /// One batch's gradients, one entry per variable in the driver's variable order.
@@ -68,6 +75,9 @@ impl<'a, T> Grads<'a, T> {
 #[derive(Debug, Clone)]
 pub struct Driver<T: Real> {
     inner: Inner<T>,
+    /// Per variable (in the driver's order): the constraint applied after every step, with
+    /// the variable's shape. Empty when no variable has one.
+    constraints: Vec<Option<(Constraint, Vec<usize>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +139,7 @@ impl<T: Real> Driver<T> {
                 opt: keras::Optimizer::build(config, vars),
                 slices,
             },
+            constraints: Vec::new(),
         }
     }
 
@@ -158,6 +169,7 @@ impl<T: Real> Driver<T> {
                 scheduler,
                 t: 0,
             },
+            constraints: Vec::new(),
         })
     }
 
@@ -179,7 +191,7 @@ impl<T: Real> Driver<T> {
                 if let Some(b) = training.backend {
                     config.backend = b;
                 }
-                Ok(Driver::keras(config, vars))
+                Ok(Driver::keras(config, vars).with_constraints(&training.constraints, vars)?)
             }
             Framework::Torch => {
                 let spec = training
@@ -199,8 +211,43 @@ impl<T: Real> Driver<T> {
         }
     }
 
-    /// One batch's optimizer work (see the module documentation for each framework's order).
+    /// The same driver projecting the variables named in `constraints` after every step
+    /// (variables not in `vars` are ignored). A constraint it cannot apply exactly (an unknown
+    /// class, an axis the variable lacks) is an error.
+    pub fn with_constraints(
+        mut self,
+        constraints: &BTreeMap<String, Constraint>,
+        vars: &[Variable],
+    ) -> Result<Driver<T>, ConstraintError> {
+        if constraints.is_empty() {
+            return Ok(self);
+        }
+        self.constraints = vars
+            .iter()
+            .map(|v| match constraints.get(&v.name) {
+                Some(c) => {
+                    constraint::check(c, &v.shape).map(|()| Some((c.clone(), v.shape.clone())))
+                }
+                None => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// One batch's optimizer work (see the module documentation for each framework's order),
+    /// then the constraints.
     pub fn step(&mut self, grads: Grads<'_, T>, params: &mut [Vec<T>]) {
+        self.optimizer_step(grads, params);
+        for (c, p) in self.constraints.iter().zip(params.iter_mut()) {
+            if let Some((c, shape)) = c {
+                // Checked against the shape when built; a value vector of another length
+                // (the caller's error) is left as it is.
+                let _ = constraint::apply(c, shape, p);
+            }
+        }
+    }
+
+    fn optimizer_step(&mut self, grads: Grads<'_, T>, params: &mut [Vec<T>]) {
         match &mut self.inner {
             Inner::Keras { opt, slices } => {
                 if *slices && !grads.slices.is_empty() {

@@ -11,6 +11,7 @@
 //! - [`equiv`]: exact cross-framework counterparts, or the catalogue reason there is none.
 //! - [`driver`]: one training step per framework (what the training loop does around the
 //!   optimizer on every batch), built from the IR's training configuration.
+//! - [`constraint`]: Keras weight constraints, applied after every Keras optimizer update.
 //! - [`replay`]: run a golden trajectory through an emulator and measure the error.
 //!
 //! Every emulator is generic over [`Real`]: `f32` follows the framework's float32 operation
@@ -18,6 +19,7 @@
 //! shape). This crate does no IO and does not know the engine.
 
 mod config;
+pub mod constraint;
 pub mod driver;
 pub mod equiv;
 pub mod keras;

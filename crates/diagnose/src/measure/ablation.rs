@@ -243,6 +243,7 @@ impl Ctx<'_> {
                         s.data.y = argmax_rows(&s.data.y);
                     }
                 }
+                Switch::Constraints => s.constraints = super::constraints::for_torch(self.w)?,
                 Switch::Batching => {
                     s.batch_size = keras.batch_size;
                     s.shuffle = keras.shuffle;
@@ -413,7 +414,7 @@ pub(super) fn fingerprint(s: &Setup) -> u64 {
         arr(&d.y, &mut h);
     }
     format!(
-        "{:?}|{:?}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+        "{:?}|{:?}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{:?}",
         s.loss,
         s.regularizers,
         s.opt,
@@ -425,7 +426,8 @@ pub(super) fn fingerprint(s: &Setup) -> u64 {
         s.class_weight,
         s.redraw,
         s.dropout,
-        s.vary_order
+        s.vary_order,
+        s.constraints
     )
     .hash(&mut h);
     h.finish()
@@ -451,6 +453,7 @@ pub(super) fn same_setup(a: &Setup, b: &Setup) -> bool {
         redraw,
         dropout,
         vary_order,
+        constraints,
     } = a;
     same_model(model, &b.model)
         && *init == b.init
@@ -470,6 +473,7 @@ pub(super) fn same_setup(a: &Setup, b: &Setup) -> bool {
         && *redraw == b.redraw
         && *dropout == b.dropout
         && *vary_order == b.vary_order
+        && *constraints == b.constraints
 }
 
 fn same_opt(a: &Opt, b: &Opt) -> bool {

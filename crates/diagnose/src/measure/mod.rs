@@ -69,6 +69,7 @@ pub(crate) struct Measured {
 }
 
 mod ablation;
+mod constraints;
 mod parity;
 mod simulate;
 mod switch;

@@ -90,6 +90,7 @@ pub(super) fn segment(m: &Model, cut: &str, end: &str, shape: &[usize]) -> Optio
         training: None,
         notes: vec![],
         producer: None,
+        initializers: Default::default(),
     })
 }
 

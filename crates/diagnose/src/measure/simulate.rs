@@ -70,6 +70,8 @@ pub(super) struct Setup {
     /// The noise floor varies this side's sample order (it shuffles and the other side's
     /// order is not the same draw).
     pub(super) vary_order: bool,
+    /// Weight constraints projected after every optimizer step, by parameter name.
+    pub(super) constraints: BTreeMap<String, model_ir::Constraint>,
 }
 
 pub(super) fn arr(t: &Tensor) -> ArrayD<F> {
@@ -179,6 +181,7 @@ pub(super) fn side(
         redraw: Vec::new(),
         dropout: Vec::new(),
         vary_order: false,
+        constraints: super::constraints::of_side(m)?,
     })
 }
 
@@ -899,6 +902,7 @@ pub(super) fn run(
                 }
             }
             opt.step(Grads::dense(&mut gs), &mut ps);
+            super::constraints::apply(&s.constraints, &names, &shapes, &mut ps);
             for (n, v) in names.iter().zip(ps) {
                 if let Some(shape) = shapes.get(n)
                     && let Ok(a) = ArrayD::from_shape_vec(IxDyn(shape), v)

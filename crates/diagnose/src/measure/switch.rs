@@ -26,6 +26,8 @@ pub(super) enum Switch {
     Inputs,
     /// Keras batch size and shuffling on the torch side.
     Batching,
+    /// The Keras weight constraints projected on the torch side after every step.
+    Constraints,
     /// A node attribute copied from Keras into a clone of the torch IR.
     Attr(Attr),
 }
@@ -127,6 +129,7 @@ pub(super) fn switch(id: Id, w: &WeightReport) -> Result<Switch, NoSwitch> {
         | Id::InputMismatch
         | Id::ValidationSplitTail => Switch::Inputs,
         Id::FitBatchShuffleDefaults => Switch::Batching,
+        Id::WeightConstraints => Switch::Constraints,
         Id::BnEpsilon => Switch::Attr(Attr::BatchNorm(BnField::Epsilon)),
         Id::BnMomentumConvention => Switch::Attr(Attr::BatchNorm(BnField::Momentum)),
         Id::BnRunningVarBias => Switch::Attr(Attr::BatchNorm(BnField::RunningVariance)),
@@ -153,7 +156,8 @@ pub(super) fn switch(id: Id, w: &WeightReport) -> Result<Switch, NoSwitch> {
         | Id::DepthwiseSeparableLayout
         | Id::FlattenOrder
         | Id::LstmLayout
-        | Id::GruLayoutResetAfter => return Err(NoSwitch::NotYet),
+        | Id::GruLayoutResetAfter
+        | Id::BnAffineInit => return Err(NoSwitch::NotYet),
         Id::RnnDropoutAndMasking
         | Id::ReduceLrOnPlateauThreshold
         | Id::DefaultTrainMode
@@ -161,9 +165,7 @@ pub(super) fn switch(id: Id, w: &WeightReport) -> Result<Switch, NoSwitch> {
         | Id::ReportedLossSemantics
         | Id::Tf32Defaults
         | Id::MixedPrecisionLossScale
-        | Id::ArchitectureMismatch
-        | Id::WeightConstraints
-        | Id::BnAffineInit => return Err(NoSwitch::NotYet),
+        | Id::ArchitectureMismatch => return Err(NoSwitch::NotYet),
     })
 }
 

@@ -129,9 +129,13 @@ pub(super) fn name_dist(s: &Stats, values: &[f64], orth: bool, known: &[Known]) 
     }
 }
 
-/// Catalogue id of an initialisation difference in a layer of this kind.
-pub(super) fn init_id(op: &Op) -> Option<Id> {
+/// Catalogue id of an initialisation difference of a parameter with this role in a layer of
+/// this kind.
+pub(super) fn init_id(op: &Op, role: ParamRole) -> Option<Id> {
     Some(match op {
+        Op::BatchNorm { .. } if matches!(role, ParamRole::Gamma | ParamRole::Beta) => {
+            Id::BnAffineInit
+        }
         Op::Dense { .. } => Id::DenseInit,
         Op::Conv { .. } | Op::ConvTranspose { .. } => Id::ConvInit,
         Op::DepthwiseConv { .. } | Op::SeparableConv { .. } => Id::DepthwiseInit,

@@ -16,6 +16,8 @@
 //!    (`dense-init`, `conv-init`, `depthwise-init`, `embedding-init`, `rnn-init`).
 
 mod candidates;
+mod constraints;
+mod fit;
 mod init;
 mod mapping;
 
@@ -28,7 +30,7 @@ use report::{Evidence, Severity};
 use crate::align::{Aligned, Group, ParamMatch};
 use crate::findings::{Findings, ev, pair_label};
 use crate::graph::Shapes;
-use crate::stats::{Stats, orthogonal, same_distribution};
+use crate::stats::{Stats, describe, orthogonal, same_distribution};
 use candidates::values;
 use init::{init_fix, init_id, known_inits, matrix_dims, name_dist, role_word};
 use mapping::{
@@ -64,6 +66,11 @@ pub(crate) struct WeightReport {
     /// initialisation that differs), by torch name: the finding's id. The simulation keeps
     /// them as they are, and aligning that finding replaces them by `mapped`.
     pub(crate) own: BTreeMap<String, Id>,
+    /// The Keras weight constraints under the torch parameter names and axes (what the
+    /// `weight-constraints` switch projects on the torch side).
+    pub(crate) constraints: BTreeMap<String, model_ir::Constraint>,
+    /// Keras parameters whose constraint has no exact torch counterpart (layout or grouping).
+    pub(crate) constraints_unmapped: Vec<String>,
 }
 
 /// Rows of the Dense kernel after a Flatten: `Some((perm, keras order, torch order))` when the
@@ -92,6 +99,7 @@ pub(crate) fn check(
     let mut own = BTreeMap::new();
     let mut any_copied = false;
     let mut same_dist_evidence: Vec<Evidence> = Vec::new();
+    let mut torch_constraints = constraints::Mapped::default();
     for pair in &aligned.pairs {
         let cell = cell_of(pair.keras);
         let flatten = flatten_context(keras, torch, pair, kshapes);
@@ -152,53 +160,18 @@ pub(crate) fn check(
                 }
                 Relation::Copied => any_copied = true,
                 Relation::Independent => {
-                    let Some(kv) = values(&m.keras.tensor) else {
-                        continue;
-                    };
-                    let Some((tv, _)) = torch_values(m) else {
-                        continue;
-                    };
-                    let (ks, ts) = (Stats::of(&kv), Stats::of(&tv));
-                    let (kr, kc) = matrix_dims(m.keras.tensor.shape());
-                    let ko = m.keras.role == ParamRole::RecurrentKernel && orthogonal(&kv, kr, kc);
-                    let to =
-                        m.keras.role == ParamRole::RecurrentKernel && m.group == Group::One && {
-                            let (tr, tc) = matrix_dims(m.torch[0].tensor.shape());
-                            orthogonal(&tv, tr, tc)
-                        };
-                    let known = known_inits(m.keras, pair.torch, &m.torch);
-                    let kdesc = name_dist(&ks, &kv, ko, &known);
-                    let tdesc = name_dist(&ts, &tv, to, &known);
-                    let what = format!("{} initialisation", role_word(m.keras.role));
-                    let e = ev(
-                        what,
-                        format!("{}: {kdesc}", m.keras.name),
-                        format!("{}: {tdesc}", torch_names(m)),
-                        label.clone(),
-                    );
-                    if same_distribution(&ks, &ts, ko, to) {
-                        if !ks.constant() {
-                            same_dist_evidence.push(e);
+                    if let Some(id) =
+                        independent(keras, pair, m, label.clone(), out, &mut same_dist_evidence)
+                    {
+                        for n in torch_names_of(m) {
+                            own.insert(n, id);
                         }
-                        continue;
-                    }
-                    let Some(id) = init_id(&pair.keras.op) else {
-                        continue;
-                    };
-                    let magnitude = if ks.constant() || ts.constant() {
-                        1.0
-                    } else {
-                        (ts.std / ks.std).ln().abs().min(3.0)
-                    };
-                    let (fix_t, fix_k) = init_fix(&pair.keras.op, m, &kdesc);
-                    out.add(id, Severity::Medium, magnitude, vec![e], fix_t, fix_k);
-                    for n in torch_names_of(m) {
-                        own.insert(n, id);
                     }
                 }
                 Relation::EqualConstant | Relation::Unknown => {}
             }
         }
+        constraints::check_pair(keras, pair, label.clone(), out, &mut torch_constraints);
         let summary = summarize(&rels);
         layers.push((summary, maps));
     }
@@ -217,6 +190,136 @@ pub(crate) fn check(
         layers,
         mapped,
         own,
+        constraints: torch_constraints.mapped,
+        constraints_unmapped: torch_constraints.unmapped,
+    }
+}
+
+/// Two independently initialised tensors: the Keras side's initializer from its config (or
+/// its observed values when the config records none), the torch side's fitted with its
+/// confidence; an initialisation finding when they differ. Returns the finding's id.
+fn independent(
+    keras: &Model,
+    pair: &crate::align::Pair<'_>,
+    m: &ParamMatch<'_>,
+    label: Option<String>,
+    out: &mut Findings,
+    same_dist_evidence: &mut Vec<Evidence>,
+) -> Option<Id> {
+    let kv = values(&m.keras.tensor)?;
+    let (tv, tshape) = torch_values(m)?;
+    let (ks, ts) = (Stats::of(&kv), Stats::of(&tv));
+    let (kr, kc) = matrix_dims(m.keras.tensor.shape());
+    let ko = m.keras.role == ParamRole::RecurrentKernel && orthogonal(&kv, kr, kc);
+    let to = m.keras.role == ParamRole::RecurrentKernel && m.group == Group::One && {
+        let (tr, tc) = matrix_dims(m.torch[0].tensor.shape());
+        orthogonal(&tv, tr, tc)
+    };
+    let kinit = keras.initializers.get(&m.keras.name);
+    let klaw = kinit.and_then(|i| fit::keras_law(i, m.keras));
+    let kdesc = match kinit {
+        Some(i) => format!("{} (layer config)", i.display()),
+        None => format!(
+            "{} (observed; the config records no initializer)",
+            describe(&ks, &kv)
+        ),
+    };
+    let known = known_inits(m.keras, pair.torch, &m.torch);
+    let (tdesc, same, tfit) = match (m.group, m.torch.first()) {
+        (Group::One, Some(tp)) => {
+            let cands =
+                fit::torch_candidates(m.keras, pair.torch, tp, &tv, kinit.zip(klaw.as_ref()));
+            let f = fit::torch_fit(&tv, &tshape, &cands);
+            let same = match &klaw {
+                // Identified as the Keras law, or tied with it: nothing says they differ.
+                Some(kl) => f.laws.iter().any(|l| l.same(kl)),
+                None => same_distribution(&ks, &ts, ko, to),
+            };
+            (f.text.clone(), same, Some(f))
+        }
+        _ => (
+            name_dist(&ts, &tv, to, &known),
+            same_distribution(&ks, &ts, ko, to),
+            None,
+        ),
+    };
+    let what = format!("{} initialisation", role_word(m.keras.role));
+    let e = ev(
+        what,
+        format!("{}: {kdesc}", m.keras.name),
+        format!("{}: {tdesc}", torch_names(m)),
+        label,
+    );
+    if same {
+        if !ks.constant() {
+            same_dist_evidence.push(e);
+        }
+        return None;
+    }
+    let id = init_id(&pair.keras.op, m.keras.role)?;
+    let magnitude = if ks.constant() || ts.constant() {
+        1.0
+    } else {
+        (ts.std / ks.std).ln().abs().min(3.0)
+    };
+    let tname = m.torch.first().map_or("?", |p| p.name.as_str());
+    let (old_t, old_k) = init_fix(&pair.keras.op, m, &kdesc);
+    let fix_t = match kinit {
+        Some(i) if m.group == Group::One => fit::torch_code(i, m.keras, tname).unwrap_or(old_t),
+        _ => old_t,
+    };
+    let tname_fit = tfit.as_ref().and_then(|f| f.name.clone());
+    let fix_k = match (&tfit, &tname_fit) {
+        (Some(f), Some(name)) if !name.contains("kaiming_uniform_(a=√5)") && f.laws.len() == 1 => {
+            fit::keras_arg(
+                &format!("{}_initializer", keras_arg_name(m.keras.role)),
+                &f.laws[0],
+            )
+            .unwrap_or(old_k)
+        }
+        _ => old_k,
+    };
+    let kshow = kinit.map_or_else(|| describe(&ks, &kv), |i| i.display());
+    // `torch default kaiming_uniform_(a=√5) = U(±1/√fan_in), fan_in 64` → `kaiming_uniform_(a=√5)
+    // (its default)`.
+    let tshow = tname_fit.map_or_else(
+        || "unknown (see the fit)".to_string(),
+        |n| {
+            let short = n.split(" = ").next().unwrap_or(&n).to_string();
+            match short.strip_prefix("torch default ") {
+                Some(rest) => format!("{rest} (its default)"),
+                None => short,
+            }
+        },
+    );
+    let title = if id == Id::BnAffineInit {
+        format!(
+            "BatchNorm {} initialised differently: Keras {kshow}, torch {tshow}",
+            role_word(m.keras.role)
+        )
+    } else {
+        format!(
+            "{} {} initialiser differs: Keras {kshow}, torch {tshow}",
+            pair.keras.origin.class,
+            role_word(m.keras.role)
+        )
+    };
+    out.add(id, Severity::Medium, magnitude, vec![e], fix_t, fix_k);
+    out.set_title(id, title);
+    Some(id)
+}
+
+/// The Keras layer argument prefix of a variable's initializer (`kernel`, `recurrent`, ...).
+fn keras_arg_name(r: ParamRole) -> &'static str {
+    match r {
+        ParamRole::RecurrentKernel => "recurrent",
+        ParamRole::Bias | ParamRole::InputBias | ParamRole::RecurrentBias => "bias",
+        ParamRole::Embeddings => "embeddings",
+        ParamRole::DepthwiseKernel => "depthwise",
+        ParamRole::PointwiseKernel => "pointwise",
+        ParamRole::Gamma => "gamma",
+        ParamRole::Beta => "beta",
+        _ => "kernel",
     }
 }
 

@@ -80,6 +80,10 @@ pub(super) struct Built {
     pub(super) notes: Vec<String>,
     /// Weight regularizers by parameter name.
     pub(super) regularizers: BTreeMap<String, WeightRegularizer>,
+    /// Initializers by parameter name.
+    pub(super) initializers: BTreeMap<String, model_ir::Initializer>,
+    /// Constraints of trainable parameters by parameter name.
+    pub(super) constraints: BTreeMap<String, model_ir::Constraint>,
 }
 
 /// Walks the model config `root` (`{"class_name", "config"}`) with the weights in `h5`.
@@ -732,6 +736,15 @@ impl Builder<'_, '_> {
                     if !self.out.notes.contains(&note) {
                         self.out.notes.push(note);
                     }
+                }
+                if let Some(i) = &spec.initializer {
+                    self.out.initializers.insert(pname.clone(), i.clone());
+                }
+                // Keras applies constraints to `trainable_variables` only.
+                if let Some(k) = &spec.constraint
+                    && param_trainable
+                {
+                    self.out.constraints.insert(pname.clone(), k.clone());
                 }
                 params.push(Param {
                     name: pname,

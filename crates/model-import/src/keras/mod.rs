@@ -20,6 +20,7 @@ mod activations;
 mod compile;
 mod config;
 mod graph;
+mod initializers;
 mod layers;
 mod naming;
 mod regularizers;
@@ -101,6 +102,7 @@ pub(crate) fn import_keras(bytes: &[u8], path: &Path) -> Result<Model, ImportErr
     let mut training = compile::training(root_map, keras_version.as_deref(), &mut notes)
         .map_err(|k| ImportError::in_member(path, CONFIG, k))?;
     training.regularizers = built.regularizers;
+    training.constraints = built.constraints;
 
     let name = root
         .get("config")
@@ -112,6 +114,7 @@ pub(crate) fn import_keras(bytes: &[u8], path: &Path) -> Result<Model, ImportErr
     model.inputs = built.inputs;
     model.outputs = built.outputs;
     model.nodes = built.nodes;
+    model.initializers = built.initializers;
     model.training = Some(training);
     model.producer = Some(match &keras_version {
         Some(v) => format!("keras {v}"),

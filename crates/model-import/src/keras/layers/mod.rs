@@ -5,7 +5,7 @@
 //! epsilon, gate order, reset placement, ...). Weight regularizers are attached to the
 //! variables they penalize ([`super::regularizers`]). Attributes that change numerics but
 //! that the IR cannot express are either an `Unsupported` error (when they change the forward
-//! pass) or a note (activity regularizers, constraints, non-float32 dtype policies, stateful
+//! pass) or a note (activity regularizers, non-float32 dtype policies, stateful
 //! RNNs, ...). A class this module does not know is `UnsupportedLayer`.
 //!
 //! [`convert`] dispatches on the class name to one function per class family, each in its
@@ -43,6 +43,10 @@ pub(super) struct VarSpec {
     pub(super) trainable: bool,
     /// The weight regularizer the layer's config attaches to it.
     pub(super) regularizer: Option<Attached>,
+    /// The initializer the layer's config names for it.
+    pub(super) initializer: Option<model_ir::Initializer>,
+    /// The constraint the layer's config applies to it after every optimizer step.
+    pub(super) constraint: Option<model_ir::Constraint>,
 }
 
 /// The variables stored in one HDF5 group below the layer's group.
@@ -108,6 +112,8 @@ fn var(
         shape,
         trainable,
         regularizer: None,
+        initializer: None,
+        constraint: None,
     }
 }
 
@@ -168,24 +174,6 @@ fn last_dim(input: Option<&[Option<usize>]>) -> Option<usize> {
 /// Notes for attributes that change training numerics but have no place in the IR
 /// (regularizers are [`regularizers::attach`]'s).
 pub(super) fn training_only_notes(c: &Cfg<'_>, notes: &mut Vec<String>) {
-    for (key, v) in c.map {
-        if key.ends_with("_constraint") && !v.is_null() {
-            let what = v
-                .get("class_name")
-                .and_then(Value::as_str)
-                .map(|cls| match v.get("config") {
-                    Some(cfg) if cfg.as_object().is_some_and(|m| !m.is_empty()) => {
-                        format!("{cls}({})", show(cfg))
-                    }
-                    _ => cls.to_string(),
-                })
-                .unwrap_or_else(|| show(v));
-            notes.push(format!(
-                "layer `{}` ({}): {key} {what} is applied to the variable after every optimizer step; the IR does not carry it",
-                c.layer, c.class
-            ));
-        }
-    }
     if let Some(policy) = c
         .get("dtype")
         .and_then(|d| d.get("config"))
@@ -277,6 +265,7 @@ pub(super) fn convert(
     // Bidirectional attaches its inner layers' regularizers itself.
     if class != "Bidirectional" {
         regularizers::attach(c, &mut conv.groups, notes)?;
+        super::initializers::attach(c, &mut conv.groups, notes)?;
     }
     Ok(conv)
 }

@@ -298,10 +298,17 @@ pub(super) fn bidirectional(
         Some(b) => {
             regularizers::attach(&fwd_cfg, std::slice::from_mut(&mut fwd_group), notes)?;
             regularizers::attach(b, std::slice::from_mut(&mut bwd_group), notes)?;
+            crate::keras::initializers::attach(
+                &fwd_cfg,
+                std::slice::from_mut(&mut fwd_group),
+                notes,
+            )?;
+            crate::keras::initializers::attach(b, std::slice::from_mut(&mut bwd_group), notes)?;
         }
         None => {
             let mut both = [fwd_group, bwd_group];
             regularizers::attach(&fwd_cfg, &mut both, notes)?;
+            crate::keras::initializers::attach(&fwd_cfg, &mut both, notes)?;
             [fwd_group, bwd_group] = both;
         }
     }
