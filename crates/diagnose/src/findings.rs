@@ -150,7 +150,7 @@ impl Findings {
                 title: titles
                     .get(&id)
                     .filter(|t| !t.is_empty())
-                    .map_or_else(|| id.title().to_string(), |t| t.join("; ")),
+                    .map_or_else(|| id.title().to_string(), |t| join_titles(t)),
                 id: id.name().to_string(),
                 severity: d.severity,
                 impact: None,
@@ -162,6 +162,33 @@ impl Findings {
             })
             .collect()
     }
+}
+
+/// Several titles of one finding (one per layer, say) in one line: those that share their
+/// subject (the text before the first ": ") name it once, then their details.
+fn join_titles(titles: &[String]) -> String {
+    let mut groups: Vec<(Option<&str>, Vec<&str>)> = Vec::new();
+    for t in titles {
+        let (subject, detail) = match t.split_once(": ") {
+            Some((s, d)) => (Some(s), d),
+            None => (None, t.as_str()),
+        };
+        match groups
+            .iter_mut()
+            .find(|(s, _)| subject.is_some() && *s == subject)
+        {
+            Some((_, details)) => details.push(detail),
+            None => groups.push((subject, vec![detail])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(s, d)| match s {
+            Some(s) => format!("{s}: {}", d.join("; ")),
+            None => d.join("; "),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Catalogue order of an id, the ids parallax adds after the catalogue.
@@ -255,5 +282,25 @@ mod torch_ref_tests {
         assert_eq!(torch_ref("0.weight"), "model[0].weight");
         assert_eq!(torch_ref("layers.2.bias"), "model.layers[2].bias");
         assert_eq!(torch_ref("2"), "model[2]");
+    }
+}
+
+#[cfg(test)]
+mod join_titles_tests {
+    use super::join_titles;
+
+    #[test]
+    fn titles_with_one_subject_name_it_once() {
+        let t = |s: &str| s.to_string();
+        assert_eq!(
+            join_titles(&[
+                t("Dense bias initialiser differs: Keras Zeros, torch U(±0.125)"),
+                t("Dense bias initialiser differs: Keras Zeros, torch U(±0.0884)"),
+                t("BatchNorm epsilon differs (Keras 0.001, torch 0.8)"),
+            ]),
+            "Dense bias initialiser differs: Keras Zeros, torch U(±0.125); Keras Zeros, torch \
+             U(±0.0884); BatchNorm epsilon differs (Keras 0.001, torch 0.8)"
+        );
+        assert_eq!(join_titles(&[t("a: b")]), "a: b");
     }
 }

@@ -59,7 +59,11 @@ fn seed_mlp_names_the_planted_differences() {
     // (Evidence without a layer is the measurement's own note.)
     let layers: Vec<_> = init.evidence.iter().filter(|e| e.layer.is_some()).collect();
     assert!(layers.iter().all(|e| e.what.starts_with("bias")));
-    assert!(layers.iter().all(|e| e.keras.contains("zeros")));
+    assert!(
+        layers
+            .iter()
+            .all(|e| e.keras.to_lowercase().contains("zeros"))
+    );
     assert!(
         init.evidence[0]
             .torch
