@@ -215,6 +215,12 @@ fn measured_verdict(findings: &[report::Finding], m: &measure::Measured) -> Stri
         return base;
     };
     let noise = n.floor();
+    // Findings above `info` whose impact could not be measured (no simulation switch).
+    let unmeasured: Vec<String> = findings
+        .iter()
+        .filter(|f| f.impact.is_none() && f.severity < Severity::Info)
+        .map(|f| format!("`{}`", f.id))
+        .collect();
     let mut s = if t.gap <= noise {
         format!(
             "{base} Measured: the training gap ({}) is inside the noise floor ({}), i.e. noise.",
@@ -232,15 +238,33 @@ fn measured_verdict(findings: &[report::Finding], m: &measure::Measured) -> Stri
                 f.impact.as_ref().map_or(0.0, |i| i.share * 100.0),
                 report::sig(t.gap)
             ),
-            None => format!(
+            None if unmeasured.is_empty() => format!(
                 "{base} Measured: a training gap of {} to which no finding contributes a positive Shapley share.",
                 report::sig(t.gap)
+            ),
+            None => format!(
+                "{base} Measured: a training gap of {} to which no measured finding contributes a positive Shapley share; {} cannot be aligned in the simulation, so the gap may be {}.",
+                report::sig(t.gap),
+                unmeasured.join(", "),
+                if unmeasured.len() == 1 {
+                    "its"
+                } else {
+                    "theirs"
+                }
             ),
         }
     };
     if let Some(u) = t.unexplained {
+        let aligned = if unmeasured.is_empty() {
+            "every finding aligned".to_string()
+        } else {
+            format!(
+                "every finding the simulation can align aligned (not {})",
+                unmeasured.join(", ")
+            )
+        };
         s.push_str(&format!(
-            " Something unexplained remains: {} of the gap is left with every finding aligned (noise floor {}).",
+            " Something unexplained remains: {} of the gap is left with {aligned} (noise floor {}).",
             report::sig(u),
             report::sig(noise)
         ));

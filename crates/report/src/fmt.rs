@@ -115,13 +115,24 @@ pub(crate) fn impact_detail(i: &crate::model::Impact) -> String {
         .sampling_error
         .map(|e| format!(" ± {}", sig(e)))
         .unwrap_or_default();
+    let alone = if i.alone_closed < 0.0 {
+        format!(
+            "alone it widens the gap by {} ({})",
+            percent(-i.alone_share),
+            sig(-i.alone_closed)
+        )
+    } else {
+        format!(
+            "alone it closes {} ({})",
+            percent(i.alone_share),
+            sig(i.alone_closed)
+        )
+    };
     format!(
-        "Shapley value {}{err} of {} {}; alone it closes {} ({})",
+        "Shapley value {}{err} of {} {}; {alone}",
         sig(i.gap_closed),
         sig(i.gap_total),
         i.metric,
-        percent(i.alone_share),
-        sig(i.alone_closed)
     )
 }
 

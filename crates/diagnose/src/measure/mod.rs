@@ -406,7 +406,7 @@ fn training(
                     share: if gap > 0.0 { phi / gap } else { 0.0 },
                     gap_closed: phi,
                     sampling_error: sh.errors.as_ref().map(|e| e[*p]),
-                    alone_share: closed(*g),
+                    alone_share: if gap > 0.0 { (gap - g) / gap } else { 0.0 },
                     alone_closed: gap - g,
                     gap_total: gap,
                     metric: metric.clone(),
