@@ -11,27 +11,27 @@ use crate::onnx::value::{norm_axis, scalar_f64};
 use super::{Lifter, R, Registry, approx};
 
 pub(super) fn register(reg: &mut Registry) {
+    let act: super::LiftFn = |l, i| l.activation(i);
     reg.add(
         &[
             "Relu",
-            "LeakyRelu",
-            "Elu",
-            "Selu",
             "Sigmoid",
-            "HardSigmoid",
             "HardSwish",
             "Tanh",
             "Softplus",
             "Softsign",
-            "Softmax",
-            "LogSoftmax",
-            "Clip",
-            "Gelu",
             "Mish",
         ],
-        |l, i| l.activation(i),
+        &[],
+        act,
     );
-    reg.add(&["PRelu"], |l, i| l.prelu(i));
+    reg.add(&["LeakyRelu", "Elu"], &["alpha"], act);
+    reg.add(&["Selu"], &["alpha", "gamma"], act);
+    reg.add(&["HardSigmoid"], &["alpha", "beta"], act);
+    reg.add(&["Softmax", "LogSoftmax"], &["axis"], act);
+    reg.add(&["Clip"], &["min", "max"], act);
+    reg.add(&["Gelu"], &["approximate"], act);
+    reg.add(&["PRelu"], &[], |l, i| l.prelu(i));
 }
 
 impl Lifter<'_> {

@@ -6,8 +6,32 @@ use model_ir::{Activation, DataLayout, Op, Padding, ParamLayout, ParamRole};
 use super::{Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["Conv"], |l, i| l.conv(i));
-    reg.add(&["ConvTranspose"], |l, i| l.conv_transpose(i));
+    reg.add(
+        &["Conv"],
+        &[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+        |l, i| l.conv(i),
+    );
+    reg.add(
+        &["ConvTranspose"],
+        &[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "output_padding",
+            "output_shape",
+            "pads",
+            "strides",
+        ],
+        |l, i| l.conv_transpose(i),
+    );
 }
 
 impl Lifter<'_> {
@@ -131,6 +155,11 @@ impl Lifter<'_> {
             .ok_or_else(|| self.malformed(i, "group < 1"))?;
         let strides = self.spatial_attr(i, "strides", rank)?;
         let dilation = self.spatial_attr(i, "dilations", rank)?;
+        // ONNX's SAME_* for a transposed convolution fixes the output size at input × stride,
+        // which the IR's padding rules (those of the forward convolution) do not express.
+        if let Some(ap) = a.string("auto_pad")?.filter(|p| p.starts_with("SAME")) {
+            return Err(self.unsupported(i, format!("auto_pad={ap}")));
+        }
         let padding = self.padding(i, rank)?;
         let output_padding = match a.ints("output_padding")? {
             Some(p) if p.len() == rank && p.iter().all(|&v| v >= 0) => {

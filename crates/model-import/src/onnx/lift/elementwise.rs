@@ -8,12 +8,18 @@ use super::{Lifter, R, Registry};
 pub(super) fn register(reg: &mut Registry) {
     reg.add(
         &["Erf", "Abs", "Neg", "Sqrt", "Exp", "Log", "Reciprocal"],
+        &[],
         |l, i| l.unary(i),
     );
     reg.add(
-        &["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum"],
+        &["Add", "Sub", "Mul", "Div", "Pow"],
+        // Opset < 7: `broadcast=1` aligns the second operand's shape with the trailing axes of
+        // the first, as numpy broadcasting does; an `axis` that aligns it elsewhere is refused
+        // (checked in `binary`).
+        &["broadcast", "axis"],
         |l, i| l.binary(i),
     );
+    reg.add(&["Max", "Min", "Sum"], &[], |l, i| l.binary(i));
 }
 
 impl Lifter<'_> {
@@ -45,6 +51,40 @@ impl Lifter<'_> {
             .collect();
         let runtime: Vec<bool> = inputs.iter().map(|v| self.g.is_runtime(v)).collect();
         let out = self.out(i, 0)?;
+        // The engine computes in floating point: integer division truncates and integer
+        // powers wrap, which it would not reproduce.
+        let checked = match op.as_str() {
+            "Div" => inputs.len(),
+            "Pow" => 1,
+            _ => 0,
+        };
+        if let Some(axis) = self.attrs(i).int("axis")? {
+            let ra = inputs.first().and_then(|v| self.rank(v));
+            let rb = inputs.get(1).and_then(|v| self.rank(v));
+            let aligned = match (ra, rb) {
+                (Some(ra), Some(rb)) => {
+                    let axis = if axis < 0 { axis + ra as i64 } else { axis };
+                    axis + rb as i64 == ra as i64
+                }
+                _ => false,
+            };
+            if !aligned {
+                return Err(self.unsupported(
+                    i,
+                    format!(
+                        "legacy broadcast with axis={axis} (operand ranks {ra:?} and {rb:?}) does not align the second operand with the trailing axes"
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = inputs
+            .iter()
+            .take(checked)
+            .filter_map(|v| self.g.dtype(v))
+            .find(|t| !t.is_float())
+        {
+            return Err(self.unsupported(i, format!("{op} of {t:?} (integer) operands")));
+        }
         if runtime.iter().all(|&r| r) {
             let merge = match op.as_str() {
                 "Add" | "Sum" => MergeOp::Add,

@@ -10,6 +10,11 @@ use super::{Lifter, R};
 impl Lifter<'_> {
     pub(super) fn lift_group(&mut self, k: usize) -> R<()> {
         let grp = self.groups[k].clone();
+        for &n in &grp.nodes {
+            if let Some(attrs) = super::Registry::attrs(self.g.op(n)) {
+                self.check_attrs(n, attrs)?;
+            }
+        }
         let first = grp.nodes[0];
         let last = *grp.nodes.last().unwrap_or(&first);
         let x = self.resolve(&grp.input, &self.g.name(first))?;

@@ -5,8 +5,13 @@ use model_ir::{Activation, Framework, Op, Param, ParamLayout, ParamRole};
 use super::{Lifter, R, Registry, approx};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["Gemm"], |l, i| l.gemm(i));
-    reg.add(&["MatMul"], |l, i| l.matmul(i));
+    // Opset < 7: `broadcast=1` broadcasts C to the product's shape, as numpy does.
+    reg.add(
+        &["Gemm"],
+        &["alpha", "beta", "transA", "transB", "broadcast"],
+        |l, i| l.gemm(i),
+    );
+    reg.add(&["MatMul"], &[], |l, i| l.matmul(i));
 }
 
 impl Lifter<'_> {

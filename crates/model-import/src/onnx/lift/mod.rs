@@ -455,19 +455,85 @@ impl<'g> Lifter<'g> {
             return Err(self.unsupported_op(i, &format!("{d}::{}", self.g.op(i))));
         }
         match REGISTRY.get(self.g.op(i)) {
-            Some(lift) => lift(self, i),
+            Some(entry) => {
+                self.check_attrs(i, entry.attrs)?;
+                (entry.lift)(self, i)
+            }
             None => Err(self.unsupported_op(i, self.g.op(i))),
         }
+    }
+
+    /// Refuses every attribute of node `i` that its lifter does not compute: an attribute
+    /// missing from `handled` (see [`Registry::add`]), or one listed as `name=value` that
+    /// holds another value. No attribute is ever ignored.
+    pub(crate) fn check_attrs(&self, i: usize, handled: &[&str]) -> R<()> {
+        let node = &self.g.nodes[i];
+        for a in &node.attribute {
+            let name = a.name.as_deref().unwrap_or("");
+            let value = attr_value(a);
+            let ok = handled.iter().any(|h| match h.split_once('=') {
+                None => *h == name,
+                Some((n, want)) => n == name && same_value(&value, want),
+            });
+            if !ok {
+                return Err(self.unsupported(
+                    i,
+                    format!("attribute {name}={value} is not computed by parallax"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An attribute's value as text (ints and floats as numbers, strings as they are, lists in
+/// brackets), for refusals and for the `name=value` entries of a handled-attribute list.
+fn attr_value(a: &onnx_proto::onnx::AttributeProto) -> String {
+    let list = |v: Vec<String>| format!("[{}]", v.join(", "));
+    match a.r#type {
+        Some(1) => format!("{}", a.f.unwrap_or(0.0)),
+        Some(2) => format!("{}", a.i.unwrap_or(0)),
+        Some(3) => String::from_utf8_lossy(a.s.as_deref().unwrap_or_default()).into_owned(),
+        Some(6) => list(a.floats.iter().map(|f| f.to_string()).collect()),
+        Some(7) => list(a.ints.iter().map(|f| f.to_string()).collect()),
+        Some(8) => list(
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        Some(4) => "<tensor>".into(),
+        Some(t) => format!("<attribute of type {t}>"),
+        None => "<untyped>".into(),
+    }
+}
+
+/// Whether an attribute's rendered value equals the `want` of a `name=want` entry (numbers
+/// compared as numbers, so `0` matches `0.0`).
+fn same_value(value: &str, want: &str) -> bool {
+    match (value.parse::<f64>(), want.parse::<f64>()) {
+        (Ok(a), Ok(b)) => (a - b).abs() <= f64::EPSILON * a.abs().max(b.abs()),
+        _ => value == want,
     }
 }
 
 /// Lifts ONNX node `i` into IR nodes (or aliases), or says why it cannot.
-type LiftFn = fn(&mut Lifter<'_>, usize) -> R<()>;
+pub(crate) type LiftFn = fn(&mut Lifter<'_>, usize) -> R<()>;
+
+/// A lifter and the attributes it computes.
+#[derive(Clone, Copy)]
+struct Entry {
+    lift: LiftFn,
+    /// Attribute names the lifter computes (`name`), or accepts only at one value
+    /// (`name=value`, e.g. a default that changes nothing). Any other attribute is refused
+    /// before the lifter runs.
+    attrs: &'static [&'static str],
+}
 
 /// The ONNX op types that lift, each mapped to its lifter. Every family module adds its own
 /// op types in its `register`.
 struct Registry {
-    by_op: HashMap<&'static str, LiftFn>,
+    by_op: HashMap<&'static str, Entry>,
 }
 
 impl Registry {
@@ -488,16 +554,23 @@ impl Registry {
         reg
     }
 
-    /// Maps each of `op_types` to `lift`; an op type has one lifter.
-    fn add(&mut self, op_types: &[&'static str], lift: LiftFn) {
+    /// Maps each of `op_types` to `lift`, which computes the attributes `attrs` (see
+    /// [`Entry::attrs`]); an op type has one lifter.
+    fn add(&mut self, op_types: &[&'static str], attrs: &'static [&'static str], lift: LiftFn) {
         for &op in op_types {
-            let previous = self.by_op.insert(op, lift);
+            let previous = self.by_op.insert(op, Entry { lift, attrs });
             debug_assert!(previous.is_none(), "ONNX op `{op}` registered twice");
         }
     }
 
-    fn get(&self, op_type: &str) -> Option<LiftFn> {
+    fn get(&self, op_type: &str) -> Option<Entry> {
         self.by_op.get(op_type).copied()
+    }
+
+    /// The attributes the lifter of `op_type` computes, for the lifters of multi-node
+    /// patterns.
+    pub(crate) fn attrs(op_type: &str) -> Option<&'static [&'static str]> {
+        REGISTRY.get(op_type).map(|e| e.attrs)
     }
 }
 

@@ -9,9 +9,22 @@ use crate::onnx::value::norm_axis;
 use super::{Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["BatchNormalization"], |l, i| l.batch_norm(i));
-    reg.add(&["LayerNormalization"], |l, i| l.layer_norm(i));
-    reg.add(&["InstanceNormalization"], |l, i| l.instance_norm(i));
+    reg.add(
+        &["BatchNormalization"],
+        // Whether batch or running statistics are used is the engine's mode, not the graph's:
+        // `training_mode` and opset-6's `is_test` only say how the graph was exported.
+        &["epsilon", "momentum", "spatial", "training_mode", "is_test"],
+        |l, i| l.batch_norm(i),
+    );
+    // stash_type=1: statistics in float32, the precision the engine computes f32 inputs in.
+    reg.add(
+        &["LayerNormalization"],
+        &["axis", "epsilon", "stash_type=1"],
+        |l, i| l.layer_norm(i),
+    );
+    reg.add(&["InstanceNormalization"], &["epsilon"], |l, i| {
+        l.instance_norm(i)
+    });
 }
 
 impl Lifter<'_> {

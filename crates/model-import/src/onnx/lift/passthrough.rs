@@ -8,9 +8,12 @@ use crate::onnx::value::scalar_f64;
 use super::{Alias, Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["Dropout"], |l, i| l.dropout(i));
-    reg.add(&["Identity"], |l, i| l.identity(i));
-    reg.add(&["Cast"], |l, i| l.cast(i));
+    // `seed` only picks the random mask, which the engine draws itself.
+    reg.add(&["Dropout"], &["ratio", "is_test", "seed"], |l, i| {
+        l.dropout(i)
+    });
+    reg.add(&["Identity"], &[], |l, i| l.identity(i));
+    reg.add(&["Cast"], &["to", "saturate"], |l, i| l.cast(i));
 }
 
 impl Lifter<'_> {

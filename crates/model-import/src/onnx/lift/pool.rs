@@ -8,12 +8,37 @@ use crate::onnx::value::{Val, norm_axis};
 use super::{Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["MaxPool", "AveragePool"], |l, i| l.pool(i));
-    reg.add(&["GlobalAveragePool", "GlobalMaxPool"], |l, i| {
+    reg.add(
+        &["MaxPool"],
+        &[
+            "auto_pad",
+            "ceil_mode",
+            "dilations",
+            "kernel_shape",
+            "pads",
+            "storage_order",
+            "strides",
+        ],
+        |l, i| l.pool(i),
+    );
+    reg.add(
+        &["AveragePool"],
+        &[
+            "auto_pad",
+            "ceil_mode",
+            "count_include_pad",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+        |l, i| l.pool(i),
+    );
+    reg.add(&["GlobalAveragePool", "GlobalMaxPool"], &[], |l, i| {
         l.global_pool(i)
     });
     reg.add(
         &["ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"],
+        &["axes", "keepdims", "noop_with_empty_axes"],
         |l, i| l.reduce(i),
     );
 }

@@ -8,7 +8,22 @@ use crate::onnx::value::is_one;
 use super::{Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["Resize", "Upsample"], |l, i| l.resize(i));
+    reg.add(
+        &["Resize"],
+        &[
+            "mode",
+            "coordinate_transformation_mode",
+            "nearest_mode",
+            "antialias=0",
+            // Read only by the cubic and tf_crop_and_resize modes, which are refused.
+            "cubic_coeff_a",
+            "extrapolation_value",
+            "exclude_outside=0",
+            "keep_aspect_ratio_policy=stretch",
+        ],
+        |l, i| l.resize(i),
+    );
+    reg.add(&["Upsample"], &["mode", "scales"], |l, i| l.resize(i));
 }
 
 impl Lifter<'_> {

@@ -67,7 +67,19 @@ struct Spec {
 }
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["LSTM", "GRU", "RNN"], lift_rnn);
+    reg.add(
+        &["LSTM", "GRU", "RNN"],
+        &[
+            "activations",
+            "clip",
+            "direction",
+            "hidden_size",
+            "input_forget",
+            "layout",
+            "linear_before_reset",
+        ],
+        lift_rnn,
+    );
 }
 
 fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {

@@ -9,16 +9,18 @@ use crate::onnx::value::{Dim, Val, int_vec, norm_axis, scalar_f64};
 use super::{Alias, Lifter, R, Registry};
 
 pub(super) fn register(reg: &mut Registry) {
-    reg.add(&["Concat"], |l, i| l.concat(i));
-    reg.add(&["Tile"], |l, i| l.tile(i));
-    reg.add(&["Flatten"], |l, i| l.flatten(i));
-    reg.add(&["Reshape"], |l, i| l.reshape(i));
-    reg.add(&["Transpose"], |l, i| l.transpose(i));
-    reg.add(&["Pad"], |l, i| l.pad(i));
-    reg.add(&["Gather"], |l, i| l.gather(i));
-    reg.add(&["Slice"], |l, i| l.slice(i));
-    reg.add(&["Split"], |l, i| l.split(i));
-    reg.add(&["Squeeze", "Unsqueeze"], |l, i| l.squeeze(i));
+    reg.add(&["Concat"], &["axis"], |l, i| l.concat(i));
+    reg.add(&["Tile"], &[], |l, i| l.tile(i));
+    reg.add(&["Flatten"], &["axis"], |l, i| l.flatten(i));
+    reg.add(&["Reshape"], &["allowzero"], |l, i| l.reshape(i));
+    reg.add(&["Transpose"], &["perm"], |l, i| l.transpose(i));
+    reg.add(&["Pad"], &["mode", "pads", "value"], |l, i| l.pad(i));
+    reg.add(&["Gather"], &["axis"], |l, i| l.gather(i));
+    reg.add(&["Slice"], &["starts", "ends", "axes"], |l, i| l.slice(i));
+    reg.add(&["Split"], &["axis", "split", "num_outputs"], |l, i| {
+        l.split(i)
+    });
+    reg.add(&["Squeeze", "Unsqueeze"], &["axes"], |l, i| l.squeeze(i));
 }
 
 impl Lifter<'_> {
