@@ -120,6 +120,12 @@ pub enum ParamRole {
     ReverseInputBias,
     /// Reverse direction of a bidirectional RNN: recurrent bias (torch `bias_hh_l0_reverse`).
     ReverseRecurrentBias,
+    /// ONNX LSTM peephole weights `P` `(directions, 3H)`, blocks in ONNX order `i, o, f`.
+    Peephole,
+    /// ONNX RNN `initial_h` `(directions, batch, H)` given as a constant.
+    InitialHidden,
+    /// ONNX LSTM `initial_c` `(directions, batch, H)` given as a constant.
+    InitialCell,
 }
 
 impl ParamRole {
@@ -146,6 +152,9 @@ impl ParamRole {
             ParamRole::ReverseRecurrentKernel => "reverse_recurrent_kernel",
             ParamRole::ReverseInputBias => "reverse_input_bias",
             ParamRole::ReverseRecurrentBias => "reverse_recurrent_bias",
+            ParamRole::Peephole => "peephole",
+            ParamRole::InitialHidden => "initial_h",
+            ParamRole::InitialCell => "initial_c",
         }
     }
 }

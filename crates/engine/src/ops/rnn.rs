@@ -158,6 +158,25 @@ struct Weights<F> {
     wh: Array2<F>,
     bx: Array1<F>,
     bh: Array1<F>,
+    /// LSTM peepholes `(p_i, p_f, p_o)`, each `(H)`.
+    peep: Option<[Array1<F>; 3]>,
+    /// Initial hidden state `(N, H)` (zero unless given).
+    h0: Option<Array2<F>>,
+    /// Initial cell state `(N, H)` (zero unless given).
+    c0: Option<Array2<F>>,
+}
+
+/// Gradients of one direction from [`Rnn::bptt`].
+struct DirGrads<F> {
+    /// `dA` by original time `(T, N, G·H)`.
+    da_x: Array3<F>,
+    dwh: Array2<F>,
+    dbh: Array1<F>,
+    /// `(dp_i, dp_f, dp_o)` when the layer has peepholes.
+    dpeep: Option<[Array1<F>; 3]>,
+    /// Gradient of the initial hidden and cell states `(N, H)`.
+    dh0: Array2<F>,
+    dc0: Array2<F>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +196,11 @@ pub(crate) struct Rnn {
     torch_states: bool,
     dirs: Vec<DirParams>,
     n_outputs: usize,
+    /// ONNX LSTM peephole parameter `(dirs, 3H)`, blocks `i, o, f`.
+    peephole: Option<String>,
+    /// ONNX `initial_h` / `initial_c` parameters `(dirs, N, H)`.
+    initial_h: Option<String>,
+    initial_c: Option<String>,
 }
 
 fn canonical_order(cell: RnnCell) -> GateOrder {
@@ -265,7 +289,40 @@ impl Rnn {
             (RnnCell::Gru, None) => return Err(cx.invalid("a GRU without gru_reset")),
             (_, r) => r.unwrap_or(GruReset::AfterMatmul),
         };
-        let torch_states = cx.node.origin.framework == Framework::Torch;
+        // States stacked over directions `(dirs, N, H)` (torch, ONNX) for nodes from PyTorch
+        // and for every layer whose kernels are stored torch/ONNX style (an ONNX file from any
+        // exporter); Keras's per-direction `(N, H)` otherwise.
+        let torch_states =
+            cx.node.origin.framework == Framework::Torch || dirs.iter().any(|d| d.wx.transposed);
+        let extra = |role: ParamRole, shape_ok: &dyn Fn(&[usize]) -> bool, what: &str| match cx
+            .opt_param(role)?
+        {
+            None => Ok(None),
+            Some(p) if shape_ok(p.tensor.shape()) => Ok(Some(p.name.clone())),
+            Some(p) => Err(cx.invalid(format!(
+                "{} `{}` has shape {:?}, expected {what}",
+                role.name(),
+                p.name,
+                p.tensor.shape()
+            ))),
+        };
+        let lstm = cell == RnnCell::Lstm;
+        let peephole = extra(
+            ParamRole::Peephole,
+            &|s| lstm && s == [ndir, 3 * units],
+            &format!("[{ndir}, {}] on an LSTM", 3 * units),
+        )?;
+        let state_ok = |s: &[usize]| s.len() == 3 && s[0] == ndir && s[2] == units;
+        let initial_h = extra(
+            ParamRole::InitialHidden,
+            &state_ok,
+            &format!("[{ndir}, batch, {units}]"),
+        )?;
+        let initial_c = extra(
+            ParamRole::InitialCell,
+            &|s| lstm && state_ok(s),
+            &format!("[{ndir}, batch, {units}] on an LSTM"),
+        )?;
         let rnn = Rnn {
             cell,
             units,
@@ -281,6 +338,9 @@ impl Rnn {
             torch_states,
             dirs,
             n_outputs: cx.node.outputs.len(),
+            peephole,
+            initial_h,
+            initial_c,
         };
         cx.outputs(rnn.produced())?;
         Ok(rnn)
@@ -340,12 +400,20 @@ impl Rnn {
 
     pub(crate) fn infer(
         &self,
-        _ps: &ParamShapes,
+        ps: &ParamShapes,
         xs: &[&[usize]],
     ) -> Result<Vec<Vec<usize>>, String> {
         let (t, n) = self.tn(xs[0])?;
         if t == 0 {
             return Err("a sequence of length 0".into());
+        }
+        for name in [&self.initial_h, &self.initial_c].into_iter().flatten() {
+            let s = ps.get(name).map(Vec::as_slice).unwrap_or_default();
+            if s.get(1) != Some(&n) {
+                return Err(format!(
+                    "initial state `{name}` has shape {s:?}, which does not fit a batch of {n}"
+                ));
+            }
         }
         let w = self.merged_width();
         let seq = |w: usize| {
@@ -402,11 +470,35 @@ impl Rnn {
             },
             None => Array1::zeros(gh),
         };
+        let h = self.units;
+        let row = |name: &Option<String>| {
+            name.as_ref().map(|n| {
+                let a = super::param(params, n).index_axis(Axis(0), d).to_owned();
+                match a.into_dimensionality::<ndarray::Ix2>() {
+                    Ok(v) => v,
+                    Err(e) => panic!("rnn initial state: {e}"),
+                }
+            })
+        };
+        let peep = self.peephole.as_ref().map(|n| {
+            let p = super::param(params, n).index_axis(Axis(0), d).to_owned();
+            let blk = |b: usize| {
+                p.slice_axis(Axis(0), ndarray::Slice::from(b * h..(b + 1) * h))
+                    .to_owned()
+                    .into_dimensionality::<ndarray::Ix1>()
+                    .unwrap_or_else(|e| panic!("rnn peephole: {e}"))
+            };
+            // ONNX order i, o, f.
+            [blk(0), blk(2), blk(1)]
+        });
         Weights {
             wx: two(&dp.wx),
             wh: two(&dp.wh),
             bx: one(&dp.bx),
             bh: one(&dp.bh),
+            peep,
+            h0: row(&self.initial_h),
+            c0: row(&self.initial_c),
         }
     }
 
@@ -493,8 +585,11 @@ impl Rnn {
         let ew = if self.cell == RnnCell::Gru { h } else { 0 };
         let mut e_all = Array3::<F>::zeros((t, n, ew));
         let mut h_all = Array3::<F>::zeros((t, n, h));
-        let mut hprev = Array2::<F>::zeros((n, h));
-        let mut cprev = Array2::<F>::zeros((n, cw));
+        let mut hprev = w.h0.clone().unwrap_or_else(|| Array2::<F>::zeros((n, h)));
+        let mut cprev = match &w.c0 {
+            Some(c0) if cw > 0 => c0.clone(),
+            _ => Array2::<F>::zeros((n, cw)),
+        };
         for (k, &ti) in order.iter().enumerate() {
             let xt = xw.index_axis(Axis(0), ti);
             let (hnew, a, gates) = match self.cell {
@@ -509,16 +604,24 @@ impl Rnn {
                     let mut a = matmul(&hprev.view(), &w.wh.view());
                     a += &xt;
                     a += &w.bh;
-                    let gates = self.gates(&a)?;
-                    let (i, fg, cg, o) = (
-                        gates.slice(s![.., 0..h]),
-                        gates.slice(s![.., h..2 * h]),
-                        gates.slice(s![.., 2 * h..3 * h]),
-                        gates.slice(s![.., 3 * h..4 * h]),
-                    );
-                    let c = &fg * &cprev + &(&i * &cg);
+                    // Peepholes: i and f see the previous cell state, o the new one.
+                    if let Some([pi, pf, _]) = &w.peep {
+                        let mut ai = a.slice_mut(s![.., 0..h]);
+                        ai += &(&cprev * pi);
+                        let mut af = a.slice_mut(s![.., h..2 * h]);
+                        af += &(&cprev * pf);
+                    }
+                    let mut gates = self.gates(&a)?;
+                    let c = &gates.slice(s![.., h..2 * h]) * &cprev
+                        + &(&gates.slice(s![.., 0..h]) * &gates.slice(s![.., 2 * h..3 * h]));
+                    if let Some([_, _, po]) = &w.peep {
+                        let mut ao = a.slice_mut(s![.., 3 * h..4 * h]);
+                        ao += &(&c * po);
+                        let o = self.act2(self.gate(3), &ao.to_owned())?;
+                        gates.slice_mut(s![.., 3 * h..4 * h]).assign(&o);
+                    }
                     let phic = self.act2(&self.activation, &c)?;
-                    let hn = &o * &phic;
+                    let hn = &gates.slice(s![.., 3 * h..4 * h]) * &phic;
                     c_all.index_axis_mut(Axis(0), k).assign(&c);
                     phic_all.index_axis_mut(Axis(0), k).assign(&phic);
                     cprev = c;
@@ -786,7 +889,32 @@ impl Rnn {
             let w = self.weights(cx.params, d);
             let order = self.order(d, t);
             let tr: Vec<Array3<F>> = (0..6).map(|i| to3(&cx.saved.arrays[d * 6 + i])).collect();
-            let (da_x, dwh, dbh) = self.bptt(&w, &tr, &order, &dseq[d], &dlast[d], &dclast[d]);
+            let DirGrads {
+                da_x,
+                dwh,
+                dbh,
+                dpeep,
+                dh0,
+                dc0,
+            } = self.bptt(&w, &tr, &order, &dseq[d], &dlast[d], &dclast[d]);
+            // Direction `d`'s row of a `(dirs, ...)` parameter.
+            let mut put_row = |name: &Option<String>, g: ArrayD<F>| {
+                if let Some(name) = name {
+                    let stored = super::param(cx.params, name).shape().to_vec();
+                    let full = acc
+                        .entry(name.clone())
+                        .or_insert_with(|| ArrayD::zeros(IxDyn(&stored)));
+                    full.index_axis_mut(Axis(0), d).assign(&g);
+                }
+            };
+            if let Some([gpi, gpf, gpo]) = dpeep {
+                // ONNX order i, o, f.
+                let p = concatenate(Axis(0), &[gpi.view(), gpo.view(), gpf.view()])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                put_row(&self.peephole, p.into_dyn());
+            }
+            put_row(&self.initial_h, dh0.into_dyn());
+            put_row(&self.initial_c, dc0.into_dyn());
             // da_x: (T, N, GH) indexed by original time.
             let dam = match da_x.into_shape_with_order((t * n, gh)) {
                 Ok(v) => v,
@@ -825,8 +953,7 @@ impl Rnn {
         }
     }
 
-    /// Backpropagation through time for one direction. Returns `dA` (by original time),
-    /// `dWh`, `dbh`.
+    /// Backpropagation through time for one direction.
     fn bptt<F: Float>(
         &self,
         w: &Weights<F>,
@@ -835,7 +962,7 @@ impl Rnn {
         dseq: &Array3<F>,
         dlast: &Array2<F>,
         dclast: &Array2<F>,
-    ) -> (Array3<F>, Array2<F>, Array1<F>) {
+    ) -> DirGrads<F> {
         let (a_all, g_all, c_all, phic_all, e_all, h_all) =
             (&tr[0], &tr[1], &tr[2], &tr[3], &tr[4], &tr[5]);
         let t = order.len();
@@ -846,6 +973,15 @@ impl Rnn {
         let mut dbh = Array1::<F>::zeros(gh);
         let mut dh_next = dlast.clone();
         let mut dc_next = dclast.clone();
+        let mut dpeep = w.peep.as_ref().map(|_| {
+            [
+                Array1::<F>::zeros(h),
+                Array1::<F>::zeros(h),
+                Array1::<F>::zeros(h),
+            ]
+        });
+        let h0 = w.h0.clone().unwrap_or_else(|| Array2::zeros((n, h)));
+        let c0 = w.c0.clone().unwrap_or_else(|| Array2::zeros((n, h)));
         let one = F::one();
         for k in (0..t).rev() {
             let ti = order[k];
@@ -854,7 +990,7 @@ impl Rnn {
             let a = a_all.index_axis(Axis(0), k);
             let g = g_all.index_axis(Axis(0), k);
             let hprev = if k == 0 {
-                Array2::zeros((n, h))
+                h0.clone()
             } else {
                 h_all.index_axis(Axis(0), k - 1).to_owned()
             };
@@ -883,7 +1019,7 @@ impl Rnn {
                     let c = c_all.index_axis(Axis(0), k);
                     let phic = phic_all.index_axis(Axis(0), k);
                     let cprev = if k == 0 {
-                        Array2::zeros((n, h))
+                        c0.clone()
                     } else {
                         c_all.index_axis(Axis(0), k - 1).to_owned()
                     };
@@ -893,23 +1029,27 @@ impl Rnn {
                         g.slice(s![.., 2 * h..3 * h]),
                         g.slice(s![.., 3 * h..4 * h]),
                     );
-                    let d_o = &dh * &phic;
+                    let blk = |b: usize| s![.., b * h..(b + 1) * h];
+                    let dao = dact(self.gate(3), a.slice(blk(3)), o, &(&dh * &phic));
                     let dphic = &dh * &o;
                     let mut dc = dc_next.clone();
                     dc += &dact(&self.activation, c, phic, &dphic);
-                    let di = &dc * &cg;
-                    let dcg = &dc * &i;
-                    let df = &dc * &cprev;
+                    if let (Some([_, _, po]), Some([_, _, gpo])) = (&w.peep, &mut dpeep) {
+                        dc += &(&dao * po);
+                        *gpo += &(&dao * &c).sum_axis(Axis(0));
+                    }
+                    let dai = dact(self.gate(0), a.slice(blk(0)), i, &(&dc * &cg));
+                    let daf = dact(self.gate(1), a.slice(blk(1)), fg, &(&dc * &cprev));
+                    let dac = dact(self.gate(2), a.slice(blk(2)), cg, &(&dc * &i));
                     dc_next = &dc * &fg;
-                    let blocks = [di, df, dcg, d_o];
-                    for (b, up) in blocks.iter().enumerate() {
-                        let d = dact(
-                            self.gate(b),
-                            a.slice(s![.., b * h..(b + 1) * h]),
-                            g.slice(s![.., b * h..(b + 1) * h]),
-                            up,
-                        );
-                        dpre.slice_mut(s![.., b * h..(b + 1) * h]).assign(&d);
+                    if let (Some([pi, pf, _]), Some([gpi, gpf, _])) = (&w.peep, &mut dpeep) {
+                        dc_next += &(&dai * pi);
+                        dc_next += &(&daf * pf);
+                        *gpi += &(&dai * &cprev).sum_axis(Axis(0));
+                        *gpf += &(&daf * &cprev).sum_axis(Axis(0));
+                    }
+                    for (b, d) in [dai, daf, dac, dao].iter().enumerate() {
+                        dpre.slice_mut(blk(b)).assign(d);
                     }
                     dhw.assign(&dpre);
                 }
@@ -955,7 +1095,19 @@ impl Rnn {
             da_x.index_axis_mut(Axis(0), ti).assign(&dpre);
             dh_next = dh_prev;
         }
-        (da_x, dwh, dbh)
+        let dc0 = if self.cell == RnnCell::Lstm {
+            dc_next
+        } else {
+            Array2::zeros((n, h))
+        };
+        DirGrads {
+            da_x,
+            dwh,
+            dbh,
+            dpeep,
+            dh0: dh_next,
+            dc0,
+        }
     }
 }
 

@@ -16,8 +16,8 @@
 //! `(directions, batch, hidden)`, torch's `h_n`/`c_n` for one layer.
 
 use model_ir::{
-    Activation, BidiMerge, GateOrder, GruReset, Op, Param, ParamLayout, ParamRole, RnnBias,
-    RnnCell, RnnDirection, Tensor,
+    Activation, BidiMerge, GateOrder, GruReset, HardSigmoid, Op, Param, ParamLayout, ParamRole,
+    RnnBias, RnnCell, RnnDirection, Tensor,
 };
 
 use super::{Alias, Lifter, R, Registry};
@@ -67,19 +67,186 @@ struct Spec {
 }
 
 pub(super) fn register(reg: &mut Registry) {
+    // `clip` is not computed (the engine has no cell clipping): the gate refuses it, as it
+    // refuses `input_forget=1` (coupled input and forget gates).
     reg.add(
-        &["LSTM", "GRU", "RNN"],
+        &["LSTM"],
         &[
+            "activation_alpha",
+            "activation_beta",
             "activations",
-            "clip",
             "direction",
             "hidden_size",
-            "input_forget",
+            "input_forget=0",
+            "layout",
+        ],
+        lift_rnn,
+    );
+    reg.add(
+        &["GRU"],
+        &[
+            "activation_alpha",
+            "activation_beta",
+            "activations",
+            "direction",
+            "hidden_size",
             "layout",
             "linear_before_reset",
         ],
         lift_rnn,
     );
+    reg.add(
+        &["RNN"],
+        &[
+            "activation_alpha",
+            "activation_beta",
+            "activations",
+            "direction",
+            "hidden_size",
+            "layout",
+        ],
+        lift_rnn,
+    );
+}
+
+/// Whether ONNX activation `name` (lower case) reads an `activation_alpha` / `activation_beta`
+/// value. ONNX Runtime hands the lists out in order to the functions that read them.
+fn reads_alpha_beta(name: &str) -> (bool, bool) {
+    match name {
+        "leakyrelu" | "thresholdedrelu" | "elu" => (true, false),
+        "hardsigmoid" | "affine" | "scaledtanh" => (true, true),
+        _ => (false, false),
+    }
+}
+
+/// The engine activation computing ONNX activation `name` with its alpha/beta (`None` = the
+/// ONNX default), or `None` when the engine has no exact counterpart.
+fn onnx_activation(name: &str, alpha: Option<f64>, beta: Option<f64>) -> Option<Activation> {
+    Some(match name {
+        "sigmoid" => Activation::Sigmoid,
+        "tanh" => Activation::Tanh,
+        "relu" => Activation::RELU,
+        "softsign" => Activation::Softsign,
+        "softplus" => Activation::Softplus {
+            beta: 1.0,
+            threshold: None,
+        },
+        "leakyrelu" => Activation::LeakyRelu {
+            slope: alpha.unwrap_or(0.01),
+        },
+        "elu" => Activation::Elu {
+            alpha: alpha.unwrap_or(1.0),
+        },
+        "hardsigmoid" => Activation::HardSigmoid(HardSigmoid {
+            slope: alpha.unwrap_or(0.2),
+            offset: beta.unwrap_or(0.5),
+        }),
+        _ => return None,
+    })
+}
+
+/// The `(gate, candidate)` activations of the `activations` attribute (with
+/// `activation_alpha` / `activation_beta`), or the refusal naming the attribute value the
+/// engine does not compute. ONNX lists `f, g, h` (LSTM), `f, g` (GRU) or `f` (RNN) per
+/// direction; the engine runs one `f` for the gates and one `g` = `h` for the candidate and
+/// the cell output.
+fn activations(
+    l: &Lifter<'_>,
+    i: usize,
+    cell: RnnCell,
+    dirs: usize,
+) -> R<(Option<Activation>, Activation)> {
+    let a = l.attrs(i);
+    let per: usize = match cell {
+        RnnCell::Lstm => 3,
+        RnnCell::Gru => 2,
+        RnnCell::SimpleRnn => 1,
+    };
+    let alphas = a.floats("activation_alpha")?;
+    let betas = a.floats("activation_beta")?;
+    let Some(names) = a.strings_lower("activations")? else {
+        if alphas.is_some() || betas.is_some() {
+            return Err(l.unsupported(
+                i,
+                format!(
+                    "activation_alpha={alphas:?} / activation_beta={betas:?} without activations (the defaults read neither)"
+                ),
+            ));
+        }
+        let gate = (cell != RnnCell::SimpleRnn).then_some(Activation::Sigmoid);
+        return Ok((gate, Activation::Tanh));
+    };
+    if names.len() != per * dirs {
+        return Err(l.malformed(
+            i,
+            format!(
+                "activations={names:?} lists {} functions, expected {per} per direction × {dirs}",
+                names.len()
+            ),
+        ));
+    }
+    let n_alpha = names.iter().filter(|n| reads_alpha_beta(n).0).count();
+    let n_beta = names.iter().filter(|n| reads_alpha_beta(n).1).count();
+    for (what, list, want) in [
+        ("activation_alpha", &alphas, n_alpha),
+        ("activation_beta", &betas, n_beta),
+    ] {
+        if let Some(v) = list
+            && v.len() != want
+        {
+            return Err(l.unsupported(
+                i,
+                format!(
+                    "{what}={v:?} with activations={names:?} ({want} function(s) read it; only an exact one-per-function list lifts)"
+                ),
+            ));
+        }
+    }
+    let (mut ai, mut bi) = (0, 0);
+    let mut acts = Vec::new();
+    for n in &names {
+        let (ra, rb) = reads_alpha_beta(n);
+        let alpha = if ra {
+            ai += 1;
+            alphas.as_ref().map(|v| v[ai - 1])
+        } else {
+            None
+        };
+        let beta = if rb {
+            bi += 1;
+            betas.as_ref().map(|v| v[bi - 1])
+        } else {
+            None
+        };
+        let act = onnx_activation(n, alpha, beta).ok_or_else(|| {
+            l.unsupported(
+                i,
+                format!("activations={names:?}: {n} is not computed by parallax"),
+            )
+        })?;
+        acts.push(act);
+    }
+    if dirs == 2 && acts[..per] != acts[per..] {
+        return Err(l.unsupported(
+            i,
+            format!(
+                "activations={names:?} differ between the two directions (one set is computed)"
+            ),
+        ));
+    }
+    let refuse = |why: &str| l.unsupported(i, format!("activations={names:?}: {why}"));
+    match cell {
+        RnnCell::SimpleRnn => Ok((None, acts[0].clone())),
+        RnnCell::Gru => Ok((Some(acts[0].clone()), acts[1].clone())),
+        RnnCell::Lstm => {
+            if acts[1] != acts[2] {
+                return Err(refuse(
+                    "the cell input (g) and cell output (h) functions differ (one function is computed for both)",
+                ));
+            }
+            Ok((Some(acts[0].clone()), acts[1].clone()))
+        }
+    }
 }
 
 fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
@@ -107,54 +274,32 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
     } else {
         1
     };
-    if let Some(acts) = a.strings_lower("activations")? {
-        let default: &[&str] = match cell {
-            RnnCell::Lstm => &["sigmoid", "tanh", "tanh"],
-            RnnCell::Gru => &["sigmoid", "tanh"],
-            RnnCell::SimpleRnn => &["tanh"],
-        };
-        let want: Vec<&str> = (0..dirs).flat_map(|_| default.iter().copied()).collect();
-        if acts != want {
-            return Err(l.unsupported(
-                i,
-                format!("activations {acts:?} (only the defaults {default:?} lift)"),
-            ));
-        }
-    }
-    if a.float("clip")?.is_some() {
-        return Err(l.unsupported(i, "cell clipping (clip)"));
-    }
-    if a.int_or("input_forget", 0)? != 0 {
-        return Err(l.unsupported(i, "coupled input and forget gates (input_forget=1)"));
-    }
+    let (recurrent_activation, activation) = activations(l, i, cell, dirs)?;
     let layout = a.int_or("layout", 0)?;
-    let lbr = a.int_or("linear_before_reset", 0)? != 0;
-    for (k, what) in [(4, "sequence_lens"), (7, "peepholes (P)")] {
-        if g.input(i, k).is_some() {
-            return Err(l.unsupported(i, format!("input {what}")));
-        }
+    if layout != 0 && layout != 1 {
+        return Err(l.malformed(i, format!("layout={layout} (0 or 1)")));
     }
-    for (k, what) in [(5, "initial_h"), (6, "initial_c")] {
-        if let Some(v) = g.input(i, k) {
-            let zero = match g.val(v) {
-                Some(Val::Zeros { .. }) => true,
-                Some(Val::Const(t)) => t.to_f64().iter().all(|&x| x == 0.0),
-                _ => false,
-            };
-            if !zero {
-                return Err(l.unsupported(
-                    i,
-                    format!("a non-zero {what} (only zero initial states lift)"),
-                ));
-            }
-        }
+    let lbr = a.int_or("linear_before_reset", 0)?;
+    if lbr != 0 && lbr != 1 {
+        return Err(l.malformed(i, format!("linear_before_reset={lbr} (0 or 1)")));
     }
+    let lbr = lbr == 1;
 
     // Input: a deferred (batch-first) swap means the IR layer reads the batch-first tensor.
     let xv = g
         .input(i, 0)
         .ok_or_else(|| l.malformed(i, "input X missing"))?
         .to_string();
+    // Time steps and batch of X, when static.
+    let x_shape: Option<Vec<i64>> = g
+        .shape(&xv)
+        .and_then(|s| s.iter().map(|d| d.known()).collect());
+    let (steps, batch) = match x_shape.as_deref() {
+        Some([t, n, _]) if layout == 0 => (Some(*t), Some(*n)),
+        Some([n, t, _]) => (Some(*t), Some(*n)),
+        _ => (None, None),
+    };
+    check_sequence_lens(l, i, steps)?;
     let (x, batch_first) = match l.alias.get(&xv).cloned() {
         Some(Alias::Swap01(u)) if layout == 0 => (l.resolve(&u, &g.name(i))?, true),
         _ => (l.rt(i, 0)?, layout == 1),
@@ -198,9 +343,10 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
             ),
         ));
     }
+    let extras = extra_params(l, i, &spec, layout, batch)?;
 
     let traced = traced_params(l, i, &spec, &w, &r, b.as_ref());
-    let (module, layer, params) = match traced {
+    let (module, layer, mut params) = match traced {
         Some(t) => t,
         None => converted_params(l, i, &spec, &w, &r, b.as_ref())?,
     };
@@ -213,31 +359,51 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
     } else {
         module.clone()
     };
+    for (role, suffix, t, trainable) in extras {
+        params.push(Param {
+            name: format!("{base}.{suffix}"),
+            role,
+            layout: ParamLayout::AsIs,
+            tensor: t,
+            trainable,
+        });
+    }
 
-    // Outputs: the sequence (after torch's Squeeze / Transpose+Reshape), h and c.
+    // Outputs. The IR layer gives the sequence as torch returns it (`(T, N, dirs·H)`, or
+    // `(N, T, dirs·H)` when batch-first) and the states as `(dirs, N, H)`; torch's own
+    // Squeeze / Transpose+Reshape after `Y` is absorbed, any other reader gets the raw ONNX
+    // forms rebuilt by Reshape/Permute nodes.
     let name = g.name(i);
-    let y = g
-        .output(i, 0)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{name}.sequence"));
-    let yh = g
-        .output(i, 1)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{name}.h"));
-    let yc = g
-        .output(i, 2)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{name}.c"));
-    let seq = sequence_value(l, i, &y, dirs, layout)?;
-    let mut outputs = vec![y.clone(), yh];
-    if cell == RnnCell::Lstm {
-        outputs.push(yc);
+    let y = g.output(i, 0).map(str::to_string);
+    let seq = match &y {
+        Some(y) if !g.consumers(y).is_empty() || g.is_output(y) => {
+            torch_sequence(l, i, y, dirs, layout)?
+        }
+        _ => None,
+    };
+    let seq_ir = match (&y, &seq) {
+        (Some(y), Some(_)) => y.clone(),
+        _ => format!("{name}.sequence"),
+    };
+    let mut outputs = vec![seq_ir.clone()];
+    let mut permuted_states = Vec::new();
+    for k in 1..if cell == RnnCell::Lstm { 3 } else { 2 } {
+        let which = if k == 1 { "h" } else { "c" };
+        match g.output(i, k) {
+            Some(v) if layout == 1 => {
+                let ir = format!("{name}.{which}_directions_first");
+                outputs.push(ir.clone());
+                permuted_states.push((ir, v.to_string()));
+            }
+            Some(v) => outputs.push(v.to_string()),
+            None => outputs.push(format!("{name}.{which}")),
+        }
     }
     let op_ir = Op::Rnn {
         cell,
         units: hidden,
-        activation: Activation::Tanh,
-        recurrent_activation: (cell != RnnCell::SimpleRnn).then_some(Activation::Sigmoid),
+        activation,
+        recurrent_activation,
         gate_order: orders(cell).0,
         bias: if spec.has_bias {
             RnnBias::InputAndRecurrent
@@ -259,21 +425,181 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
         recurrent_dropout: 0.0,
     };
     l.emit_named(i, &base, op_ir, vec![x], outputs, params, &op)?;
-    if let Some(seq) = seq {
-        let alias = if batch_first && layout == 0 {
-            Alias::Swap01(y)
-        } else {
-            Alias::Same(y)
-        };
-        l.alias.insert(seq, alias);
+    match (y, seq) {
+        (Some(y), Some(seq)) => {
+            let alias = if batch_first && layout == 0 {
+                Alias::Swap01(y)
+            } else {
+                Alias::Same(y)
+            };
+            l.alias.insert(seq, alias);
+        }
+        (Some(y), None) if !g.consumers(&y).is_empty() || g.is_output(&y) => {
+            // (T|N, N|T, dirs·H) → (·, ·, dirs, H), then to ONNX's axis order. Axes of the
+            // split IR sequence: batch-first (N, T, D, H), else (T, N, D, H).
+            let perm = match (batch_first, layout) {
+                (true, 0) => vec![1, 2, 0, 3],
+                (false, 0) => vec![0, 2, 1, 3],
+                (true, _) => vec![0, 1, 2, 3],
+                (false, _) => vec![1, 0, 2, 3],
+            };
+            let identity = perm == [0, 1, 2, 3];
+            let split = if identity {
+                y.clone()
+            } else {
+                format!("{name}.sequence_by_direction")
+            };
+            l.emit_named(
+                i,
+                &format!("{base}.Y_split"),
+                Op::Reshape {
+                    target_shape: vec![-1, dirs as i64, hidden as i64],
+                },
+                vec![seq_ir],
+                vec![split.clone()],
+                Vec::new(),
+                &format!("Reshape ({op} Y by direction)"),
+            )?;
+            if !identity {
+                l.emit_named(
+                    i,
+                    &format!("{base}.Y"),
+                    Op::Permute { perm },
+                    vec![split],
+                    vec![y],
+                    Vec::new(),
+                    &format!("Transpose ({op} Y to layout {layout})"),
+                )?;
+            }
+        }
+        _ => {}
+    }
+    for (ir, v) in permuted_states {
+        l.emit_named(
+            i,
+            &format!("{base}.{v}"),
+            Op::Permute {
+                perm: vec![1, 0, 2],
+            },
+            vec![ir],
+            vec![v],
+            Vec::new(),
+            &format!("Transpose ({op} state to layout 1)"),
+        )?;
     }
     Ok(())
 }
 
-/// Finds the value torch reads the output sequence from, claiming the nodes that reshape the
-/// raw `Y` into it: `Squeeze(Y, [1])` for one direction, `Transpose(0, 2, 1, 3) →
-/// Reshape(0, 0, -1)` for two.
-fn sequence_value(
+/// Refuses a `sequence_lens` input unless it is a constant giving every batch entry all `steps`
+/// time steps (then it changes nothing).
+fn check_sequence_lens(l: &Lifter<'_>, i: usize, steps: Option<i64>) -> R<()> {
+    let g = l.g;
+    let Some(v) = g.input(i, 4) else {
+        return Ok(());
+    };
+    let Some(t) = g.konst(v) else {
+        return Err(l.unsupported(
+            i,
+            format!("input sequence_lens (`{v}`) is computed at run time (only a constant lifts)"),
+        ));
+    };
+    let lens: Vec<i64> = t.to_i64().iter().copied().collect();
+    match steps {
+        Some(s) if lens.iter().all(|&n| n == s) => Ok(()),
+        Some(s) => Err(l.unsupported(
+            i,
+            format!(
+                "input sequence_lens={lens:?} shorter than the {s} time steps (per-batch lengths are not computed)"
+            ),
+        )),
+        None => Err(l.unsupported(
+            i,
+            format!("input sequence_lens={lens:?} with a time axis of unknown length"),
+        )),
+    }
+}
+
+/// The constant `initial_h`, `initial_c` (as `(dirs, N, H)`) and peepholes `P` of node `i`:
+/// `(role, name suffix, tensor, trainable)`. All-zero initial states are left out (the engine
+/// starts from zero); a computed one is refused.
+fn extra_params(
+    l: &Lifter<'_>,
+    i: usize,
+    spec: &Spec,
+    layout: i64,
+    batch: Option<i64>,
+) -> R<Vec<(ParamRole, &'static str, Tensor, bool)>> {
+    let g = l.g;
+    let (dirs, h) = (spec.dirs, spec.hidden);
+    let mut out = Vec::new();
+    for (k, role, what) in [
+        (5, ParamRole::InitialHidden, "initial_h"),
+        (6, ParamRole::InitialCell, "initial_c"),
+    ] {
+        let Some(v) = g.input(i, k) else { continue };
+        if k == 6 && spec.cell != RnnCell::Lstm {
+            continue;
+        }
+        let t = match g.val(v) {
+            Some(Val::Zeros { .. }) => continue,
+            Some(Val::Const(t)) => t,
+            _ => {
+                return Err(l.unsupported(
+                    i,
+                    format!("input {what} (`{v}`) is computed at run time (only a constant lifts)"),
+                ));
+            }
+        };
+        let want: Vec<i64> = if layout == 1 {
+            vec![batch.unwrap_or(-1), dirs as i64, h as i64]
+        } else {
+            vec![dirs as i64, batch.unwrap_or(-1), h as i64]
+        };
+        let fits = t.shape().len() == 3
+            && t.shape()
+                .iter()
+                .zip(&want)
+                .all(|(&s, &w)| w < 0 || s as i64 == w);
+        if !fits {
+            return Err(l.malformed(i, format!("{what} {:?} does not fit {want:?}", t.shape())));
+        }
+        if t.to_f64().iter().all(|&x| x == 0.0) {
+            continue;
+        }
+        let t = if layout == 1 {
+            t.permuted(&[1, 0, 2])
+        } else {
+            t.clone()
+        };
+        out.push((role, what, t, g.is_initializer(v)));
+    }
+    if let Some(v) = g.input(i, 7) {
+        let Some(t) = g.konst(v) else {
+            return Err(l.unsupported(
+                i,
+                format!("input P (`{v}`) is computed at run time (only a constant lifts)"),
+            ));
+        };
+        if t.shape() != [dirs, 3 * h] {
+            return Err(l.malformed(
+                i,
+                format!("P {:?} does not fit [{dirs}, {}]", t.shape(), 3 * h),
+            ));
+        }
+        out.push((
+            ParamRole::Peephole,
+            "peephole",
+            t.clone(),
+            g.is_initializer(v),
+        ));
+    }
+    Ok(out)
+}
+
+/// The value torch reads the output sequence from, claiming the nodes that reshape the raw
+/// `Y` into it: `Squeeze(Y, [1])` for one direction, `Transpose(0, 2, 1, 3) →
+/// Reshape(0, 0, -1)` for two. `None` when `Y` is read any other way.
+fn torch_sequence(
     l: &mut Lifter<'_>,
     i: usize,
     y: &str,
@@ -281,21 +607,9 @@ fn sequence_value(
     layout: i64,
 ) -> R<Option<String>> {
     let g = l.g;
-    if g.consumers(y).is_empty() && !g.is_output(y) {
-        return Ok(None);
-    }
-    let bad = |c: Option<usize>| {
-        let (node, op) = match c {
-            Some(c) => (
-                g.name(c),
-                format!("{} of the raw {} output Y", g.op(c), g.op(i)),
-            ),
-            None => (g.name(i), format!("{} output Y read directly", g.op(i))),
-        };
-        crate::error::ErrorKind::UnsupportedOp { node, op_type: op }
-    };
+    let _ = i;
     let Some(c) = g.sole_consumer(y) else {
-        return Err(bad(g.consumers(y).first().copied()));
+        return Ok(None);
     };
     let dir_axis = if layout == 1 { 2 } else { 1 };
     if dirs == 1 {
@@ -305,7 +619,7 @@ fn sequence_value(
             _ => None,
         };
         if axes.as_deref() != Some(&[dir_axis]) && axes.as_deref() != Some(&[dir_axis - 4]) {
-            return Err(bad(Some(c)));
+            return Ok(None);
         }
         l.claimed.insert(c);
         return Ok(g.output(c, 0).map(str::to_string));
@@ -314,13 +628,16 @@ fn sequence_value(
     let mut cur = c;
     if layout == 0 {
         if g.op(c) != "Transpose" || l.attrs(c).ints("perm")?.as_deref() != Some(&[0, 2, 1, 3]) {
-            return Err(bad(Some(c)));
+            return Ok(None);
         }
         let t_out = g.output(c, 0).unwrap_or_default();
-        cur = g.sole_consumer(t_out).ok_or_else(|| bad(Some(c)))?;
+        let Some(next) = g.sole_consumer(t_out) else {
+            return Ok(None);
+        };
+        cur = next;
     }
     if g.op(cur) != "Reshape" {
-        return Err(bad(Some(cur)));
+        return Ok(None);
     }
     let out = g.output(cur, 0).unwrap_or_default().to_string();
     let ok = match (g.shape(g.input(cur, 0).unwrap_or_default()), g.shape(&out)) {
@@ -328,7 +645,7 @@ fn sequence_value(
         _ => false,
     };
     if !ok {
-        return Err(bad(Some(cur)));
+        return Ok(None);
     }
     l.claimed.insert(c);
     l.claimed.insert(cur);
