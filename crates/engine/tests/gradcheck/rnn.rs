@@ -24,6 +24,12 @@ struct RnnCase {
     /// Store the reverse direction under the forward roles, after the forward direction, and
     /// the Keras GRU rows under `Bias` (what the importers write).
     shared_roles: bool,
+    /// Candidate activation (tanh unless an ONNX `activations` list says otherwise).
+    activation: Activation,
+    /// ONNX LSTM peepholes `P` `(dirs, 3H)`.
+    peephole: bool,
+    /// ONNX constant `initial_h` (and `initial_c` for an LSTM) `(dirs, N, H)`.
+    initial: bool,
 }
 
 fn keras_lstm() -> RnnCase {
@@ -41,6 +47,9 @@ fn keras_lstm() -> RnnCase {
         recurrent: Activation::Sigmoid,
         outputs: 1,
         shared_roles: false,
+        activation: Activation::Tanh,
+        peephole: false,
+        initial: false,
     }
 }
 
@@ -151,13 +160,35 @@ fn check_rnn(c: RnnCase) {
     let shape = if c.batch_first { [t, fin] } else { [n, fin] };
     let x = b.input("x", &shape);
     let mut ps = rnn_params(&mut b, &c, false, fin, h);
-    if matches!(c.direction, RnnDirection::Bidirectional(_)) {
+    let ndir = if matches!(c.direction, RnnDirection::Bidirectional(_)) {
         ps.extend(rnn_params(&mut b, &c, true, fin, h));
+        2
+    } else {
+        1
+    };
+    if c.peephole {
+        ps.push(b.param("p", ParamRole::Peephole, ParamLayout::AsIs, &[ndir, 3 * h]));
+    }
+    if c.initial {
+        ps.push(b.param(
+            "h0",
+            ParamRole::InitialHidden,
+            ParamLayout::AsIs,
+            &[ndir, n, h],
+        ));
+        if c.cell == RnnCell::Lstm {
+            ps.push(b.param(
+                "c0",
+                ParamRole::InitialCell,
+                ParamLayout::AsIs,
+                &[ndir, n, h],
+            ));
+        }
     }
     let op = Op::Rnn {
         cell: c.cell,
         units: h,
-        activation: Activation::Tanh,
+        activation: c.activation.clone(),
         recurrent_activation: (c.cell != RnnCell::SimpleRnn).then(|| c.recurrent.clone()),
         gate_order: c.order,
         bias: c.bias,
@@ -307,5 +338,79 @@ fn rnn_bidirectional_merges() {
         return_state: true,
         outputs: 2,
         ..keras_lstm()
+    });
+}
+
+/// What the ONNX importer builds: torch-layout kernels in ONNX gate order, states stacked
+/// over directions.
+fn onnx_lstm() -> RnnCase {
+    RnnCase {
+        torch: true,
+        bias: RnnBias::InputAndRecurrent,
+        batch_first: false,
+        return_state: true,
+        outputs: 3,
+        ..keras_lstm()
+    }
+}
+
+#[test]
+fn rnn_onnx_lstm_peepholes_and_initial_states() {
+    let peep = RnnCase {
+        order: GateOrder::Iofc,
+        peephole: true,
+        initial: true,
+        ..onnx_lstm()
+    };
+    check_rnn(peep.clone());
+    check_rnn(RnnCase {
+        direction: RnnDirection::Reverse,
+        batch_first: true,
+        ..peep.clone()
+    });
+    check_rnn(RnnCase {
+        direction: RnnDirection::Bidirectional(BidiMerge::Concat),
+        shared_roles: true,
+        ..peep.clone()
+    });
+    check_rnn(RnnCase {
+        initial: false,
+        ..peep
+    });
+}
+
+#[test]
+fn rnn_onnx_initial_states_and_activations() {
+    for reset in [GruReset::AfterMatmul, GruReset::BeforeMatmul] {
+        check_rnn(RnnCase {
+            cell: RnnCell::Gru,
+            order: GateOrder::Zrh,
+            reset: Some(reset),
+            outputs: 2,
+            initial: true,
+            ..onnx_lstm()
+        });
+    }
+    check_rnn(RnnCase {
+        cell: RnnCell::SimpleRnn,
+        order: GateOrder::Single,
+        outputs: 2,
+        initial: true,
+        activation: Activation::Softsign,
+        direction: RnnDirection::Bidirectional(BidiMerge::Concat),
+        shared_roles: true,
+        ..onnx_lstm()
+    });
+    // ONNX `activations = [HardSigmoid(0.3, 0.4), Elu(0.5), Elu(0.5)]`, with peepholes.
+    check_rnn(RnnCase {
+        order: GateOrder::Iofc,
+        recurrent: Activation::HardSigmoid(HardSigmoid {
+            slope: 0.3,
+            offset: 0.4,
+        }),
+        activation: Activation::Elu { alpha: 0.5 },
+        peephole: true,
+        initial: true,
+        ..onnx_lstm()
     });
 }
