@@ -126,6 +126,8 @@ pub enum ParamRole {
     InitialHidden,
     /// ONNX LSTM `initial_c` `(directions, batch, H)` given as a constant.
     InitialCell,
+    /// ONNX RNN `sequence_lens` `(batch)` given as a constant (integers, not trained).
+    SequenceLengths,
 }
 
 impl ParamRole {
@@ -155,6 +157,7 @@ impl ParamRole {
             ParamRole::Peephole => "peephole",
             ParamRole::InitialHidden => "initial_h",
             ParamRole::InitialCell => "initial_c",
+            ParamRole::SequenceLengths => "sequence_lens",
         }
     }
 }

@@ -20,7 +20,19 @@
 //! - GRU, reset before the matmul (Keras `reset_after=False`, ONNX `linear_before_reset=0`):
 //!   `n = φ(x_h + (r⊙h)·Wh_h + bh_h)`.
 //!
-//! Sequences: the initial state is zero. `Forward` runs `t = 0..T`; `Reverse` (ONNX) runs
+//! ONNX extensions (parameters by role, from the ONNX importer): peepholes `P`
+//! (`ParamRole::Peephole`, `(dirs, 3H)` in ONNX block order `i, o, f`) add `p_i⊙c` and
+//! `p_f⊙c` (previous cell state) to the input and forget pre-activations and `p_o⊙c'` (new cell
+//! state) to the output gate's, so BPTT adds `da_o⊙p_o` to `dc` and `da_i⊙p_i + da_f⊙p_f` to
+//! `dc_prev`; `initial_h` / `initial_c` (`(dirs, N, H)`) replace the zero initial states and
+//! receive the gradient left after the first step; `sequence_lens` (`(N)` integers,
+//! `ParamRole::SequenceLengths`, not trained) ends entry `b` after its first `lens[b]` time
+//! steps: a step at `t ≥ lens[b]` leaves that entry's state unchanged and outputs zero (so a
+//! reverse direction starts at `lens[b] − 1` from the initial state, and the last state is the
+//! one at the last valid step, as ONNX Runtime computes), and in BPTT passes the state
+//! gradients through untouched.
+//!
+//! Sequences: the initial state is zero unless given. `Forward` runs `t = 0..T`; `Reverse` (ONNX) runs
 //! `T−1..0` and writes each output at its own time step; Keras `go_backwards` runs `T−1..0` and
 //! returns the outputs in processing order (reversed); `Bidirectional` runs both and writes the
 //! reverse outputs at their own time steps (Keras flips the backward sequence back), merged by
@@ -201,6 +213,9 @@ pub(crate) struct Rnn {
     /// ONNX `initial_h` / `initial_c` parameters `(dirs, N, H)`.
     initial_h: Option<String>,
     initial_c: Option<String>,
+    /// ONNX `sequence_lens`: batch entry `b` has its first `lens[b]` time steps; the steps
+    /// past it leave the state unchanged and output zeros.
+    lens: Option<Vec<usize>>,
 }
 
 fn canonical_order(cell: RnnCell) -> GateOrder {
@@ -323,6 +338,20 @@ impl Rnn {
             &|s| lstm && state_ok(s),
             &format!("[{ndir}, batch, {units}] on an LSTM"),
         )?;
+        let lens = match cx.opt_param(ParamRole::SequenceLengths)? {
+            None => None,
+            Some(p) => {
+                let v = p.tensor.to_i64();
+                if v.ndim() != 1 || v.iter().any(|&n| n < 1) {
+                    return Err(cx.invalid(format!(
+                        "sequence_lens `{}` must be a vector of positive lengths, got {:?}",
+                        p.name,
+                        v.iter().collect::<Vec<_>>()
+                    )));
+                }
+                Some(v.iter().map(|&n| n as usize).collect())
+            }
+        };
         let rnn = Rnn {
             cell,
             units,
@@ -341,6 +370,7 @@ impl Rnn {
             peephole,
             initial_h,
             initial_c,
+            lens,
         };
         cx.outputs(rnn.produced())?;
         Ok(rnn)
@@ -406,6 +436,13 @@ impl Rnn {
         let (t, n) = self.tn(xs[0])?;
         if t == 0 {
             return Err("a sequence of length 0".into());
+        }
+        if let Some(lens) = &self.lens
+            && (lens.len() != n || lens.iter().any(|&l| l > t))
+        {
+            return Err(format!(
+                "sequence_lens {lens:?} does not fit a batch of {n} sequences of {t} steps"
+            ));
         }
         for name in [&self.initial_h, &self.initial_c].into_iter().flatten() {
             let s = ps.get(name).map(Vec::as_slice).unwrap_or_default();
@@ -517,6 +554,28 @@ impl Rnn {
     }
 
     /// Output time index of processing step `k` (Keras `go_backwards` keeps processing order).
+    /// Batch entries whose sequence has ended before time step `ti` (ONNX `sequence_lens`).
+    fn ended(&self, ti: usize) -> Vec<usize> {
+        match &self.lens {
+            Some(lens) => (0..lens.len()).filter(|&b| ti >= lens[b]).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The sequence output of one direction `(T, N, H)` by output time, zero past each
+    /// entry's length.
+    fn sequence<F: Float>(&self, hs: &Array3<F>, order: &[usize]) -> Array3<F> {
+        let mut seq = Array3::<F>::zeros(hs.raw_dim());
+        for k in 0..order.len() {
+            let mut row = seq.index_axis_mut(Axis(0), self.out_pos(order, k));
+            row.assign(&hs.index_axis(Axis(0), k));
+            for b in self.ended(order[k]) {
+                row.index_axis_mut(Axis(0), b).fill(F::zero());
+            }
+        }
+        seq
+    }
+
     fn out_pos(&self, order: &[usize], k: usize) -> usize {
         if self.go_backwards { k } else { order[k] }
     }
@@ -620,6 +679,10 @@ impl Rnn {
                         let o = self.act2(self.gate(3), &ao.to_owned())?;
                         gates.slice_mut(s![.., 3 * h..4 * h]).assign(&o);
                     }
+                    let mut c = c;
+                    for b in self.ended(ti) {
+                        c.row_mut(b).assign(&cprev.row(b));
+                    }
                     let phic = self.act2(&self.activation, &c)?;
                     let hn = &gates.slice(s![.., 3 * h..4 * h]) * &phic;
                     c_all.index_axis_mut(Axis(0), k).assign(&c);
@@ -666,6 +729,10 @@ impl Rnn {
                     (hn, a, gates)
                 }
             };
+            let mut hnew = hnew;
+            for b in self.ended(ti) {
+                hnew.row_mut(b).assign(&hprev.row(b));
+            }
             a_all.index_axis_mut(Axis(0), k).assign(&a);
             g_all.index_axis_mut(Axis(0), k).assign(&gates);
             h_all.index_axis_mut(Axis(0), k).assign(&hnew);
@@ -698,8 +765,7 @@ impl Rnn {
         xs: &[&ArrayD<F>],
     ) -> Result<Out<F>, String> {
         let x = self.time_major(xs[0]);
-        let (t, n, _) = x.dim();
-        let h = self.units;
+        let t = x.dim().0;
         let mut saved = Saved::default();
         let mut seqs = Vec::new();
         let mut lasts = Vec::new();
@@ -709,12 +775,7 @@ impl Rnn {
             let order = self.order(d, t);
             let trace = self.run_dir(&w, &x, &order)?;
             let hs = &trace[5];
-            let mut seq = Array3::<F>::zeros((t, n, h));
-            for k in 0..t {
-                seq.index_axis_mut(Axis(0), self.out_pos(&order, k))
-                    .assign(&hs.index_axis(Axis(0), k));
-            }
-            seqs.push(seq);
+            seqs.push(self.sequence(hs, &order));
             lasts.push(hs.index_axis(Axis(0), t - 1).to_owned());
             if self.cell == RnnCell::Lstm {
                 cells.push(trace[2].index_axis(Axis(0), t - 1).to_owned());
@@ -789,13 +850,7 @@ impl Rnn {
         let mut dclast: Vec<Array2<F>> = (0..ndir).map(|_| Array2::zeros((n, h))).collect();
         let seq_of = |d: usize| -> Array3<F> {
             let hs = to3(&cx.saved.arrays[d * 6 + 5]);
-            let order = self.order(d, t);
-            let mut seq = Array3::<F>::zeros((t, n, h));
-            for k in 0..t {
-                seq.index_axis_mut(Axis(0), self.out_pos(&order, k))
-                    .assign(&hs.index_axis(Axis(0), k));
-            }
-            seq
+            self.sequence(&hs, &self.order(d, t))
         };
         let last_of = |d: usize| -> Array2<F> {
             to3(&cx.saved.arrays[d * 6 + 5])
@@ -987,6 +1042,16 @@ impl Rnn {
             let ti = order[k];
             let mut dh = dh_next.clone();
             dh += &dseq.index_axis(Axis(0), self.out_pos(order, k));
+            // An ended entry's step passes its state through unchanged: no gradient reaches
+            // the step, and the incoming state gradients go straight to the previous state.
+            let ended = self.ended(ti);
+            let (dh_through, dc_through) = (dh_next.clone(), dc_next.clone());
+            for &b in &ended {
+                dh.row_mut(b).fill(F::zero());
+                if self.cell == RnnCell::Lstm {
+                    dc_next.row_mut(b).fill(F::zero());
+                }
+            }
             let a = a_all.index_axis(Axis(0), k);
             let g = g_all.index_axis(Axis(0), k);
             let hprev = if k == 0 {
@@ -1092,6 +1157,12 @@ impl Rnn {
             dwh += &matmul(&hprev.t(), &dhw.view());
             dbh += &dhw.sum_axis(Axis(0));
             dh_prev += &matmul(&dhw.view(), &w.wh.t());
+            for &b in &ended {
+                dh_prev.row_mut(b).assign(&dh_through.row(b));
+                if self.cell == RnnCell::Lstm {
+                    dc_next.row_mut(b).assign(&dc_through.row(b));
+                }
+            }
             da_x.index_axis_mut(Axis(0), ti).assign(&dpre);
             dh_next = dh_prev;
         }

@@ -30,6 +30,8 @@ struct RnnCase {
     peephole: bool,
     /// ONNX constant `initial_h` (and `initial_c` for an LSTM) `(dirs, N, H)`.
     initial: bool,
+    /// ONNX constant `sequence_lens` (one per batch entry).
+    lens: Option<Vec<i64>>,
 }
 
 fn keras_lstm() -> RnnCase {
@@ -50,6 +52,7 @@ fn keras_lstm() -> RnnCase {
         activation: Activation::Tanh,
         peephole: false,
         initial: false,
+        lens: None,
     }
 }
 
@@ -184,6 +187,15 @@ fn check_rnn(c: RnnCase) {
                 &[ndir, n, h],
             ));
         }
+    }
+    if let Some(lens) = &c.lens {
+        ps.push(model_ir::Param {
+            name: "lens".into(),
+            role: ParamRole::SequenceLengths,
+            layout: ParamLayout::AsIs,
+            tensor: model_ir::Tensor::I64(ndarray::Array1::from(lens.clone()).into_dyn()),
+            trainable: false,
+        });
     }
     let op = Op::Rnn {
         cell: c.cell,
@@ -411,6 +423,47 @@ fn rnn_onnx_initial_states_and_activations() {
         activation: Activation::Elu { alpha: 0.5 },
         peephole: true,
         initial: true,
+        ..onnx_lstm()
+    });
+}
+
+#[test]
+fn rnn_onnx_sequence_lengths() {
+    // Batch of 2, 3 steps: one full sequence, one of a single step.
+    let lens = Some(vec![3, 1]);
+    for direction in [
+        RnnDirection::Forward,
+        RnnDirection::Reverse,
+        RnnDirection::Bidirectional(BidiMerge::Concat),
+    ] {
+        check_rnn(RnnCase {
+            order: GateOrder::Iofc,
+            peephole: true,
+            initial: true,
+            lens: lens.clone(),
+            direction,
+            shared_roles: true,
+            ..onnx_lstm()
+        });
+    }
+    for reset in [GruReset::AfterMatmul, GruReset::BeforeMatmul] {
+        check_rnn(RnnCase {
+            cell: RnnCell::Gru,
+            order: GateOrder::Zrh,
+            reset: Some(reset),
+            outputs: 2,
+            initial: true,
+            lens: Some(vec![2, 3]),
+            direction: RnnDirection::Reverse,
+            ..onnx_lstm()
+        });
+    }
+    check_rnn(RnnCase {
+        cell: RnnCell::SimpleRnn,
+        order: GateOrder::Single,
+        outputs: 2,
+        lens: Some(vec![1, 2]),
+        batch_first: true,
         ..onnx_lstm()
     });
 }

@@ -14,6 +14,17 @@
 //! Its outputs are `(sequence, h, c)`: the sequence as torch returns it
 //! (`(batch, time, directions·hidden)` when batch-first, else time-major) and `h`/`c` as
 //! `(directions, batch, hidden)`, torch's `h_n`/`c_n` for one layer.
+//!
+//! Any other reader of `Y` (a graph output, ONNX's own node tests) gets the raw ONNX form
+//! rebuilt by IR nodes: `Reshape` to `(·, ·, directions, hidden)` and `Permute` to
+//! `(T, directions, N, hidden)` (layout 0) or `(N, T, directions, hidden)` (layout 1); with
+//! layout 1, `Y_h` / `Y_c` are permuted to `(N, directions, hidden)` and constant initial
+//! states read from that form. Constant `initial_h` / `initial_c` (non-zero), peepholes `P`
+//! and `sequence_lens` (unless every length is the full sequence) become parameters the
+//! engine computes with; computed ones are refused. `activations` (with `activation_alpha` /
+//! `activation_beta`, handed out in order to the functions that read them, as ONNX Runtime
+//! does) lift when the engine has the function, both directions agree and an LSTM's `g` and
+//! `h` are the same function; `clip` and `input_forget=1` are refused.
 
 use model_ir::{
     Activation, BidiMerge, GateOrder, GruReset, HardSigmoid, Op, Param, ParamLayout, ParamRole,
@@ -299,7 +310,7 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
         Some([n, t, _]) => (Some(*t), Some(*n)),
         _ => (None, None),
     };
-    check_sequence_lens(l, i, steps)?;
+    let lens = sequence_lens(l, i, steps)?;
     let (x, batch_first) = match l.alias.get(&xv).cloned() {
         Some(Alias::Swap01(u)) if layout == 0 => (l.resolve(&u, &g.name(i))?, true),
         _ => (l.rt(i, 0)?, layout == 1),
@@ -343,7 +354,10 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
             ),
         ));
     }
-    let extras = extra_params(l, i, &spec, layout, batch)?;
+    let mut extras = extra_params(l, i, &spec, layout, batch)?;
+    if let Some((t, trainable)) = lens {
+        extras.push((ParamRole::SequenceLengths, "sequence_lens", t, trainable));
+    }
 
     let traced = traced_params(l, i, &spec, &w, &r, b.as_ref());
     let (module, layer, mut params) = match traced {
@@ -490,12 +504,13 @@ fn lift_rnn(l: &mut Lifter<'_>, i: usize) -> R<()> {
     Ok(())
 }
 
-/// Refuses a `sequence_lens` input unless it is a constant giving every batch entry all `steps`
-/// time steps (then it changes nothing).
-fn check_sequence_lens(l: &Lifter<'_>, i: usize, steps: Option<i64>) -> R<()> {
+/// The constant `sequence_lens` input as an `I64` parameter tensor, or `None` when it is absent
+/// or gives every batch entry all `steps` time steps (then it changes nothing). A computed one,
+/// or a length outside `1..=steps`, is refused.
+fn sequence_lens(l: &Lifter<'_>, i: usize, steps: Option<i64>) -> R<Option<(Tensor, bool)>> {
     let g = l.g;
     let Some(v) = g.input(i, 4) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(t) = g.konst(v) else {
         return Err(l.unsupported(
@@ -504,19 +519,28 @@ fn check_sequence_lens(l: &Lifter<'_>, i: usize, steps: Option<i64>) -> R<()> {
         ));
     };
     let lens: Vec<i64> = t.to_i64().iter().copied().collect();
-    match steps {
-        Some(s) if lens.iter().all(|&n| n == s) => Ok(()),
-        Some(s) => Err(l.unsupported(
+    if t.shape().len() != 1 {
+        return Err(l.malformed(i, format!("sequence_lens of shape {:?}", t.shape())));
+    }
+    if lens.iter().any(|&n| n < 1 || steps.is_some_and(|s| n > s)) {
+        return Err(l.unsupported(
             i,
             format!(
-                "input sequence_lens={lens:?} shorter than the {s} time steps (per-batch lengths are not computed)"
+                "input sequence_lens={lens:?} (only lengths from 1 to the {} time steps are computed)",
+                steps.map_or("(unknown)".to_string(), |s| s.to_string())
             ),
-        )),
-        None => Err(l.unsupported(
-            i,
-            format!("input sequence_lens={lens:?} with a time axis of unknown length"),
-        )),
+        ));
     }
+    if steps.is_some_and(|s| lens.iter().all(|&n| n == s)) {
+        return Ok(None);
+    }
+    let n = lens.len();
+    let tensor = Tensor::I64(
+        ndarray::Array1::from(lens)
+            .into_shape_with_order(ndarray::IxDyn(&[n]))
+            .map_err(|e| l.malformed(i, format!("sequence_lens: {e}")))?,
+    );
+    Ok(Some((tensor, false)))
 }
 
 /// The constant `initial_h`, `initial_c` (as `(dirs, N, H)`) and peepholes `P` of node `i`:
