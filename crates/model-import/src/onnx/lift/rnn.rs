@@ -570,7 +570,9 @@ fn extra_params(
             _ => {
                 return Err(l.unsupported(
                     i,
-                    format!("input {what} (`{v}`) is computed at run time (only a constant lifts)"),
+                    format!(
+                        "a non-zero {what} computed at run time (`{v}`; only constant initial states lift)"
+                    ),
                 ));
             }
         };
