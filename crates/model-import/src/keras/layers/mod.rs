@@ -22,6 +22,7 @@ use crate::error::ErrorKind;
 mod activation;
 mod conv;
 mod dense;
+mod gate;
 mod merge;
 mod norm;
 mod pooling;
@@ -215,6 +216,7 @@ pub(super) fn convert(
     notes: &mut Vec<String>,
 ) -> Result<Converted, ErrorKind> {
     let class = c.class;
+    gate::check(c)?;
     training_only_notes(c, notes);
     let mut conv = match class {
         "Dense" => dense::dense(c, input, notes)?,
