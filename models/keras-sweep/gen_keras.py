@@ -92,6 +92,7 @@ def cases():
     add("Dense", grid({"units": 3}, {"use_bias": False}, {"activation": "relu"},
                       {"activation": "softmax"}), [(4,)])
     add("Dense", [{"units": 2, "activation": "tanh"}], [(3, 4)])
+    add("Dense", [{"units": 2, "activation": "gelu"}], [(2, 3, 4)])
     # Convolutions
     conv_var = [
         {"padding": "same"}, {"strides": 2}, {"strides": 2, "padding": "same"},
@@ -99,10 +100,16 @@ def cases():
         {"activation": "relu"}, {"kernel_size": 1},
     ]
     add("Conv1D", grid({"filters": 2, "kernel_size": 3}, *conv_var, {"padding": "causal"},
+                       {"padding": "causal", "strides": 2},
+                       {"kernel_size": 2, "padding": "same"},
+                       {"kernel_size": 4, "strides": 3, "padding": "same"},
                        {"padding": "causal", "dilation_rate": 2}, {"groups": 2, "filters": 4},
                        cf, dict(cf, strides=2, padding="same")),
         lambda c: [(4, 6)] if c.get("data_format") == "channels_first" else [(6, 4)])
     add("Conv2D", grid({"filters": 2, "kernel_size": 3}, *conv_var, {"strides": (2, 1)},
+                       {"kernel_size": 2, "padding": "same"},
+                       {"kernel_size": (2, 4), "strides": 2, "padding": "same",
+                        "dilation_rate": 1},
                        {"kernel_size": (2, 3), "strides": (1, 2), "padding": "same"},
                        {"groups": 2, "filters": 4}, cf, dict(cf, strides=2, padding="same"),
                        dict(cf, groups=2, filters=2)),
@@ -115,7 +122,9 @@ def cases():
         {"dilation_rate": 2}, {"dilation_rate": 2, "padding": "same"}, {"use_bias": False},
         {"depth_multiplier": 2}, {"activation": "relu"},
     ]
-    add("DepthwiseConv1D", grid({"kernel_size": 3}, *dw_var, cf),
+    add("DepthwiseConv1D", grid({"kernel_size": 3}, *dw_var, cf,
+                                {"kernel_size": 2, "padding": "same"},
+                                {"kernel_size": 4, "strides": 3, "padding": "same"}),
         lambda c: [(3, 6)] if c.get("data_format") == "channels_first" else [(6, 3)])
     add("DepthwiseConv2D", grid({"kernel_size": 3}, *dw_var, cf,
                                 dict(cf, strides=2, padding="same", depth_multiplier=2)),
@@ -128,6 +137,11 @@ def cases():
         {"padding": "same"}, {"strides": 2}, {"strides": 2, "padding": "same"},
         {"strides": 2, "output_padding": 1}, {"strides": 3, "padding": "same", "output_padding": 1},
         {"dilation_rate": 2}, {"use_bias": False}, {"activation": "relu"},
+        {"kernel_size": 2, "strides": 2, "padding": "same"},
+        {"kernel_size": 4, "strides": 2, "padding": "same"},
+        {"kernel_size": 4, "strides": 3, "padding": "same", "output_padding": 2},
+        {"kernel_size": 2, "strides": 1, "padding": "same"},
+        {"kernel_size": 3, "strides": 2, "padding": "valid", "output_padding": 0},
     ]
     add("Conv1DTranspose", grid({"filters": 2, "kernel_size": 3}, *tr_var, cf),
         lambda c: [(3, 5)] if c.get("data_format") == "channels_first" else [(5, 3)])
@@ -140,10 +154,14 @@ def cases():
     # Normalization
     add("BatchNormalization", grid({}, {"axis": 1}, {"center": False}, {"scale": False},
                                    {"epsilon": 0.1}, {"momentum": 0.5}), [(3, 3, 4)])
-    add("BatchNormalization", [{}], [(4,)])
+    add("BatchNormalization", [{}, {"center": False, "scale": False}], [(4,)])
+    add("BatchNormalization", [{"axis": 2}, {"axis": -2}], [(3, 4)])
     add("LayerNormalization", grid({}, {"axis": [1, 2]}, {"axis": 1}, {"rms_scaling": True},
                                    {"center": False}, {"scale": False}, {"epsilon": 0.1}),
         [(3, 4)])
+    add("LayerNormalization", [{"axis": -1}, {"axis": [1, 3]}, {"axis": [-3, -2, -1]}],
+        [(2, 3, 4)])
+    add("GroupNormalization", [{"groups": 2}, {"groups": 1}], [(5, 4)])
     add("GroupNormalization", grid({"groups": 2}, {"groups": 1}, {"groups": 4}, {"axis": 1},
                                    {"center": False}, {"scale": False}, {"epsilon": 0.1}),
         lambda c: [(4, 3, 3)] if c.get("axis") == 1 else [(3, 3, 4)])
@@ -154,7 +172,10 @@ def cases():
                      {"threshold": 1.0, "negative_slope": 0.3}), [(3, 4)])
     add("LeakyReLU", grid({}, {"negative_slope": 0.05}), [(3, 4)])
     add("ELU", grid({}, {"alpha": 0.5}), [(3, 4)])
-    add("Softmax", grid({}, {"axis": 1}, {"axis": [1, 2]}), [(3, 4)])
+    add("Softmax", grid({}, {"axis": 1}, {"axis": [1, 2]}, {"axis": -2}, {"axis": 0}), [(3, 4)])
+    add("ReLU", [{"max_value": 0.0}, {"max_value": 1.0, "threshold": 2.0}], [(3, 4)])
+    add("LeakyReLU", [{"negative_slope": -0.5}, {"negative_slope": 1.5}], [(3, 4)])
+    add("ELU", [{"alpha": -1.0}], [(3, 4)])
     # Regularization (inference only)
     add("Dropout", grid({"rate": 0.3}, {"rate": 0.3, "noise_shape": [None, 1, 4]}), [(3, 4)])
     add("SpatialDropout1D", [{"rate": 0.3}], [(3, 4)])
@@ -163,7 +184,7 @@ def cases():
     # Reshaping
     add("Flatten", [{}], [(3, 4)])
     add("Flatten", grid({}, cf), [(2, 3, 4)])
-    add("Reshape", [{"target_shape": (12,)}, {"target_shape": (-1, 2)},
+    add("Reshape", [{"target_shape": (12,)}, {"target_shape": (-1, 2)}, {"target_shape": (2, -1, 3)},
                     {"target_shape": (4, 3)}], [(3, 4)])
     add("Permute", [{"dims": (2, 1)}], [(3, 4)])
     add("Permute", [{"dims": (3, 1, 2)}, {"dims": (2, 3, 1)}], [(2, 3, 4)])
@@ -207,6 +228,7 @@ def cases():
         ]
         if cls != "SimpleRNN":
             var += [{"recurrent_activation": "hard_sigmoid"}, {"recurrent_activation": "tanh"}]
+        var += [{"return_state": True}, {"return_state": True, "return_sequences": True}]
         if cls == "LSTM":
             var += [{"unit_forget_bias": False}]
         if cls == "GRU":
@@ -220,18 +242,38 @@ def cases():
                                "merge_mode": "concat"}], [(4, 3)])
     add("Bidirectional", [{"layer": ("GRU", {"units": 2, "reset_after": False}),
                            "merge_mode": "sum"}], [(4, 3)])
+    add("Bidirectional", [{"layer": ("LSTM", {"units": 2}), "merge_mode": None},
+                          {"layer": ("GRU", {"units": 2, "return_sequences": True}),
+                           "merge_mode": None},
+                          {"layer": ("LSTM", {"units": 2, "return_state": True}),
+                           "merge_mode": "concat"},
+                          {"layer": ("GRU", {"units": 2, "return_state": True,
+                                             "return_sequences": True}), "merge_mode": "ave"},
+                          {"layer": ("LSTM", {"units": 2, "go_backwards": True}),
+                           "merge_mode": "concat"},
+                          {"layer": ("SimpleRNN", {"units": 2, "activation": "relu"}),
+                           "merge_mode": "mul"},
+                          {"layer": ("LSTM", {"units": 2, "return_sequences": True}),
+                           "backward_layer": ("LSTM", {"units": 2, "return_sequences": True,
+                                                        "go_backwards": True}),
+                           "merge_mode": "sum"}], [(4, 3)])
     # Merge (two inputs)
     for cls in ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]:
         add(cls, [{}], [(3, 4), (3, 4)])
     add("Concatenate", [{"axis": -1}, {"axis": 1}, {"axis": 2}], [(3, 4), (3, 4)])
     add("Concatenate", [{"axis": 1}], [(2, 4), (3, 4)])
+    add("Concatenate", [{"axis": -2}], [(2, 4), (3, 4)])
     # Preprocessing
-    add("Rescaling", [{"scale": 0.5}, {"scale": 0.5, "offset": 1.0}, {"scale": 2.0}], [(3, 4)])
+    add("Rescaling", [{"scale": 0.5}, {"scale": 0.5, "offset": 1.0}, {"scale": 2.0},
+                      {"scale": [1.0, 2.0, 3.0, 4.0]}, {"scale": 1.0, "offset": [0.0, 1.0, 2.0, 3.0]}],
+        [(3, 4)])
     add("Normalization", [{"mean": [0.5, -1.0, 2.0, 0.0], "variance": [1.0, 4.0, 0.25, 2.0]},
                           {"mean": [0.5, -1.0, 2.0, 0.0], "variance": [1.0, 4.0, 0.25, 2.0],
                            "invert": True},
                           {"axis": -1, "adapt": True}, {"axis": None, "adapt": True},
-                          {"axis": (1, 2), "adapt": True}], [(3, 4)])
+                          {"axis": (1, 2), "adapt": True},
+                          {"mean": 0.5, "variance": 2.0}, {"axis": 1, "adapt": True}],
+        [(3, 4)])
     add("Identity", [{}], [(3, 4)])
     return out
 
@@ -241,6 +283,9 @@ def make_layer(cls, cfg):
     cfg.pop("adapt", None)
     if cls == "Bidirectional":
         inner_cls, inner_cfg = cfg.pop("layer")
+        if "backward_layer" in cfg:
+            b_cls, b_cfg = cfg.pop("backward_layer")
+            cfg["backward_layer"] = getattr(L, b_cls)(**b_cfg)
         return L.Bidirectional(getattr(L, inner_cls)(**inner_cfg), name="layer", **cfg)
     return getattr(L, cls)(name="layer", **cfg)
 
@@ -277,8 +322,6 @@ def one_case(idx, cls, cfg, shapes, kind, out_dir):
         xs = [(rng.standard_normal((2,) + tuple(s)) * 1.5).astype(np.float32) for s in shapes]
     layer = make_layer(cls, cfg)
     y = layer(inputs[0] if len(inputs) == 1 else inputs)
-    if isinstance(y, (list, tuple)):
-        raise ValueError("layers returning several tensors are not swept")
     model = keras.Model(inputs if len(inputs) > 1 else inputs[0], y)
     if cfg.get("adapt"):
         layer.adapt((rng.standard_normal((16,) + tuple(shapes[0])) * 2.0 + 0.5).astype(np.float32))
@@ -294,14 +337,15 @@ def one_case(idx, cls, cfg, shapes, kind, out_dir):
                 new = rng.standard_normal(v.shape) * 0.5
             w.assign(new.astype(v.dtype))
     feed = xs[0] if len(xs) == 1 else xs
-    out = model(feed, training=False)
-    out = np.asarray(out)
+    outs = model(feed, training=False)
+    many = isinstance(outs, (list, tuple))
+    outs = [np.asarray(o) for o in outs] if many else [np.asarray(outs)]
     # Saved before the training-mode call, which updates BatchNormalization's moving stats.
     os.makedirs(out_dir)
     path = os.path.join(out_dir, "model.keras")
     model.save(path)
     rezip(path)
-    r = rng.standard_normal(out.shape).astype(np.float32)
+    rs = [rng.standard_normal(o.shape).astype(np.float32) for o in outs]
     dropout = any(cfg.get(k, 0) for k in ["rate", "dropout", "recurrent_dropout"]) or \
         cls.startswith("SpatialDropout") or cls == "Dropout"
     train = not dropout
@@ -311,15 +355,18 @@ def one_case(idx, cls, cfg, shapes, kind, out_dir):
             for t in tx:
                 tape.watch(t)
         yt = model(tx[0] if len(tx) == 1 else tx, training=train)
-        obj = tf.reduce_sum(yt * r)
+        yt = list(yt) if many else [yt]
+        obj = tf.add_n([tf.reduce_sum(t * r) for t, r in zip(yt, rs)])
     wts = model.trainable_weights
     targets = ([] if kind == "ids" else tx) + [w.value for w in wts]
     grads = tape.gradient(obj, targets)
     data = {}
     for n, x in zip(names, xs):
         data["x" if len(xs) == 1 else f"x.{n}"] = x
-    data["output"] = out.astype(np.float32)
-    data["r"] = r
+    for j, (o, r) in enumerate(zip(outs, rs)):
+        suffix = f".{j}" if many else ""
+        data[f"output{suffix}"] = o.astype(np.float32)
+        data[f"r{suffix}"] = r
     k = 0
     if kind != "ids":
         for n in names:
@@ -337,6 +384,7 @@ def one_case(idx, cls, cfg, shapes, kind, out_dir):
         "args": jsonable(cfg),
         "inputs": [list(s) for s in shapes],
         "input_kind": kind,
+        "outputs": len(outs),
         "training_gradients": train,
         "weights": [w.path for w in wts],
     }
