@@ -101,6 +101,7 @@ def cases():
     ]
     add("Conv1D", grid({"filters": 2, "kernel_size": 3}, *conv_var, {"padding": "causal"},
                        {"padding": "causal", "strides": 2},
+                       {"padding": "causal", "strides": 2, "dilation_rate": 1, "kernel_size": 4},
                        {"kernel_size": 2, "padding": "same"},
                        {"kernel_size": 4, "strides": 3, "padding": "same"},
                        {"padding": "causal", "dilation_rate": 2}, {"groups": 2, "filters": 4},
@@ -124,12 +125,14 @@ def cases():
     ]
     add("DepthwiseConv1D", grid({"kernel_size": 3}, *dw_var, cf,
                                 {"kernel_size": 2, "padding": "same"},
-                                {"kernel_size": 4, "strides": 3, "padding": "same"}),
+                                {"kernel_size": 4, "strides": 3, "padding": "same"},
+                                {"padding": "causal"}),
         lambda c: [(3, 6)] if c.get("data_format") == "channels_first" else [(6, 3)])
     add("DepthwiseConv2D", grid({"kernel_size": 3}, *dw_var, cf,
                                 dict(cf, strides=2, padding="same", depth_multiplier=2)),
         lambda c: [(3, 5, 6)] if c.get("data_format") == "channels_first" else [(5, 6, 3)])
-    add("SeparableConv1D", grid({"filters": 2, "kernel_size": 3}, *dw_var, cf),
+    add("SeparableConv1D", grid({"filters": 2, "kernel_size": 3}, *dw_var, cf,
+                                {"padding": "causal"}),
         lambda c: [(3, 6)] if c.get("data_format") == "channels_first" else [(6, 3)])
     add("SeparableConv2D", grid({"filters": 2, "kernel_size": 3}, *dw_var, cf),
         lambda c: [(3, 5, 6)] if c.get("data_format") == "channels_first" else [(5, 6, 3)])
@@ -154,7 +157,8 @@ def cases():
     # Normalization
     add("BatchNormalization", grid({}, {"axis": 1}, {"center": False}, {"scale": False},
                                    {"epsilon": 0.1}, {"momentum": 0.5}), [(3, 3, 4)])
-    add("BatchNormalization", [{}, {"center": False, "scale": False}], [(4,)])
+    add("BatchNormalization", [{}, {"center": False, "scale": False}, {"trainable": False}],
+        [(4,)])
     add("BatchNormalization", [{"axis": 2}, {"axis": -2}], [(3, 4)])
     add("LayerNormalization", grid({}, {"axis": [1, 2]}, {"axis": 1}, {"rms_scaling": True},
                                    {"center": False}, {"scale": False}, {"epsilon": 0.1}),
@@ -162,6 +166,7 @@ def cases():
     add("LayerNormalization", [{"axis": -1}, {"axis": [1, 3]}, {"axis": [-3, -2, -1]}],
         [(2, 3, 4)])
     add("GroupNormalization", [{"groups": 2}, {"groups": 1}], [(5, 4)])
+    add("GroupNormalization", [{"groups": 2}], [(4,)])
     add("GroupNormalization", grid({"groups": 2}, {"groups": 1}, {"groups": 4}, {"axis": 1},
                                    {"center": False}, {"scale": False}, {"epsilon": 0.1}),
         lambda c: [(4, 3, 3)] if c.get("axis") == 1 else [(3, 3, 4)])
@@ -188,7 +193,8 @@ def cases():
                     {"target_shape": (4, 3)}], [(3, 4)])
     add("Permute", [{"dims": (2, 1)}], [(3, 4)])
     add("Permute", [{"dims": (3, 1, 2)}, {"dims": (2, 3, 1)}], [(2, 3, 4)])
-    add("ZeroPadding1D", [{"padding": 1}, {"padding": (1, 2)}], [(3, 2)])
+    add("ZeroPadding1D", [{"padding": 1}, {"padding": (1, 2)},
+                          {"padding": (2, 1), "data_format": "channels_first"}], [(3, 2)])
     add("ZeroPadding2D", [{"padding": 1}, {"padding": ((1, 0), (0, 2))}, {"padding": (1, 2)},
                           {"padding": ((1, 0), (2, 1)), "data_format": "channels_first"}],
         [(3, 3, 2)])
@@ -263,6 +269,10 @@ def cases():
     add("Concatenate", [{"axis": -1}, {"axis": 1}, {"axis": 2}], [(3, 4), (3, 4)])
     add("Concatenate", [{"axis": 1}], [(2, 4), (3, 4)])
     add("Concatenate", [{"axis": -2}], [(2, 4), (3, 4)])
+    for cls in ["Add", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"]:
+        add(cls, [{}], [(3, 4), (3, 4), (3, 4)])
+    for cls in ["Add", "Subtract", "Multiply", "Maximum"]:
+        add(cls, [{}], [(3, 4), (1, 4)])
     # Preprocessing
     add("Rescaling", [{"scale": 0.5}, {"scale": 0.5, "offset": 1.0}, {"scale": 2.0},
                       {"scale": [1.0, 2.0, 3.0, 4.0]}, {"scale": 1.0, "offset": [0.0, 1.0, 2.0, 3.0]}],
@@ -313,7 +323,7 @@ def one_case(idx, cls, cfg, shapes, kind, out_dir):
     seed = 1000 + idx
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    names = ["x"] if len(shapes) == 1 else ["a", "b"]
+    names = ["x"] if len(shapes) == 1 else ["a", "b", "c"][: len(shapes)]
     if kind == "ids":
         inputs = [keras.Input(shape=shapes[0], name="x", dtype="int32")]
         xs = [rng.integers(0, cfg["input_dim"], size=(2,) + tuple(shapes[0])).astype(np.int32)]
