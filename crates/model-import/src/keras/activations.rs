@@ -6,8 +6,8 @@
 //! `gelu` has `approximate=False` (the erf form); `hard_sigmoid` is `relu6(x + 3) / 6`
 //! (slope 1/6, the Keras 2 definition was 0.2x + 0.5); `hard_silu`/`hard_swish` is
 //! `x · hard_sigmoid(x)`; `softmax`/`log_softmax` use `axis=-1`; `softplus` is
-//! `log(1 + exp(x))` with no threshold; `swish` is an alias of `silu`. Every other built-in
-//! (`celu`, `glu`, `hard_shrink`, `hard_tanh`, `soft_shrink`, `sparse_plus`, `sparse_sigmoid`,
+//! `log(1 + exp(x))` with no threshold; `swish` is an alias of `silu`; `celu` (alpha 1) is `elu`. Every other built-in
+//! (`glu`, `hard_shrink`, `hard_tanh`, `soft_shrink`, `sparse_plus`, `sparse_sigmoid`,
 //! `sparsemax`, `squareplus`, `threshold`) and any custom function is unsupported.
 
 use model_ir::{Activation, HardSigmoid};
@@ -24,6 +24,9 @@ pub(super) fn by_name(name: &str) -> Option<Activation> {
         "relu6" => Activation::Relu6,
         "leaky_relu" => Activation::LeakyRelu { slope: 0.2 },
         "elu" => Activation::Elu { alpha: 1.0 },
+        // celu(x, alpha=1.0) = max(0, x) + min(0, alpha·(exp(x/alpha) − 1)): at the default
+        // alpha (the only one a name can select) it is elu with alpha 1.
+        "celu" => Activation::Elu { alpha: 1.0 },
         "selu" => Activation::Selu,
         "gelu" => Activation::Gelu { approximate: false },
         "sigmoid" => Activation::Sigmoid,

@@ -593,7 +593,8 @@ impl Builder<'_, '_> {
         let mut params = self.params(&node, group, &conv.groups, trainable, lname, class)?;
         if class == "Normalization" && conv.groups.is_empty() {
             for (key, role) in [("mean", ParamRole::Mean), ("variance", ParamRole::Variance)] {
-                let tensor = layers::config_tensor(&c, key).map_err(cfg_err)?;
+                let tensor =
+                    layers::normalization_stat(&c, key, input_shape.as_deref()).map_err(cfg_err)?;
                 let layout = if tensor.shape().len() == 1 {
                     ParamLayout::Vector
                 } else {

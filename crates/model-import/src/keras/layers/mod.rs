@@ -22,6 +22,7 @@ use crate::error::ErrorKind;
 mod activation;
 mod conv;
 mod dense;
+mod gate;
 mod merge;
 mod norm;
 mod pooling;
@@ -215,6 +216,7 @@ pub(super) fn convert(
     notes: &mut Vec<String>,
 ) -> Result<Converted, ErrorKind> {
     let class = c.class;
+    gate::check(c)?;
     training_only_notes(c, notes);
     let mut conv = match class {
         "Dense" => dense::dense(c, input, notes)?,
@@ -288,6 +290,31 @@ fn axis_dim(input: Option<&[Option<usize>]>, axis: i64) -> Option<usize> {
     } else {
         None
     }
+}
+
+/// Normalization `mean`/`variance` given in the config: a number is broadcast over the
+/// normalized axes (Keras `ops.broadcast_to` in `Normalization.build`), a list keeps its
+/// nested shape.
+pub(super) fn normalization_stat(
+    c: &Cfg<'_>,
+    key: &str,
+    input: Option<&[Option<usize>]>,
+) -> Result<model_ir::Tensor, ErrorKind> {
+    let t = config_tensor(c, key)?;
+    let axes = c.axes("axis")?;
+    if !t.shape().is_empty() || axes.is_empty() {
+        return Ok(t);
+    }
+    let dims: Option<Vec<usize>> = axes.iter().map(|a| axis_dim(input, *a)).collect();
+    let dims = dims.ok_or_else(|| {
+        c.unsupported(format!(
+            "a single `{key}` over axes {axes:?} of an input whose shape is unknown (no build_config)"
+        ))
+    })?;
+    let v = t.to_f64().first().copied().unwrap_or(0.0) as f32;
+    let n: usize = dims.iter().product();
+    model_ir::Tensor::from_f32(&dims, vec![v; n])
+        .ok_or_else(|| c.malformed(format!("`{key}` broadcast to {dims:?}")))
 }
 
 /// Normalization `mean`/`variance` given in the config, as f32 tensors of their nested shape.

@@ -240,11 +240,13 @@ pub(super) fn bidirectional(
             c.layer
         ))
     })?;
+    super::gate::check(&fwd_cfg)?;
     training_only_notes(&fwd_cfg, notes);
     let fwd = rnn(&fwd_cfg, features, notes)?;
     let bwd_cfg = inner(c, "backward_layer")?;
     let (bwd_name, bwd) = match &bwd_cfg {
         Some(b) => {
+            super::gate::check(b)?;
             training_only_notes(b, notes);
             (b.layer.to_string(), Some(rnn(b, features, notes)?))
         }
