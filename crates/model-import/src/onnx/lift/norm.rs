@@ -1,7 +1,8 @@
 //! Normalization layers: `BatchNormalization`, `LayerNormalization`, `InstanceNormalization`.
 
 use model_ir::{
-    DataLayout, Framework, MomentumForm, Op, ParamLayout, ParamRole, Tensor, VarianceEstimate,
+    BinaryOp, DataLayout, Framework, MergeOp, MomentumForm, Op, Param, ParamLayout, ParamRole,
+    ReduceKind, Tensor, UnaryOp, VarianceEstimate,
 };
 
 use crate::onnx::value::norm_axis;
@@ -114,20 +115,126 @@ impl Lifter<'_> {
         }
         let center = params.len() == 2;
         let out = self.out(i, 0)?;
-        self.emit(
+        let name = self.emit(
             i,
             Op::LayerNorm {
-                axes,
+                axes: axes.clone(),
                 epsilon,
                 center,
                 scale: true,
                 rms_scaling: false,
             },
-            vec![x],
+            vec![x.clone()],
             vec![out],
             params,
             "LayerNormalization",
         )?;
+        self.layer_norm_stats(i, &name, &x, &axes, epsilon)
+    }
+
+    /// LayerNormalization's optional outputs `Mean` and `InvStdDev` (`1/√(σ² + ε)`, biased
+    /// variance), the normalized axes kept as size 1, as IR nodes of their own: a mean, and
+    /// `(x − mean)²` averaged, plus ε, square-rooted and inverted.
+    fn layer_norm_stats(
+        &mut self,
+        i: usize,
+        name: &str,
+        x: &str,
+        axes: &[i64],
+        epsilon: f64,
+    ) -> R<()> {
+        let used = |k: usize| {
+            self.g
+                .output(i, k)
+                .filter(|o| !self.g.consumers(o).is_empty() || self.g.is_output(o))
+                .map(str::to_string)
+        };
+        let (mean_out, inv_out) = (used(1), used(2));
+        if mean_out.is_none() && inv_out.is_none() {
+            return Ok(());
+        }
+        let base = format!("{name}.stats");
+        let class = "LayerNormalization (Mean, InvStdDev)";
+        let mean = mean_out.unwrap_or_else(|| format!("{name}::mean"));
+        let reduce_mean = || Op::Reduce {
+            reduce: ReduceKind::Mean,
+            axes: axes.to_vec(),
+            keepdims: true,
+        };
+        self.emit_named(
+            i,
+            &base,
+            reduce_mean(),
+            vec![x.to_string()],
+            vec![mean.clone()],
+            Vec::new(),
+            class,
+        )?;
+        let Some(inv) = inv_out else {
+            return Ok(());
+        };
+        let centered = format!("{inv}::centered");
+        let squared = format!("{inv}::squared");
+        let var = format!("{inv}::variance");
+        let shifted = format!("{inv}::variance_eps");
+        let std = format!("{inv}::std");
+        // ε is a float attribute: its f32 value is exact in either compute precision.
+        let konst = |suffix: &str, v: f64| -> R<Param> {
+            Ok(Param {
+                name: format!("{name}.{suffix}"),
+                role: ParamRole::Constant,
+                layout: ParamLayout::AsIs,
+                tensor: Tensor::from_f32(&[], vec![v as f32])
+                    .ok_or_else(|| self.malformed(i, "scalar constant"))?,
+                trainable: false,
+            })
+        };
+        let steps: Vec<(Op, Vec<String>, String, Vec<Param>)> = vec![
+            (
+                Op::Merge {
+                    op: MergeOp::Subtract,
+                },
+                vec![x.to_string(), mean],
+                centered.clone(),
+                Vec::new(),
+            ),
+            (
+                Op::ConstantBinary {
+                    op: BinaryOp::Pow,
+                    constant_first: false,
+                },
+                vec![centered],
+                squared.clone(),
+                vec![konst("two", 2.0)?],
+            ),
+            (reduce_mean(), vec![squared], var.clone(), Vec::new()),
+            (
+                Op::ConstantBinary {
+                    op: BinaryOp::Add,
+                    constant_first: false,
+                },
+                vec![var],
+                shifted.clone(),
+                vec![konst("epsilon", epsilon)?],
+            ),
+            (
+                Op::Unary { op: UnaryOp::Sqrt },
+                vec![shifted],
+                std.clone(),
+                Vec::new(),
+            ),
+            (
+                Op::Unary {
+                    op: UnaryOp::Reciprocal,
+                },
+                vec![std],
+                inv,
+                Vec::new(),
+            ),
+        ];
+        for (op, inputs, output, params) in steps {
+            self.emit_named(i, &base, op, inputs, vec![output], params, class)?;
+        }
         Ok(())
     }
 
