@@ -753,3 +753,100 @@ fn torchscript_scopes_name_modules_by_their_state_dict_prefix() {
         model.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn conv_transpose_output_shape_with_valid_is_refused() {
+    check(
+        "convt-valid-output-shape",
+        conv_transpose(
+            vec![
+                attr_s("auto_pad", "VALID"),
+                attr_ints("output_shape", &[5, 5]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Err("output_shape together with auto_pad=VALID"),
+    );
+}
+
+fn batch_norm(attrs: Vec<AttributeProto>, outputs: &[&str]) -> ModelProto {
+    let mut m = model(
+        15,
+        &[Some(2), Some(3), Some(4)],
+        vec![node(
+            "BatchNormalization",
+            "/bn/BatchNormalization",
+            &[
+                "x",
+                "bn.weight",
+                "bn.bias",
+                "bn.running_mean",
+                "bn.running_var",
+            ],
+            outputs,
+            attrs,
+        )],
+        vec![
+            floats("bn.weight", &[3], &[1.0, 2.0, 3.0]),
+            floats("bn.bias", &[3], &[0.0, 0.5, 1.0]),
+            floats("bn.running_mean", &[3], &[0.1, 0.2, 0.3]),
+            floats("bn.running_var", &[3], &[1.0, 1.5, 2.0]),
+        ],
+    );
+    for o in &outputs[1..] {
+        m.graph.as_mut().unwrap().output.push(value(o, &[]));
+    }
+    m
+}
+
+#[test]
+fn batch_norm_statistics_outputs() {
+    // Without training_mode=1 the statistics outputs are not computed.
+    check(
+        "bn-stats-inference",
+        batch_norm(vec![], &["y", "m", "v"]),
+        Err("statistics outputs [1, 2] are used"),
+    );
+    // With it, the node is its training step; the running mean is momentum·mean + (1−m)·μ.
+    check(
+        "bn-stats-training",
+        batch_norm(
+            vec![attr_i("training_mode", 1), attr_f("momentum", 0.75)],
+            &["y", "m", "v"],
+        ),
+        Ok((
+            &[("bn", r#""axes":[0,2]"#)],
+            &["lifted as its training step"],
+        )),
+    );
+    // Only Y: a BatchNorm layer whose statistics follow the engine's mode.
+    check(
+        "bn-training-y-only",
+        batch_norm(vec![attr_i("training_mode", 1)], &["y"]),
+        Ok((&[("bn", r#""training_mode":true"#)], &[])),
+    );
+}
+
+#[test]
+fn matmul_add_with_a_legacy_axis_is_not_a_bias() {
+    // Add-6 with axis=0 aligns the vector with the rows: not the Dense bias; refused by Add.
+    let m = model(
+        6,
+        &[Some(4), Some(4)],
+        vec![
+            node("MatMul", "/fc/MatMul", &["x", "fc.weight"], &["h"], vec![]),
+            node(
+                "Add",
+                "/fc/Add",
+                &["h", "fc.bias"],
+                &["y"],
+                vec![attr_i("broadcast", 1), attr_i("axis", 0)],
+            ),
+        ],
+        vec![
+            floats("fc.weight", &[4, 4], &seq(16)),
+            floats("fc.bias", &[4], &seq(4)),
+        ],
+    );
+    check("matmul-add-axis0", m, Err("legacy broadcast with axis=0"));
+}

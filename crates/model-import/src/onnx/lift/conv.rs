@@ -174,6 +174,9 @@ impl Lifter<'_> {
         let auto_pad = a.string("auto_pad")?.unwrap_or_default();
         let same = auto_pad.starts_with("SAME");
         let output_shape = a.ints("output_shape")?;
+        if output_shape.is_some() && auto_pad == "VALID" {
+            return Err(self.unsupported(i, "output_shape together with auto_pad=VALID"));
+        }
         let padding = if same || output_shape.is_some() {
             // ONNX fixes the output length (`output_shape`, or input × stride under SAME_*)
             // and derives the pads from it: total = s·(n−1) + output_padding + (k−1)·d + 1 −

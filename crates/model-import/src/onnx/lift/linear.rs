@@ -264,11 +264,10 @@ impl Lifter<'_> {
         };
         // A following Add of a constant vector is the bias.
         let mut bias = None;
-        if let Some(add) = self
-            .g
-            .sole_consumer(&out)
-            .filter(|&a| self.g.op(a) == "Add")
-        {
+        // An Add with a legacy `axis` may align the constant elsewhere: it lifts on its own.
+        if let Some(add) = self.g.sole_consumer(&out).filter(|&a| {
+            self.g.op(a) == "Add" && self.attrs(a).int("axis").ok().flatten().is_none()
+        }) {
             let other = (0..2).find(|&k| self.g.input(add, k) != Some(out.as_str()));
             if let Some(k) = other {
                 let is_bias = self
