@@ -850,3 +850,21 @@ fn matmul_add_with_a_legacy_axis_is_not_a_bias() {
     );
     check("matmul-add-axis0", m, Err("legacy broadcast with axis=0"));
 }
+
+#[test]
+fn reduce_with_no_axes_and_noop_is_the_identity() {
+    let m = model(
+        18,
+        &[None, Some(3)],
+        vec![node(
+            "ReduceMax",
+            "/ReduceMax",
+            &["x"],
+            &["y"],
+            vec![attr_i("noop_with_empty_axes", 1)],
+        )],
+        vec![],
+    );
+    let m = check("reduce-noop", m, Ok((&[], &[]))).unwrap();
+    assert_eq!(m.nodes[1].op.kind(), "identity");
+}

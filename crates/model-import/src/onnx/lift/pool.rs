@@ -194,10 +194,31 @@ impl Lifter<'_> {
         let axes = axes_of(a, &ins, 1).map_err(|e| self.unsupported(i, e))?;
         let x = self.rt(i, 0)?;
         let rank = self.rank(&v);
+        let noop = a.int_or("noop_with_empty_axes", 0)? != 0;
         let axes: Vec<i64> = match (axes, rank) {
             (Some(ax), _) if !ax.is_empty() => ax,
-            (_, Some(r)) if a.int_or("noop_with_empty_axes", 0)? == 0 => (0..r as i64).collect(),
-            _ => return Err(self.unsupported(i, "reduction over unknown axes")),
+            // No axes and noop_with_empty_axes=1: the input unchanged.
+            _ if noop => {
+                let out = self.out(i, 0)?;
+                let layout = self.layout_of(&x);
+                let class = format!("{} (noop_with_empty_axes, no axes)", self.g.op(i));
+                self.emit(
+                    i,
+                    Op::Identity,
+                    vec![x],
+                    vec![out.clone()],
+                    Vec::new(),
+                    &class,
+                )?;
+                self.set_layout(&out, layout);
+                return Ok(());
+            }
+            (_, Some(r)) => (0..r as i64).collect(),
+            _ => {
+                return Err(
+                    self.unsupported(i, "reduction over every axis of a value of unknown rank")
+                );
+            }
         };
         let reduce = match self.g.op(i) {
             "ReduceMean" => ReduceKind::Mean,
