@@ -868,3 +868,43 @@ fn reduce_with_no_axes_and_noop_is_the_identity() {
     let m = check("reduce-noop", m, Ok((&[], &[]))).unwrap();
     assert_eq!(m.nodes[1].op.kind(), "identity");
 }
+
+#[test]
+fn gemm_and_matmul_refusals() {
+    // beta=0 ignores C only when 0·C is 0 everywhere.
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![node(
+            "Gemm",
+            "/fc/Gemm",
+            &["x", "fc.weight", "c"],
+            &["y"],
+            vec![attr_f("beta", 0.0)],
+        )],
+        vec![
+            floats("fc.weight", &[4, 3], &seq(12)),
+            floats("c", &[3], &[0.0, f32::INFINITY, 1.0]),
+        ],
+    );
+    check(
+        "gemm-beta0-inf",
+        m,
+        Err("beta=0 times a C holding inf or NaN"),
+    );
+    // An integer matrix multiplies in integers (wrapping), which the engine does not.
+    let ints = TensorProto {
+        name: Some("w".into()),
+        dims: vec![4, 3],
+        data_type: Some(7),
+        int64_data: (0..12).collect(),
+        ..Default::default()
+    };
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![node("MatMul", "/MatMul", &["x", "w"], &["y"], vec![])],
+        vec![ints],
+    );
+    check("matmul-int", m, Err("MatMul of I64 (integer) operands"));
+}

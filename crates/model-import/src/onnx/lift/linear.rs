@@ -39,6 +39,11 @@ impl Lifter<'_> {
         let out = self.out(i, 0)?;
         let units = {
             let w = self.konst(i, 1)?;
+            if !w.dtype().is_float() {
+                return Err(
+                    self.unsupported(i, format!("Gemm of {:?} (integer) operands", w.dtype()))
+                );
+            }
             if w.shape().len() != 2 {
                 return Err(self.unsupported(
                     i,
@@ -47,9 +52,12 @@ impl Lifter<'_> {
             }
             if trans_b { w.shape()[0] } else { w.shape()[1] }
         };
-        // beta = 0: C does not contribute (ONNX computes beta·C only when C is given).
+        // beta = 0: C contributes 0·C, nothing unless C holds an infinity or a NaN.
         let c_shape = match self.g.input(i, 2) {
             Some(_) if beta != 0.0 => Some(self.konst(i, 2)?.shape().to_vec()),
+            Some(_) if self.konst(i, 2)?.to_f64().iter().any(|v| !v.is_finite()) => {
+                return Err(self.unsupported(i, "beta=0 times a C holding inf or NaN"));
+            }
             _ => None,
         };
         let c_in_dense = c_shape.as_ref().is_some_and(|s| {
@@ -248,6 +256,11 @@ impl Lifter<'_> {
     fn matmul(&mut self, i: usize) -> R<()> {
         let b = self.g.input(i, 1).unwrap_or_default();
         let rb = match self.g.konst(b) {
+            Some(t) if !t.dtype().is_float() => {
+                return Err(
+                    self.unsupported(i, format!("MatMul of {:?} (integer) operands", t.dtype()))
+                );
+            }
             Some(t) => t.shape().len(),
             None => {
                 return Err(self.unsupported_op(i, "MatMul of two computed values"));
