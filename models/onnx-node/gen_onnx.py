@@ -82,7 +82,9 @@ def close(got, ref):
 
 def st_array(a):
     """The array as safetensors stores it, or None for dtypes it has no code for."""
-    a = np.ascontiguousarray(np.asarray(a))
+    # np.require keeps a 0-d result (np.matmul of two vectors) 0-d; np.ascontiguousarray
+    # would make it 1-d.
+    a = np.require(np.asarray(a), requirements="C")
     if a.dtype.kind in "fiub" and a.dtype.itemsize in (1, 2, 4, 8):
         return a
     return None

@@ -974,3 +974,31 @@ fn tf_logits_shortcut_through_a_stand_alone_softmax_equals_from_logits() {
     assert_near(v1, v2, 1e-14);
     assert_close(&g1, g2.as_slice().unwrap(), 1e-14, 0.0);
 }
+
+#[test]
+fn max_pooling_indices_are_flat_positions_in_the_input() {
+    // Channels-last (N=1, W=4, C=2): channel 0 = [1, 5, 2, 2], channel 1 = [9, 0, 3, 7].
+    let x = arr1(&[1.0, 9.0, 5.0, 0.0, 2.0, 3.0, 2.0, 7.0])
+        .into_shape_with_order(IxDyn(&[1, 4, 2]))
+        .unwrap();
+    let mut b = Builder::new(Framework::Torch);
+    let xin = b.input("x", &[4, 2]);
+    let op = Op::Pool {
+        pool: PoolKind::Max,
+        rank: 1,
+        pool_size: vec![2],
+        strides: vec![2],
+        dilation: vec![1],
+        padding: Padding::Valid,
+        layout: DataLayout::ChannelsLast,
+        count_include_pad: false,
+        ceil_mode: false,
+    };
+    let outs = b.add_n("pool", op, &[&xin], 2, vec![]);
+    b.output(&outs[0]);
+    b.output(&outs[1]);
+    let (y, _) = run(&b.finish(), &[x], Mode::Inference);
+    assert_close(&y[0], &[5.0, 9.0, 2.0, 7.0], 0.0, 0.0);
+    // Ties go to the first position: window [2, 2] of channel 0 gives element 4.
+    assert_close(&y[1], &[2.0, 1.0, 4.0, 7.0], 0.0, 0.0);
+}

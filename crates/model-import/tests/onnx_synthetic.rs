@@ -230,22 +230,244 @@ fn gemm_trans_b_1_is_torch_linear() {
 }
 
 #[test]
-fn gemm_scaling_is_refused() {
-    check(
-        "gemm-alpha",
-        gemm(vec![attr_i("transB", 1), attr_f("alpha", 2.0)], &[3, 4]),
-        Err("alpha=2"),
-    );
-    check(
-        "gemm-beta",
-        gemm(vec![attr_i("transB", 1), attr_f("beta", 0.5)], &[3, 4]),
-        Err("beta=0.5"),
-    );
-    check(
+fn gemm_scaling_and_transposed_a_lift_exactly() {
+    // alpha·A·B + beta·C: the product scaled by alpha/beta, C added, the sum scaled by beta.
+    let m = check(
+        "gemm-alpha-beta",
+        gemm(
+            vec![
+                attr_i("transB", 1),
+                attr_f("alpha", 2.0),
+                attr_f("beta", 0.5),
+            ],
+            &[3, 4],
+        ),
+        Ok((&[("fc", r#""units":3,"use_bias":false"#)], &[])),
+    )
+    .unwrap();
+    let kinds: Vec<String> = m
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}", n.op.kind(), n.op.attrs_json()))
+        .collect();
+    let tail = &kinds[kinds.len() - 3..];
+    assert!(tail[0].contains(r#""scale":4.0"#), "{kinds:?}");
+    assert!(tail[1].starts_with("constant_binary"), "{kinds:?}");
+    assert!(tail[2].contains(r#""scale":0.5"#), "{kinds:?}");
+    // transA: the input permuted first.
+    let m = check(
         "gemm-transa",
-        gemm(vec![attr_i("transA", 1)], &[3, 4]),
-        Err("transA=1"),
+        gemm(vec![attr_i("transA", 1)], &[4, 3]),
+        Ok((&[("fc", r#""units":3,"use_bias":true"#)], &[])),
+    )
+    .unwrap();
+    assert_eq!(m.nodes[1].op.attrs_json().to_string(), r#"{"perm":[1,0]}"#);
+}
+
+#[test]
+fn gemm_of_a_non_matrix_is_refused() {
+    let m = model(
+        17,
+        &[None, Some(2), Some(4)],
+        vec![node("Gemm", "/fc/Gemm", &["x", "w"], &["y"], vec![])],
+        vec![floats("w", &[4, 3], &seq(12))],
     );
+    check("gemm-rank3", m, Err("operand A of rank 3"));
+}
+
+#[test]
+fn matmul_of_two_computed_values_is_refused() {
+    let m = model(
+        17,
+        &[Some(4), Some(4)],
+        vec![node("MatMul", "/MatMul", &["x", "x"], &["y"], vec![])],
+        vec![],
+    );
+    check("matmul-values", m, Err("MatMul of two computed values"));
+}
+
+#[test]
+fn matmul_by_a_stack_of_matrices_needs_the_rank_of_a() {
+    // A of known rank: a broadcast product summed over K.
+    let m = model(
+        17,
+        &[Some(2), Some(3), Some(4)],
+        vec![node("MatMul", "/MatMul", &["x", "w"], &["y"], vec![])],
+        vec![floats("w", &[2, 4, 5], &seq(40))],
+    );
+    check(
+        "matmul-3d",
+        m,
+        Ok((&[], &["broadcast product summed over K"])),
+    );
+}
+
+fn conv_transpose(attrs: Vec<AttributeProto>, input: &[Option<i64>]) -> ModelProto {
+    model(
+        17,
+        input,
+        vec![node(
+            "ConvTranspose",
+            "/up/ConvTranspose",
+            &["x", "up.weight"],
+            &["y"],
+            attrs,
+        )],
+        vec![floats("up.weight", &[1, 2, 3, 3], &seq(18))],
+    )
+}
+
+fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(3),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn conv_transpose_same_and_output_shape_become_explicit_pads() {
+    // in 3, stride 2, k 3: full length 7; SAME_UPPER wants 6: total 1, the odd one at the end.
+    check(
+        "convt-same-upper",
+        conv_transpose(
+            vec![
+                attr_s("auto_pad", "SAME_UPPER"),
+                attr_ints("strides", &[2, 2]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Ok((
+            &[(
+                "up",
+                r#""padding":{"rule":"explicit","begin":[0,0],"end":[1,1]}"#,
+            )],
+            &[],
+        )),
+    );
+    // output_shape longer than the full length: zeros at the end (output padding).
+    check(
+        "convt-output-shape",
+        conv_transpose(
+            vec![
+                attr_ints("strides", &[3, 2]),
+                attr_ints("output_shape", &[10, 8]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Ok((&[("up", r#""output_padding":[1,1]"#)], &[])),
+    );
+}
+
+#[test]
+fn conv_transpose_same_refusals() {
+    check(
+        "convt-same-unknown",
+        conv_transpose(
+            vec![
+                attr_s("auto_pad", "SAME_LOWER"),
+                attr_ints("strides", &[2, 2]),
+            ],
+            &[None, Some(1), None, Some(3)],
+        ),
+        Err("auto_pad=SAME_LOWER / output_shape on an input of unknown spatial size"),
+    );
+    check(
+        "convt-output-shape-and-pads",
+        conv_transpose(
+            vec![
+                attr_ints("output_shape", &[5, 5]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Err("pads [1, 1, 1, 1] together with output_shape"),
+    );
+    // kernel 3, stride 4: the scatter reaches 11 < 12 = in × stride.
+    check(
+        "convt-same-short",
+        conv_transpose(
+            vec![
+                attr_s("auto_pad", "SAME_UPPER"),
+                attr_ints("strides", &[4, 4]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Err("auto_pad=SAME_UPPER with an output 12 longer than the transposed convolution's 11"),
+    );
+}
+
+#[test]
+fn maxpool_storage_order_and_indices() {
+    let pool = |attrs: Vec<AttributeProto>, outputs: &[&str]| {
+        let mut m = model(
+            22,
+            &[None, Some(1), Some(4), Some(4)],
+            vec![node("MaxPool", "/pool/MaxPool", &["x"], outputs, attrs)],
+            vec![],
+        );
+        if outputs.len() == 2 {
+            m.graph.as_mut().unwrap().output.push(value("i", &[]));
+        }
+        m
+    };
+    check(
+        "maxpool-storage-2",
+        pool(
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_i("storage_order", 2),
+            ],
+            &["y", "i"],
+        ),
+        Err("storage_order=2"),
+    );
+    // storage_order=1: pooled with the spatial axes reversed, both outputs permuted back.
+    let m = check(
+        "maxpool-storage-1",
+        pool(
+            vec![
+                attr_ints("kernel_shape", &[2, 3]),
+                attr_i("storage_order", 1),
+            ],
+            &["y", "i"],
+        ),
+        Ok((&[], &[])),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = m.nodes.iter().map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["input", "permute", "pool", "permute", "permute"]);
+    assert!(
+        m.nodes[2]
+            .op
+            .attrs_json()
+            .to_string()
+            .contains(r#""pool_size":[3,2]"#)
+    );
+    // Without the Indices output storage_order changes nothing.
+    let m = check(
+        "maxpool-storage-1-no-indices",
+        pool(
+            vec![
+                attr_ints("kernel_shape", &[2, 3]),
+                attr_i("storage_order", 1),
+            ],
+            &["y"],
+        ),
+        Ok((&[], &[])),
+    )
+    .unwrap();
+    assert_eq!(m.nodes.len(), 2);
 }
 
 fn clip(lo: f32, hi: f32) -> ModelProto {
@@ -530,4 +752,159 @@ fn torchscript_scopes_name_modules_by_their_state_dict_prefix() {
         "{:?}",
         model.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn conv_transpose_output_shape_with_valid_is_refused() {
+    check(
+        "convt-valid-output-shape",
+        conv_transpose(
+            vec![
+                attr_s("auto_pad", "VALID"),
+                attr_ints("output_shape", &[5, 5]),
+            ],
+            &[None, Some(1), Some(3), Some(3)],
+        ),
+        Err("output_shape together with auto_pad=VALID"),
+    );
+}
+
+fn batch_norm(attrs: Vec<AttributeProto>, outputs: &[&str]) -> ModelProto {
+    let mut m = model(
+        15,
+        &[Some(2), Some(3), Some(4)],
+        vec![node(
+            "BatchNormalization",
+            "/bn/BatchNormalization",
+            &[
+                "x",
+                "bn.weight",
+                "bn.bias",
+                "bn.running_mean",
+                "bn.running_var",
+            ],
+            outputs,
+            attrs,
+        )],
+        vec![
+            floats("bn.weight", &[3], &[1.0, 2.0, 3.0]),
+            floats("bn.bias", &[3], &[0.0, 0.5, 1.0]),
+            floats("bn.running_mean", &[3], &[0.1, 0.2, 0.3]),
+            floats("bn.running_var", &[3], &[1.0, 1.5, 2.0]),
+        ],
+    );
+    for o in &outputs[1..] {
+        m.graph.as_mut().unwrap().output.push(value(o, &[]));
+    }
+    m
+}
+
+#[test]
+fn batch_norm_statistics_outputs() {
+    // Without training_mode=1 the statistics outputs are not computed.
+    check(
+        "bn-stats-inference",
+        batch_norm(vec![], &["y", "m", "v"]),
+        Err("statistics outputs [1, 2] are used"),
+    );
+    // With it, the node is its training step; the running mean is momentum·mean + (1−m)·μ.
+    check(
+        "bn-stats-training",
+        batch_norm(
+            vec![attr_i("training_mode", 1), attr_f("momentum", 0.75)],
+            &["y", "m", "v"],
+        ),
+        Ok((
+            &[("bn", r#""axes":[0,2]"#)],
+            &["lifted as its training step"],
+        )),
+    );
+    // Only Y: a BatchNorm layer whose statistics follow the engine's mode.
+    check(
+        "bn-training-y-only",
+        batch_norm(vec![attr_i("training_mode", 1)], &["y"]),
+        Ok((&[("bn", r#""training_mode":true"#)], &[])),
+    );
+}
+
+#[test]
+fn matmul_add_with_a_legacy_axis_is_not_a_bias() {
+    // Add-6 with axis=0 aligns the vector with the rows: not the Dense bias; refused by Add.
+    let m = model(
+        6,
+        &[Some(4), Some(4)],
+        vec![
+            node("MatMul", "/fc/MatMul", &["x", "fc.weight"], &["h"], vec![]),
+            node(
+                "Add",
+                "/fc/Add",
+                &["h", "fc.bias"],
+                &["y"],
+                vec![attr_i("broadcast", 1), attr_i("axis", 0)],
+            ),
+        ],
+        vec![
+            floats("fc.weight", &[4, 4], &seq(16)),
+            floats("fc.bias", &[4], &seq(4)),
+        ],
+    );
+    check("matmul-add-axis0", m, Err("legacy broadcast with axis=0"));
+}
+
+#[test]
+fn reduce_with_no_axes_and_noop_is_the_identity() {
+    let m = model(
+        18,
+        &[None, Some(3)],
+        vec![node(
+            "ReduceMax",
+            "/ReduceMax",
+            &["x"],
+            &["y"],
+            vec![attr_i("noop_with_empty_axes", 1)],
+        )],
+        vec![],
+    );
+    let m = check("reduce-noop", m, Ok((&[], &[]))).unwrap();
+    assert_eq!(m.nodes[1].op.kind(), "identity");
+}
+
+#[test]
+fn gemm_and_matmul_refusals() {
+    // beta=0 ignores C only when 0·C is 0 everywhere.
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![node(
+            "Gemm",
+            "/fc/Gemm",
+            &["x", "fc.weight", "c"],
+            &["y"],
+            vec![attr_f("beta", 0.0)],
+        )],
+        vec![
+            floats("fc.weight", &[4, 3], &seq(12)),
+            floats("c", &[3], &[0.0, f32::INFINITY, 1.0]),
+        ],
+    );
+    check(
+        "gemm-beta0-inf",
+        m,
+        Err("beta=0 times a C holding inf or NaN"),
+    );
+    // An integer matrix multiplies in integers (wrapping), which the engine does not.
+    let ints = TensorProto {
+        name: Some("w".into()),
+        dims: vec![4, 3],
+        data_type: Some(7),
+        int64_data: (0..12).collect(),
+        ..Default::default()
+    };
+    let m = model(
+        17,
+        &[None, Some(4)],
+        vec![node("MatMul", "/MatMul", &["x", "w"], &["y"], vec![])],
+        vec![ints],
+    );
+    check("matmul-int", m, Err("MatMul of I64 (integer) operands"));
 }

@@ -10,8 +10,13 @@
 //! - the number of real (non-padding) inputs otherwise (TF/Keras 'same', catalogue
 //!   `pooling-padding`; torch `count_include_pad=False`).
 //!
+//! Max pooling's optional second output (ONNX MaxPool `Indices`): the position of each maximum
+//! as a flat row-major index into the whole input tensor in the op's layout (for
+//! channels-first `((n·C + c)·H + h)·W + w`, ONNX's `storage_order=0`), held as a float, exact
+//! up to 2²⁴ input elements in f32 (larger inputs are refused).
+//!
 //! VJP: max `dx[argmax] += dy`; average `dx[i] += dy / divisor` for every real input `i` in the
-//! window.
+//! window. The indices are piecewise constant: no gradient flows through them.
 
 use model_ir::{DataLayout, Padding, PoolKind};
 use ndarray::{ArrayD, IxDyn};
@@ -29,6 +34,8 @@ pub(crate) struct Pool {
     pub(crate) core: ConvCore,
     pub(crate) count_include_pad: bool,
     pub(crate) ceil_mode: bool,
+    /// Max pooling with the argmax as a second output.
+    pub(crate) indices: bool,
 }
 
 impl Pool {
@@ -46,7 +53,8 @@ impl Pool {
         ceil_mode: bool,
     ) -> Result<Pool, EngineError> {
         cx.inputs(1, 1)?;
-        cx.outputs(1)?;
+        cx.outputs(if kind == PoolKind::Max { 2 } else { 1 })?;
+        let indices = cx.node.outputs.len() == 2;
         // Keras `strides=None` means the pool size.
         let strides = if strides.is_empty() {
             pool_size
@@ -59,6 +67,7 @@ impl Pool {
             core,
             count_include_pad,
             ceil_mode,
+            indices,
         })
     }
 
@@ -77,7 +86,17 @@ impl Pool {
     pub(crate) fn infer(&self, xs: &[&[usize]]) -> Result<Vec<Vec<usize>>, String> {
         let (n, sp, ch) = self.core.split(xs[0])?;
         let win = self.window(sp)?;
-        Ok(vec![self.core.out_shape(n, &win.out_sp, ch)])
+        let shape = self.core.out_shape(n, &win.out_sp, ch);
+        if self.indices {
+            let total: usize = xs[0].iter().product();
+            if total > 1 << 24 {
+                return Err(format!(
+                    "max-pooling indices of an input of {total} elements exceed the integers f32 holds exactly (2^24)"
+                ));
+            }
+            return Ok(vec![shape.clone(), shape]);
+        }
+        Ok(vec![shape])
     }
 
     fn divisors(&self, win: &Window, table: &[usize]) -> Vec<usize> {
@@ -169,7 +188,22 @@ impl Pool {
             }
         }
         let y = ArrayD::from_shape_vec(IxDyn(&shape), y).map_err(|e| e.to_string())?;
-        Ok(Out { ys: vec![y], saved })
+        let mut ys = vec![y];
+        if self.indices {
+            let idx: Vec<F> = saved
+                .idx
+                .iter()
+                .map(|&a| {
+                    if a == PAD {
+                        c::<F>(-1.0)
+                    } else {
+                        c::<F>(a as f64)
+                    }
+                })
+                .collect();
+            ys.push(ArrayD::from_shape_vec(IxDyn(&shape), idx).map_err(|e| e.to_string())?);
+        }
+        Ok(Out { ys, saved })
     }
 
     pub(crate) fn backward<F: Float>(&self, cx: &BwdCx<'_, F>) -> NodeGrads<F> {

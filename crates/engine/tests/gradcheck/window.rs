@@ -80,6 +80,21 @@ fn pooling_variants() {
         ceil_mode: false,
     };
     check_unary_op(dilated, &[1, 2, 5, 5], no_params, -1.0, 1.0);
+    // Dilated average pooling (ONNX AveragePool-19 `dilations`), padded, both divisors, ceil.
+    for (cip, ceil) in [(false, false), (true, true), (false, true)] {
+        let dilated_avg = Op::Pool {
+            pool: PoolKind::Avg,
+            rank: 2,
+            pool_size: vec![2, 3],
+            strides: vec![2, 1],
+            dilation: vec![2, 2],
+            padding: Padding::symmetric(&[1, 1]),
+            layout: cf,
+            count_include_pad: cip,
+            ceil_mode: ceil,
+        };
+        check_unary_op(dilated_avg, &[1, 2, 6, 7], no_params, -1.0, 1.0);
+    }
 }
 
 #[test]

@@ -146,27 +146,115 @@ impl Lifter<'_> {
         }
         let rank = ws.len() - 2;
         let a = self.attrs(i);
-        if a.ints("output_shape")?.is_some() {
-            return Err(self.unsupported(i, "output_shape (instead of pads/output_padding)"));
-        }
         let group = usize::try_from(a.int_or("group", 1)?)
             .ok()
             .filter(|&g| g >= 1)
             .ok_or_else(|| self.malformed(i, "group < 1"))?;
+        if ws[0] % group != 0 {
+            return Err(self.malformed(i, format!("{} input channels in {group} groups", ws[0])));
+        }
+        let kernel_size = ws[2..].to_vec();
+        if let Some(k) = a.ints("kernel_shape")?
+            && k.iter().map(|&v| v as usize).collect::<Vec<_>>() != kernel_size
+        {
+            return Err(self.malformed(
+                i,
+                format!("kernel_shape {k:?} disagrees with weight {ws:?}"),
+            ));
+        }
         let strides = self.spatial_attr(i, "strides", rank)?;
         let dilation = self.spatial_attr(i, "dilations", rank)?;
-        // ONNX's SAME_* for a transposed convolution fixes the output size at input × stride,
-        // which the IR's padding rules (those of the forward convolution) do not express.
-        if let Some(ap) = a.string("auto_pad")?.filter(|p| p.starts_with("SAME")) {
-            return Err(self.unsupported(i, format!("auto_pad={ap}")));
-        }
-        let padding = self.padding(i, rank)?;
-        let output_padding = match a.ints("output_padding")? {
+        let mut output_padding: Vec<usize> = match a.ints("output_padding")? {
             Some(p) if p.len() == rank && p.iter().all(|&v| v >= 0) => {
                 p.into_iter().map(|v| v as usize).collect()
             }
             Some(p) => return Err(self.malformed(i, format!("output_padding {p:?}"))),
             None => vec![0; rank],
+        };
+        let auto_pad = a.string("auto_pad")?.unwrap_or_default();
+        let same = auto_pad.starts_with("SAME");
+        let output_shape = a.ints("output_shape")?;
+        if output_shape.is_some() && auto_pad == "VALID" {
+            return Err(self.unsupported(i, "output_shape together with auto_pad=VALID"));
+        }
+        let padding = if same || output_shape.is_some() {
+            // ONNX fixes the output length (`output_shape`, or input × stride under SAME_*)
+            // and derives the pads from it: total = s·(n−1) + output_padding + (k−1)·d + 1 −
+            // length, split evenly, the odd one at the end for SAME_UPPER and at the start
+            // otherwise. The pads depend on the input length, which must be known.
+            let v = self.g.input(i, 0).unwrap_or_default();
+            let in_sp: Vec<usize> = self
+                .g
+                .shape(v)
+                .filter(|s| s.len() == rank + 2)
+                .and_then(|s| {
+                    s[2..]
+                        .iter()
+                        .map(|d| d.known().and_then(|k| usize::try_from(k).ok()))
+                        .collect()
+                })
+                .ok_or_else(|| {
+                    self.unsupported(
+                        i,
+                        format!(
+                            "auto_pad={auto_pad} / output_shape on an input of unknown spatial size"
+                        ),
+                    )
+                })?;
+            if let Some(p) = a.ints("pads")?
+                && p.iter().any(|&v| v != 0)
+            {
+                return Err(self.unsupported(
+                    i,
+                    format!("pads {p:?} together with output_shape or auto_pad={auto_pad}"),
+                ));
+            }
+            let target: Vec<usize> = match &output_shape {
+                Some(o) if o.len() == rank || o.len() == rank + 2 => o[o.len() - rank..]
+                    .iter()
+                    .map(|&v| usize::try_from(v).ok().filter(|&v| v > 0))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| self.malformed(i, format!("output_shape {o:?}")))?,
+                Some(o) => {
+                    return Err(
+                        self.malformed(i, format!("output_shape {o:?} for {rank} spatial axes"))
+                    );
+                }
+                None => in_sp.iter().zip(&strides).map(|(n, s)| n * s).collect(),
+            };
+            let (mut begin, mut end) = (vec![0; rank], vec![0; rank]);
+            for ax in 0..rank {
+                let eff = (kernel_size[ax].max(1) - 1) * dilation[ax] + 1;
+                let full =
+                    (strides[ax] * in_sp[ax].saturating_sub(1) + output_padding[ax] + eff) as i64;
+                let total = full - target[ax] as i64;
+                if total < 0 {
+                    // A longer output than the scatter reaches: zeros at the end (ONNX
+                    // Runtime and the reference agree only without SAME_*).
+                    if same {
+                        return Err(self.unsupported(
+                            i,
+                            format!(
+                                "auto_pad={auto_pad} with an output {} longer than the transposed convolution's {full} on spatial axis {ax}",
+                                target[ax]
+                            ),
+                        ));
+                    }
+                    output_padding[ax] += (-total) as usize;
+                    continue;
+                }
+                let total = total as usize;
+                let (b, e) = if auto_pad == "SAME_UPPER" {
+                    (total / 2, total - total / 2)
+                } else {
+                    (total - total / 2, total / 2)
+                };
+                begin[ax] = b;
+                end[ax] = e;
+            }
+            Padding::Explicit { begin, end }
+        } else {
+            self.padding(i, rank)?
         };
         let mut params = vec![self.param(
             i,
@@ -184,7 +272,7 @@ impl Lifter<'_> {
             filters: ws[1]
                 .checked_mul(group)
                 .ok_or_else(|| self.malformed(i, format!("group {group}")))?,
-            kernel_size: ws[2..].to_vec(),
+            kernel_size,
             strides,
             dilation,
             groups: group,

@@ -1,6 +1,6 @@
 //! Pooling and reductions: `MaxPool`/`AveragePool`, the global pools and `Reduce*`.
 
-use model_ir::{DataLayout, Op, PoolKind, ReduceKind};
+use model_ir::{DataLayout, Op, Padding, PoolKind, ReduceKind};
 
 use crate::onnx::eval::axes_of;
 use crate::onnx::value::{Val, norm_axis};
@@ -27,6 +27,7 @@ pub(super) fn register(reg: &mut Registry) {
             "auto_pad",
             "ceil_mode",
             "count_include_pad",
+            "dilations",
             "kernel_shape",
             "pads",
             "strides",
@@ -44,12 +45,16 @@ pub(super) fn register(reg: &mut Registry) {
 }
 
 impl Lifter<'_> {
+    /// `MaxPool` / `AveragePool`. MaxPool's `Indices` output is the engine's argmax output
+    /// (row-major flat index, `storage_order=0`); for `storage_order=1` (column-major spatial
+    /// index) the pooling runs on the input with its spatial axes reversed, whose row-major
+    /// index is the column-major one, and both outputs are permuted back.
     fn pool(&mut self, i: usize) -> R<()> {
-        if let Some(idx) = self.g.output(i, 1)
-            && (!self.g.consumers(idx).is_empty() || self.g.is_output(idx))
-        {
-            return Err(self.unsupported(i, "MaxPool indices output is used"));
-        }
+        let indices = self
+            .g
+            .output(i, 1)
+            .filter(|o| !self.g.consumers(o).is_empty() || self.g.is_output(o))
+            .map(str::to_string);
         let x = self.rt(i, 0)?;
         let v = self.g.input(i, 0).unwrap_or_default();
         let rank = self
@@ -68,28 +73,80 @@ impl Lifter<'_> {
         } else {
             PoolKind::Avg
         };
-        if a.int_or("storage_order", 0)? != 0 {
-            return Err(self.unsupported(i, "storage_order=1"));
+        if pool == PoolKind::Avg && indices.is_some() {
+            return Err(self.malformed(i, "AveragePool has one output"));
         }
-        let dilation = if pool == PoolKind::Max {
-            self.spatial_attr(i, "dilations", rank)?
+        // storage_order only says how `Indices` are numbered.
+        let column_major = match a.int_or("storage_order", 0)? {
+            0 => false,
+            1 => indices.is_some(),
+            other => return Err(self.malformed(i, format!("storage_order={other}"))),
+        };
+        let mut pool_size: Vec<usize> = kernel.into_iter().map(|k| k as usize).collect();
+        let mut strides = self.spatial_attr(i, "strides", rank)?;
+        let mut dilation = self.spatial_attr(i, "dilations", rank)?;
+        let mut padding = self.padding(i, rank)?;
+        let out = self.out(i, 0)?;
+        let class = self.g.op(i).to_string();
+        // Spatial axes reversed (its own inverse).
+        let perm: Vec<usize> = (0..2).chain((2..rank + 2).rev()).collect();
+        let (x, outs) = if column_major {
+            pool_size.reverse();
+            strides.reverse();
+            dilation.reverse();
+            if let Padding::Explicit { begin, end } = &mut padding {
+                begin.reverse();
+                end.reverse();
+            }
+            let xt = format!("{out}::spatial_reversed_input");
+            let base = self.scopes.node_name(&self.g.nodes[i], &self.g.name(i));
+            self.emit_named(
+                i,
+                &format!("{base}.reverse_spatial"),
+                Op::Permute { perm: perm.clone() },
+                vec![x],
+                vec![xt.clone()],
+                Vec::new(),
+                "MaxPool (storage_order=1)",
+            )?;
+            let outs = vec![
+                format!("{out}::spatial_reversed"),
+                format!("{out}::spatial_reversed_indices"),
+            ];
+            (xt, outs)
         } else {
-            vec![1; rank]
+            let mut outs = vec![out.clone()];
+            outs.extend(indices.clone());
+            (x, outs)
         };
         let op = Op::Pool {
             pool,
             rank,
-            pool_size: kernel.into_iter().map(|k| k as usize).collect(),
-            strides: self.spatial_attr(i, "strides", rank)?,
+            pool_size,
+            strides,
             dilation,
-            padding: self.padding(i, rank)?,
+            padding,
             layout: DataLayout::ChannelsFirst,
             count_include_pad: pool == PoolKind::Avg && a.int_or("count_include_pad", 0)? != 0,
             ceil_mode: a.int_or("ceil_mode", 0)? != 0,
         };
-        let out = self.out(i, 0)?;
-        let class = self.g.op(i).to_string();
-        self.emit(i, op, vec![x], vec![out.clone()], Vec::new(), &class)?;
+        let name = self.emit(i, op, vec![x], outs.clone(), Vec::new(), &class)?;
+        if column_major {
+            let finals = [Some(out.clone()), indices.clone()];
+            for (t, f) in outs.into_iter().zip(finals) {
+                if let Some(f) = f {
+                    self.emit_named(
+                        i,
+                        &format!("{name}.restore_spatial"),
+                        Op::Permute { perm: perm.clone() },
+                        vec![t],
+                        vec![f],
+                        Vec::new(),
+                        "MaxPool (storage_order=1)",
+                    )?;
+                }
+            }
+        }
         self.set_layout(&out, Some(DataLayout::ChannelsFirst));
         Ok(())
     }
@@ -137,10 +194,31 @@ impl Lifter<'_> {
         let axes = axes_of(a, &ins, 1).map_err(|e| self.unsupported(i, e))?;
         let x = self.rt(i, 0)?;
         let rank = self.rank(&v);
+        let noop = a.int_or("noop_with_empty_axes", 0)? != 0;
         let axes: Vec<i64> = match (axes, rank) {
             (Some(ax), _) if !ax.is_empty() => ax,
-            (_, Some(r)) if a.int_or("noop_with_empty_axes", 0)? == 0 => (0..r as i64).collect(),
-            _ => return Err(self.unsupported(i, "reduction over unknown axes")),
+            // No axes and noop_with_empty_axes=1: the input unchanged.
+            _ if noop => {
+                let out = self.out(i, 0)?;
+                let layout = self.layout_of(&x);
+                let class = format!("{} (noop_with_empty_axes, no axes)", self.g.op(i));
+                self.emit(
+                    i,
+                    Op::Identity,
+                    vec![x],
+                    vec![out.clone()],
+                    Vec::new(),
+                    &class,
+                )?;
+                self.set_layout(&out, layout);
+                return Ok(());
+            }
+            (_, Some(r)) => (0..r as i64).collect(),
+            _ => {
+                return Err(
+                    self.unsupported(i, "reduction over every axis of a value of unknown rank")
+                );
+            }
         };
         let reduce = match self.g.op(i) {
             "ReduceMean" => ReduceKind::Mean,
