@@ -330,6 +330,10 @@ pub enum ResizeMode {
     /// Four taps of the cubic convolution kernel with coefficient `a` (ONNX `cubic_coeff_a`:
     /// −0.75 torch, −0.5 TensorFlow).
     Cubic(f64),
+    /// [`ResizeMode::Cubic`] with the ratio rounded (half to even) to a multiple of
+    /// `1/entries`: TensorFlow's `resize_bicubic` reads its coefficients from a table of
+    /// `entries + 1` rows (`resize_bicubic_op.cc`, `kTableSize = 1024`).
+    CubicTable { a: f64, entries: u32 },
 }
 
 /// ONNX `nearest_mode`.

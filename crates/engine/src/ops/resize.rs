@@ -8,7 +8,8 @@
 //! `r = x − ⌊x⌋` (1 when `x` is an integer: the left pixel is preferred), and `k` taps at
 //! input indices `⌈x⌉ − k/2 …` (the reference's edge-padded window), clamped into `[0, n)`,
 //! with the weights of the mode: nearest `[r rounds down, r rounds up]`, linear `[1 − r, r]`,
-//! cubic the four Keys coefficients of `a`, and with antialias the linear / cubic kernel
+//! cubic the four Keys coefficients of `a` (TensorFlow's tabulated variant rounds `r` to the
+//! table's step first), and with antialias the linear / cubic kernel
 //! stretched by `1/min(s, 1)` and normalised. `exclude_outside` zeroes the weights of taps
 //! outside the input and renormalises. `tf_crop_and_resize` outputs whose source lies
 //! outside `[0, n − 1]` take the extrapolation value.
@@ -72,6 +73,12 @@ impl Resize {
         match mode {
             ResizeMode::Cubic(a) if !a.is_finite() => {
                 return Err(cx.invalid(format!("cubic coefficient {a}")));
+            }
+            ResizeMode::CubicTable { a, entries } if !a.is_finite() || entries == 0 => {
+                return Err(cx.invalid(format!("cubic table of {entries} entries, a = {a}")));
+            }
+            ResizeMode::CubicTable { .. } if antialias => {
+                return Err(cx.invalid("antialias with a tabulated cubic"));
             }
             ResizeMode::Nearest(_) if antialias => {
                 return Err(cx.invalid("antialias with nearest resizing"));
@@ -314,6 +321,15 @@ fn coefficients(mode: ResizeMode, antialias: bool, r: f64, s: f64) -> Vec<f64> {
                 .map(|k| cubic(a, s * (k as f64 - r)))
                 .collect();
             normalise(w)
+        }
+        ResizeMode::CubicTable { a, entries } => {
+            let k = f64::from(entries);
+            coefficients(
+                ResizeMode::Cubic(a),
+                false,
+                (r * k).round_ties_even() / k,
+                s,
+            )
         }
         ResizeMode::Cubic(a) => {
             let (p, q) = (r + 1.0, 2.0 - r);

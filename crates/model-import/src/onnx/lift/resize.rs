@@ -428,7 +428,7 @@ impl Lifter<'_> {
                 "align_corners" => Interpolation::BilinearAlignCorners,
                 _ => return None,
             },
-            ResizeMode::Cubic(_) => return None,
+            ResizeMode::Cubic(_) | ResizeMode::CubicTable { .. } => return None,
         };
         Some(Op::UpSampling {
             rank: spatial.len(),
