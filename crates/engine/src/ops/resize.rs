@@ -30,7 +30,7 @@ use crate::float::{Float, c};
 
 /// The taps of one output index: `(input index, weight)`, or `None` for the extrapolation
 /// value.
-type Taps = Vec<Option<Vec<(usize, f64)>>>;
+pub type Taps = Vec<Option<Vec<(usize, f64)>>>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Resize {
@@ -349,8 +349,9 @@ fn normalise(w: Vec<f64>) -> Vec<f64> {
 }
 
 /// Every output index's taps along one axis (see the module documentation).
+/// Public as `engine::resize_taps`: the diagnosis compares two resizes by their taps.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn axis_taps(
+pub fn axis_taps(
     n: usize,
     m: usize,
     s: f64,
