@@ -217,6 +217,18 @@ fn infer_node(
             o
         }
         Op::Rnn { .. } => return infer_rnn(&n.op, x),
+        Op::Resize { axes, .. } => {
+            let mut o = x.to_vec();
+            for a in axes {
+                let d = o.get_mut(a.axis)?;
+                *d = match (a.size, a.scale) {
+                    (Some(m), _) => Some(m),
+                    (None, Some(s)) => d.map(|n| (n as f64 * s).floor() as usize),
+                    (None, None) => None,
+                };
+            }
+            o
+        }
         Op::Merge {
             op: MergeOp::Concatenate(a),
         } => {

@@ -228,6 +228,7 @@ fn vjp<F: Float>(k: &Kernel, cx: &BwdCx<'_, F>) -> NodeGrads<F> {
         Kernel::GlobalPool(k) => k.backward(cx),
         Kernel::Pad(k) => k.backward(cx),
         Kernel::UpSampling(k) => k.backward(cx),
+        Kernel::Resize(k) => k.backward(cx),
         Kernel::Embedding(k) => k.backward(cx),
         Kernel::Rnn(k) => k.backward(cx),
         Kernel::Merge(k) => k.backward(cx),

@@ -204,6 +204,7 @@ fn run<F: Float>(k: &Kernel, cx: &mut FwdCx<'_, F>, xs: &[&ArrayD<F>]) -> Result
         Kernel::GlobalPool(k) => k.forward(cx, xs),
         Kernel::Pad(k) => k.forward(cx, xs),
         Kernel::UpSampling(k) => k.forward(cx, xs),
+        Kernel::Resize(k) => k.forward(cx, xs),
         Kernel::Embedding(k) => k.forward(cx, xs),
         Kernel::Rnn(k) => k.forward(cx, xs),
         Kernel::Merge(k) => k.forward(cx, xs),

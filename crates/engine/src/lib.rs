@@ -37,6 +37,7 @@ pub use error::EngineError;
 pub use float::Float;
 pub use forward::{Forward, Tape, forward};
 pub use mode::{DropoutMasks, Mode};
+pub use ops::resize::{Taps as ResizeTaps, axis_taps as resize_taps};
 pub use params::{Grads, IndexedSlices, ParamStore, StatUpdates};
 pub use program::Program;
 pub use train::{Batch, StepRecord, TrainConfig, TrainRecord, train};

@@ -315,6 +315,7 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
         | Op::GlobalPool { .. }
         | Op::Pad { .. }
         | Op::UpSampling { .. }
+        | Op::Resize { .. }
         | Op::Reduce { .. }
         | Op::Select { .. }
         | Op::Slice { .. }
@@ -548,6 +549,20 @@ fn compile_shape(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kerne
             *interpolation,
             *layout,
         )?),
+        Op::Resize {
+            axes,
+            mode,
+            coordinate,
+            exclude_outside,
+            antialias,
+        } => Kernel::Resize(resize::Resize::compile(
+            cx,
+            axes,
+            *mode,
+            *coordinate,
+            *exclude_outside,
+            *antialias,
+        )?),
         Op::Reduce {
             reduce,
             axes,
@@ -609,6 +624,7 @@ fn output_layout(op: &Op, input: Option<DataLayout>) -> Option<DataLayout> {
         | Op::Unary { .. }
         | Op::Rescaling { .. }
         | Op::Normalization { .. }
+        | Op::Resize { .. }
         | Op::Identity
         | Op::Input { .. } => input,
         Op::Dense { .. }
@@ -646,6 +662,7 @@ fn infer(k: &Kernel, ps: &ParamShapes, xs: &[&[usize]]) -> Result<Vec<Vec<usize>
         Kernel::GlobalPool(k) => k.infer(xs),
         Kernel::Pad(k) => k.infer(xs),
         Kernel::UpSampling(k) => k.infer(xs),
+        Kernel::Resize(k) => k.infer(xs),
         Kernel::Embedding(k) => k.infer(ps, xs),
         Kernel::Rnn(k) => k.infer(ps, xs),
         Kernel::Merge(k) => k.infer(xs),

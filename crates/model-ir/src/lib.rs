@@ -28,8 +28,8 @@ pub use loss::{
     KerasLoss, KerasReduction, LossError, LossFamily, TorchLoss, TorchReduction, TypedLoss,
 };
 pub use op::{
-    BidiMerge, BinaryOp, Interpolation, MergeOp, Op, PadMode, PoolKind, ReduceKind, RnnCell,
-    RnnDirection, UnaryOp,
+    BidiMerge, BinaryOp, Interpolation, MergeOp, NearestRounding, Op, PadMode, PoolKind,
+    ReduceKind, ResizeAxis, ResizeCoordinate, ResizeMode, RnnCell, RnnDirection, UnaryOp,
 };
 pub use tensor::{DType, Tensor};
 pub use training::{

@@ -167,6 +167,21 @@ pub enum Op {
         interpolation: Interpolation,
         layout: DataLayout,
     },
+    /// General resampling of some axes with the ONNX `Resize` semantics
+    /// (`onnx/reference/ops/op_resize.py`): each listed axis is resampled on its own
+    /// (separable), by a short weighted sum of clamped input indices per output index, or the
+    /// `tf_crop_and_resize` extrapolation value outside the region of interest. Axes not
+    /// listed pass through. [`Op::UpSampling`] stays the op for the integer-factor
+    /// conventions Keras and torch share; this one holds every other.
+    Resize {
+        axes: Vec<ResizeAxis>,
+        mode: ResizeMode,
+        coordinate: ResizeCoordinate,
+        /// Weights of taps outside the input set to 0 and the rest renormalised.
+        exclude_outside: bool,
+        /// Linear and cubic: the kernel widened by `1/scale` when downsampling.
+        antialias: bool,
+    },
     /// Table lookup of integer ids.
     Embedding {
         input_dim: usize,
@@ -291,6 +306,67 @@ impl Interpolation {
     }
 }
 
+/// One resized axis of [`Op::Resize`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResizeAxis {
+    /// Axis of the input (0 is the batch axis).
+    pub axis: usize,
+    /// Output length; `None`: `⌊n · scale⌋` for an input of length `n` (ONNX `scales`).
+    pub size: Option<usize>,
+    /// Scale of the coordinate transformation; `None`: `size / n` (ONNX `sizes`).
+    pub scale: Option<f64>,
+    /// `tf_crop_and_resize` region (start, end) as fractions of `n − 1`; `(0, 1)` otherwise.
+    pub roi: (f64, f64),
+}
+
+/// How the taps of [`Op::Resize`] are weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "value")]
+pub enum ResizeMode {
+    /// One input index, chosen from the source coordinate by the rounding rule.
+    Nearest(NearestRounding),
+    /// Two taps, `1 − λ` and `λ`.
+    Linear,
+    /// Four taps of the cubic convolution kernel with coefficient `a` (ONNX `cubic_coeff_a`:
+    /// −0.75 torch, −0.5 TensorFlow).
+    Cubic(f64),
+    /// [`ResizeMode::Cubic`] with the ratio rounded (half to even) to a multiple of
+    /// `1/entries`: TensorFlow's `resize_bicubic` reads its coefficients from a table of
+    /// `entries + 1` rows (`resize_bicubic_op.cc`, `kTableSize = 1024`).
+    CubicTable { a: f64, entries: u32 },
+}
+
+/// ONNX `nearest_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NearestRounding {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+}
+
+/// ONNX `coordinate_transformation_mode`: the source coordinate of output index `j`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "value")]
+pub enum ResizeCoordinate {
+    /// `(j + ½)/s − ½`.
+    HalfPixel,
+    /// `(j + ½)/s − ½` shifted so the centres of the input and the output coincide.
+    HalfPixelSymmetric,
+    /// `(j + ½)/s − ½`, and −½ when the output has one element.
+    PytorchHalfPixel,
+    /// `j·(n − 1)/(n·s − 1)`, and 0 when `n·s = 1`.
+    AlignCorners,
+    /// `j / s`.
+    Asymmetric,
+    /// `(j + ½)/s` (ONNX opsets 11 and 12 only).
+    TfHalfPixelForNn,
+    /// The region of interest of each axis sampled with aligned corners; outputs whose source
+    /// is outside the input take the value given.
+    TfCropAndResize(f64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RnnCell {
@@ -405,6 +481,7 @@ impl Op {
             Op::GlobalPool { .. } => "global_pool",
             Op::Pad { .. } => "pad",
             Op::UpSampling { .. } => "up_sampling",
+            Op::Resize { .. } => "resize",
             Op::Embedding { .. } => "embedding",
             Op::Rnn { .. } => "rnn",
             Op::Merge { .. } => "merge",
@@ -445,6 +522,7 @@ impl Op {
             | Op::GlobalPool { .. }
             | Op::Pad { .. }
             | Op::UpSampling { .. }
+            | Op::Resize { .. }
             | Op::Embedding { .. }
             | Op::Rnn { .. }
             | Op::Merge { .. }
@@ -482,6 +560,7 @@ impl Op {
             | Op::GlobalPool { .. }
             | Op::Pad { .. }
             | Op::UpSampling { .. }
+            | Op::Resize { .. }
             | Op::Embedding { .. }
             | Op::Rnn { .. }
             | Op::Merge { .. }

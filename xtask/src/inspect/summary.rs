@@ -24,6 +24,29 @@ pub(crate) fn summarize(op: &Op) -> String {
             spatial(op, &mut parts)
         }
         Op::Rnn { .. } => recurrent(op, &mut parts),
+        Op::Resize {
+            axes,
+            mode,
+            coordinate,
+            exclude_outside,
+            antialias,
+        } => {
+            for a in axes {
+                let len = match (a.size, a.scale) {
+                    (Some(m), _) => m.to_string(),
+                    (None, Some(s)) => format!("×{s}"),
+                    (None, None) => "?".into(),
+                };
+                parts.push(format!("axis{}→{len}", a.axis));
+            }
+            parts.push(format!("{mode:?} {coordinate:?}"));
+            if *exclude_outside {
+                parts.push("exclude_outside".into());
+            }
+            if *antialias {
+                parts.push("antialias".into());
+            }
+        }
         Op::Flatten { .. }
         | Op::Reshape { .. }
         | Op::Permute { .. }

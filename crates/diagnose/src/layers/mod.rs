@@ -33,7 +33,7 @@ use conv::{conv_padding, conv_transpose_crop};
 use dropout::{dropout, masking};
 use norm::{batch_norm, layer_norm};
 use pool::pooling;
-use resize::upsampling;
+use resize::{resizes, upsampling};
 use rnn::rnn;
 use unpaired::unpaired;
 
@@ -121,6 +121,7 @@ pub(crate) fn check(c: &Ctx<'_>, aligned: &Aligned<'_>, out: &mut Findings) {
     }
     pooling(c, out);
     upsampling(c, out);
+    resizes(c, out);
     dropout(c, out);
     masking(c, out);
     unpaired(aligned, out);

@@ -309,6 +309,38 @@ pub(super) fn copy_attr(
                     i += 1;
                 }
             }
+            // General resizes pair the same way; Keras's sampling (mode, coordinate
+            // transformation, taps outside, antialias) replaces torch's, the sizes stay.
+            let kr: Vec<&Op> = keras
+                .nodes
+                .iter()
+                .map(|n| &n.op)
+                .filter(|op| matches!(op, Op::Resize { .. }))
+                .collect();
+            let mut i = 0;
+            for n in &mut torch.nodes {
+                if let Op::Resize {
+                    mode,
+                    coordinate,
+                    exclude_outside,
+                    antialias,
+                    ..
+                } = &mut n.op
+                {
+                    if let Some(Op::Resize {
+                        mode: km,
+                        coordinate: kc,
+                        exclude_outside: ke,
+                        antialias: ka,
+                        ..
+                    }) = kr.get(i)
+                    {
+                        (*mode, *coordinate, *exclude_outside, *antialias) = (*km, *kc, *ke, *ka);
+                        changed = true;
+                    }
+                    i += 1;
+                }
+            }
         }
         Attr::BatchNorm(_) | Attr::NormEpsilon | Attr::SamePadding => {
             changed = copy_per_pair(attr, torch, aligned);

@@ -30,6 +30,7 @@ pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod rescaling;
 pub(crate) mod reshape;
+pub(crate) mod resize;
 pub(crate) mod rnn;
 pub(crate) mod select;
 pub(crate) mod separable_conv;
@@ -62,6 +63,7 @@ pub(crate) enum Kernel {
     GlobalPool(global_pool::GlobalPool),
     Pad(pad::Pad),
     UpSampling(up_sampling::UpSampling),
+    Resize(resize::Resize),
     Embedding(embedding::Embedding),
     Rnn(rnn::Rnn),
     Merge(merge::Merge),

@@ -1,7 +1,10 @@
-//! Gradient checks: pooling, padding, upsampling.
+//! Gradient checks: pooling, padding, upsampling, resizing.
 
 use crate::{check_unary_op, no_params};
-use model_ir::{DataLayout, Interpolation, Op, PadMode, Padding, PoolKind};
+use model_ir::{
+    DataLayout, Interpolation, NearestRounding, Op, PadMode, Padding, PoolKind, ResizeAxis,
+    ResizeCoordinate, ResizeMode,
+};
 
 #[allow(clippy::too_many_arguments)]
 fn pool(
@@ -163,4 +166,74 @@ fn upsampling_bilinear_align_corners_edge_sizes() {
         layout: DataLayout::ChannelsLast,
     };
     check_unary_op(op, &[2, 1, 3], no_params, -1.0, 1.0);
+}
+
+fn resize(
+    axes: &[(usize, Option<usize>, Option<f64>)],
+    mode: ResizeMode,
+    coordinate: ResizeCoordinate,
+    exclude_outside: bool,
+    antialias: bool,
+) -> Op {
+    Op::Resize {
+        axes: axes
+            .iter()
+            .map(|&(axis, size, scale)| ResizeAxis {
+                axis,
+                size,
+                scale,
+                roi: match coordinate {
+                    ResizeCoordinate::TfCropAndResize(_) => (0.2, 0.9),
+                    _ => (0.0, 1.0),
+                },
+            })
+            .collect(),
+        mode,
+        coordinate,
+        exclude_outside,
+        antialias,
+    }
+}
+
+#[test]
+fn resize_every_mode_and_coordinate() {
+    // Down on one axis (sizes), up by a non-integer scale on another, channels last; and a
+    // resized channel axis, which the op allows like any other.
+    let axes = [(1, Some(3), None), (2, None, Some(1.7))];
+    let modes = [
+        ResizeMode::Nearest(NearestRounding::RoundPreferCeil),
+        ResizeMode::Linear,
+        ResizeMode::Cubic(-0.75),
+        ResizeMode::CubicTable {
+            a: -0.5,
+            entries: 1024,
+        },
+    ];
+    let coords = [
+        ResizeCoordinate::HalfPixel,
+        ResizeCoordinate::HalfPixelSymmetric,
+        ResizeCoordinate::PytorchHalfPixel,
+        ResizeCoordinate::AlignCorners,
+        ResizeCoordinate::Asymmetric,
+        ResizeCoordinate::TfHalfPixelForNn,
+        ResizeCoordinate::TfCropAndResize(0.5),
+    ];
+    for mode in modes {
+        for coordinate in coords {
+            for exclude in [false, true] {
+                let op = resize(&axes, mode, coordinate, exclude, false);
+                check_unary_op(op, &[2, 5, 3, 2], no_params, -1.0, 1.0);
+            }
+        }
+    }
+    for mode in [ResizeMode::Linear, ResizeMode::Cubic(-0.5)] {
+        let op = resize(
+            &[(1, Some(2), None), (3, Some(4), None)],
+            mode,
+            ResizeCoordinate::HalfPixel,
+            true,
+            true,
+        );
+        check_unary_op(op, &[2, 7, 2, 3], no_params, -1.0, 1.0);
+    }
 }

@@ -260,6 +260,7 @@ pub(super) fn convert(
             merge::merge(c, notes)?
         }
         "Rescaling" => preprocessing::rescaling(c, notes)?,
+        "Resizing" => reshaping::resizing(c, notes)?,
         "Normalization" => preprocessing::normalization(c, input, notes)?,
         "Identity" => Converted::unary(Op::Identity),
         _ => return Err(unsupported_layer(c)),
