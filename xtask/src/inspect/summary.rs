@@ -26,6 +26,7 @@ pub(crate) fn summarize(op: &Op) -> String {
         Op::Rnn { .. } => recurrent(op, &mut parts),
         Op::Flatten { .. }
         | Op::Reshape { .. }
+        | Op::ReshapeAll { .. }
         | Op::Permute { .. }
         | Op::Reduce { .. }
         | Op::Select { .. }
@@ -396,6 +397,7 @@ fn shape_ops(op: &Op, parts: &mut Vec<String>) {
             }
         )),
         Op::Reshape { target_shape } => parts.push(format!("to {target_shape:?}")),
+        Op::ReshapeAll { shape } => parts.push(format!("to {shape:?} (batch axis included)")),
         Op::Permute { perm } => parts.push(format!("perm={perm:?}")),
         Op::Reduce {
             reduce,

@@ -2,6 +2,11 @@
 //!
 //! VJP `dx = dy · f'(x)`: neg `−1`; abs `sign(x)` (0 at 0, as torch); sqrt `1/(2√x)`;
 //! exp `eˣ`; log `1/x`; reciprocal `−1/x²`; erf `2/√π · e^{−x²}`.
+//!
+//! The roundings (ONNX `Cast` between float types) round to the nearest value of the target
+//! type, ties to even (IEEE; `half` for f16/bf16), directly from the computed value; their
+//! VJP passes `dy` through unchanged (torch's `Tensor.to(dtype)` backward casts the gradient
+//! back, the identity on values). `Ones` is 1 everywhere (a dropout's all-true mask), VJP 0.
 
 use model_ir::UnaryOp;
 use ndarray::{ArrayD, Zip};
@@ -35,6 +40,14 @@ impl Unary {
             UnaryOp::Log => x.ln(),
             UnaryOp::Reciprocal => F::one() / x,
             UnaryOp::Erf => x.erf(),
+            UnaryOp::RoundF32 => c(x.to_f64().map_or(f64::NAN, |v| f64::from(v as f32))),
+            UnaryOp::RoundF16 => c(x
+                .to_f64()
+                .map_or(f64::NAN, |v| half::f16::from_f64(v).to_f64())),
+            UnaryOp::RoundBf16 => c(x
+                .to_f64()
+                .map_or(f64::NAN, |v| half::bf16::from_f64(v).to_f64())),
+            UnaryOp::Ones => F::one(),
         }
     }
 
@@ -55,6 +68,8 @@ impl Unary {
             UnaryOp::Log => F::one() / x,
             UnaryOp::Reciprocal => -(y * y),
             UnaryOp::Erf => c::<F>(2.0 / std::f64::consts::PI.sqrt()) * (-(x * x)).exp(),
+            UnaryOp::RoundF32 | UnaryOp::RoundF16 | UnaryOp::RoundBf16 => F::one(),
+            UnaryOp::Ones => F::zero(),
         }
     }
 
