@@ -384,7 +384,7 @@ fn division_of_two_values_is_a_merge() {
 }
 
 #[test]
-fn reshape_that_moves_the_batch_is_refused() {
+fn reshape_that_moves_the_batch_reshapes_the_whole_tensor() {
     let m = model(
         17,
         &[None, Some(4)],
@@ -397,7 +397,13 @@ fn reshape_that_moves_the_batch_is_refused() {
             ..Default::default()
         }],
     );
-    check("reshape-batch", m, Err("does not keep the batch axis"));
+    // `[N, 4] → [-1]` merges the batch axis: a reshape of the whole tensor, the batch
+    // length inferred at run time.
+    check(
+        "reshape-batch",
+        m,
+        Ok((&[("Reshape", r#"reshape_all {"shape":[-1]}"#)], &[])),
+    );
 }
 
 #[test]

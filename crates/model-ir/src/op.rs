@@ -257,6 +257,8 @@ pub enum PadMode {
     Constant(f64),
     Reflect,
     Edge,
+    /// Circular: the axis repeats (ONNX `wrap`, torch `CircularPad`).
+    Wrap,
 }
 
 /// How upsampling by an integer factor `s` maps output index `j` of an axis of length `n` to
@@ -386,6 +388,14 @@ pub enum UnaryOp {
     /// 1 at every element (the all-true mask output of ONNX `Dropout` where it drops nothing);
     /// gradient 0.
     Ones,
+    /// The identity on the result of integer arithmetic that fails at run time unless every
+    /// value is an integer held exactly (|v| ≤ 2^24 in f32, 2^53 in f64) inside the range of
+    /// uint8: ONNX wraps around, truncates divisions; parallax refuses instead.
+    CheckU8,
+    /// [`UnaryOp::CheckU8`] for int32.
+    CheckI32,
+    /// [`UnaryOp::CheckU8`] for int64.
+    CheckI64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,7 +1,7 @@
 //! Element-wise arithmetic: unary math (`Erf`, `Sqrt`, ...) and the binary ops (`Add`, `Mul`,
 //! ...) as merges of computed tensors or as binaries with a constant.
 
-use model_ir::{BinaryOp, Framework, MergeOp, Op, Param, ParamLayout, ParamRole, UnaryOp};
+use model_ir::{BinaryOp, DType, Framework, MergeOp, Op, Param, ParamLayout, ParamRole, UnaryOp};
 
 use super::{Lifter, R, Registry};
 
@@ -34,22 +34,43 @@ impl Lifter<'_> {
             "Reciprocal" => UnaryOp::Reciprocal,
             other => return Err(self.unsupported_op(i, other)),
         };
-        // Integer Neg/Abs wrap at the type's minimum and are not held exactly above 2^24.
-        if let Some(t) = self
+        // Integer Neg/Abs wrap at the type's minimum: checked at run time.
+        let class = self.g.op(i).to_string();
+        let check = match self
             .g
             .input(i, 0)
             .and_then(|v| self.g.dtype(v))
             .filter(|t| !t.is_float())
         {
-            return Err(self.unsupported(
-                i,
-                format!("{} of a {t:?} (integer) operand: integer arithmetic wraps, parallax computes in floating point", self.g.op(i)),
-            ));
-        }
+            Some(t) => Some(self.integer_check(i, &class, t)?),
+            None => None,
+        };
         let x = self.rt(i, 0)?;
         let out = self.out(i, 0)?;
-        let class = self.g.op(i).to_string();
-        self.emit(i, Op::Unary { op }, vec![x], vec![out], Vec::new(), &class)?;
+        match check {
+            None => {
+                self.emit(i, Op::Unary { op }, vec![x], vec![out], Vec::new(), &class)?;
+            }
+            Some(check) => {
+                let raw = format!("{out}::integer");
+                self.emit(
+                    i,
+                    Op::Unary { op },
+                    vec![x],
+                    vec![raw.clone()],
+                    Vec::new(),
+                    &class,
+                )?;
+                self.emit(
+                    i,
+                    Op::Unary { op: check },
+                    vec![raw],
+                    vec![out],
+                    Vec::new(),
+                    &class,
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -64,9 +85,10 @@ impl Lifter<'_> {
         let runtime: Vec<bool> = inputs.iter().map(|v| self.g.is_runtime(v)).collect();
         let out = self.out(i, 0)?;
         // The engine computes in floating point: integer sums, differences and products wrap
-        // (uint8 200 + 100 = 44), integer division truncates, integer powers wrap, and above
-        // 2^24 an f32 does not hold every integer; none of that is reproduced, so integer
-        // arithmetic is refused. Max and Min select one of their operands: exact. Pow's
+        // (uint8 200 + 100 = 44), integer division truncates, and above 2^24 an f32 does not
+        // hold every integer. Integer Add/Sub/Mul/Div/Sum are followed by a run-time check
+        // that refuses any result that is not an integer held exactly inside the type's range;
+        // integer powers are refused. Max and Min select one of their operands: exact. Pow's
         // exponent may be an integer (a float base raised to it is computed exactly).
         let checked = match op.as_str() {
             "Add" | "Sub" | "Mul" | "Div" | "Sum" => inputs.len(),
@@ -92,19 +114,58 @@ impl Lifter<'_> {
                 ));
             }
         }
-        if let Some(t) = inputs
+        let integer = inputs
             .iter()
             .take(checked)
             .filter_map(|v| self.g.dtype(v))
-            .find(|t| !t.is_float())
-        {
-            return Err(self.unsupported(
-                i,
-                format!(
-                    "{op} of {t:?} (integer) operands: integer arithmetic wraps and truncates, parallax computes in floating point"
-                ),
-            ));
+            .find(|t| !t.is_float());
+        let check = match integer {
+            None => None,
+            Some(t) if op == "Pow" => {
+                return Err(self.unsupported(
+                    i,
+                    format!("{op} of a {t:?} (integer) base: integer powers wrap, parallax computes in floating point"),
+                ));
+            }
+            Some(t) => Some(self.integer_check(i, &op, t)?),
+        };
+        let Some(check) = check else {
+            return self.binary_body(i, &op, &inputs, &runtime, out);
+        };
+        let raw = format!("{out}::integer");
+        self.binary_body(i, &op, &inputs, &runtime, raw.clone())?;
+        self.emit(
+            i,
+            Op::Unary { op: check },
+            vec![raw],
+            vec![out],
+            Vec::new(),
+            &op,
+        )?;
+        Ok(())
+    }
+
+    /// The run-time check that keeps integer arithmetic exact or refused (see
+    /// [`UnaryOp::CheckI32`]): ONNX wraps around and truncates, the engine computes in floating
+    /// point, exactly while results stay integers it holds inside the type's range.
+    fn integer_check(&self, i: usize, op: &str, t: DType) -> R<UnaryOp> {
+        match t {
+            DType::U8 => Ok(UnaryOp::CheckU8),
+            DType::I32 => Ok(UnaryOp::CheckI32),
+            DType::I64 => Ok(UnaryOp::CheckI64),
+            other => Err(self.unsupported(i, format!("{op} of {other:?} operands"))),
         }
+    }
+
+    fn binary_body(
+        &mut self,
+        i: usize,
+        op: &str,
+        inputs: &[String],
+        runtime: &[bool],
+        out: String,
+    ) -> R<()> {
+        let op = op.to_string();
         if runtime.iter().all(|&r| r) {
             let merge = match op.as_str() {
                 "Add" | "Sum" => MergeOp::Add,
@@ -136,7 +197,7 @@ impl Lifter<'_> {
             return Ok(());
         }
         if matches!(op.as_str(), "Max" | "Min" | "Sum") {
-            return self.variadic_with_constants(i, &op, &inputs, &runtime);
+            return self.variadic_with_constants(i, &op, inputs, runtime, out);
         }
         if inputs.len() != 2 || runtime.iter().filter(|&&r| r).count() != 1 {
             return Err(self.unsupported_op(
@@ -190,6 +251,7 @@ impl Lifter<'_> {
         op: &str,
         inputs: &[String],
         runtime: &[bool],
+        out: String,
     ) -> R<()> {
         let (merge, bop) = match op {
             "Max" => (MergeOp::Maximum, BinaryOp::Maximum),
@@ -202,7 +264,6 @@ impl Lifter<'_> {
                 format!("{op} whose first two operands are both constants"),
             ));
         }
-        let out = self.out(i, 0)?;
         let n = inputs.len();
         let mut cur: Option<String> = None;
         // A leading constant is applied to the first computed operand with `constant_first`.

@@ -24,17 +24,28 @@ pub(super) fn register(reg: &mut Registry) {
 }
 
 impl Lifter<'_> {
+    /// `Concat` of computed values and constants (the class token prepended to a sequence).
+    /// A constant operand `c` becomes a computed value exactly: `Ones` of a one-long slice of
+    /// a computed operand along the axis (shape `[…, 1, …]`), times `c` as a constant
+    /// (`1·c = c` for every float, NaN and ±∞ included); its gradient reaches `c` when it is
+    /// trainable (a torch initializer). Its other axes must equal the computed operand's.
     fn concat(&mut self, i: usize) -> R<()> {
         let n = self.g.nodes[i].input.len();
-        let mut ins = Vec::with_capacity(n);
-        for k in 0..n {
-            if self.g.input(i, k).is_some_and(|v| !self.g.is_runtime(v)) {
-                return Err(self.unsupported_op(i, "Concat with a constant operand"));
-            }
-            ins.push(self.rt(i, k)?);
-        }
         let axis = self.attrs(i).int_or("axis", 0)?;
         let out = self.out(i, 0)?;
+        let source = (0..n).find(|&k| self.g.input(i, k).is_some_and(|v| self.g.is_runtime(v)));
+        let mut ins = Vec::with_capacity(n);
+        for k in 0..n {
+            let v = self.g.input(i, k).unwrap_or_default().to_string();
+            if self.g.is_runtime(&v) {
+                ins.push(self.rt(i, k)?);
+                continue;
+            }
+            let Some(src) = source else {
+                return Err(self.unsupported_op(i, "Concat of constants only"));
+            };
+            ins.push(self.concat_constant(i, k, src, axis, &out)?);
+        }
         self.emit(
             i,
             Op::Merge {
@@ -46,6 +57,92 @@ impl Lifter<'_> {
             "Concat",
         )?;
         Ok(())
+    }
+
+    /// Constant operand `k` of Concat node `i` as a computed value (see [`Self::concat`]),
+    /// shaped after computed operand `src`.
+    fn concat_constant(
+        &mut self,
+        i: usize,
+        k: usize,
+        src: usize,
+        axis: i64,
+        out: &str,
+    ) -> R<String> {
+        let sv = self.g.input(i, src).unwrap_or_default().to_string();
+        let c = self.konst(i, k)?;
+        if !c.dtype().is_float() {
+            return Err(
+                self.unsupported(i, format!("Concat with a {:?} constant operand", c.dtype()))
+            );
+        }
+        let cshape = c.shape().to_vec();
+        let sshape = self.g.shape(&sv).ok_or_else(|| {
+            self.unsupported(
+                i,
+                "Concat with a constant operand and a computed operand of unknown shape",
+            )
+        })?;
+        let ax = norm_axis(axis, sshape.len(), "Concat").map_err(|e| self.malformed(i, e))?;
+        let fits = cshape.len() == sshape.len()
+            && (0..cshape.len()).all(|j| j == ax || sshape[j].known() == Some(cshape[j] as i64));
+        if !fits {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Concat of constant operand {k} of shape {cshape:?} with a computed operand of shape [{}] on axis {axis}",
+                    join_dims(&sshape)
+                ),
+            ));
+        }
+        let x = self.rt(i, src)?;
+        let one_long = format!("{out}::slice_{k}");
+        let ones = format!("{out}::ones_{k}");
+        let value = format!("{out}::constant_{k}");
+        self.emit(
+            i,
+            Op::Slice {
+                axis,
+                start: 0,
+                end: 1,
+                step: 1,
+            },
+            vec![x],
+            vec![one_long.clone()],
+            Vec::new(),
+            "Concat",
+        )?;
+        self.emit(
+            i,
+            Op::Unary {
+                op: model_ir::UnaryOp::Ones,
+            },
+            vec![one_long],
+            vec![ones.clone()],
+            Vec::new(),
+            "Concat",
+        )?;
+        let mut p = self.param(
+            i,
+            k,
+            ParamRole::Constant,
+            ParamLayout::AsIs,
+            &format!("constant_{k}"),
+        )?;
+        p.trainable = self.framework == Framework::Torch
+            && self.g.input(i, k).is_some_and(|v| self.g.is_initializer(v));
+        self.emit(
+            i,
+            Op::ConstantBinary {
+                op: model_ir::BinaryOp::Mul,
+                constant_first: true,
+            },
+            vec![ones],
+            vec![value.clone()],
+            vec![p],
+            "Concat",
+        )?;
+        Ok(value)
     }
 
     /// `Tile` with constant repeats: each repeated axis becomes a concatenation of the input
@@ -376,6 +473,7 @@ impl Lifter<'_> {
             "constant" => PadMode::Constant(value),
             "reflect" => PadMode::Reflect,
             "edge" => PadMode::Edge,
+            "wrap" => PadMode::Wrap,
             other => return Err(self.unsupported(i, format!("Pad mode {other}"))),
         };
         let op = Op::Pad {
