@@ -149,7 +149,7 @@ class SyntheticCase:
     Its constants are initializers already; its reference comes from
     `onnx.reference.ReferenceEvaluator`."""
 
-    def __init__(self, name, node, inputs, initializers, opset=17):
+    def __init__(self, name, node, inputs, initializers, opset=17, reference=None):
         from onnx import helper
         from onnx.reference import ReferenceEvaluator
 
@@ -167,7 +167,7 @@ class SyntheticCase:
                 opset_imports=[helper.make_opsetid("", opset)],
             )
         )
-        outs = ref.run(None, dict(inputs))
+        outs = ref.run(None, dict(inputs)) if reference is None else reference(*inputs.values())
         graph_outputs = [
             helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
             for o, v in zip(node.output, outs)
@@ -244,7 +244,28 @@ def parallax_cases():
         SyntheticCase("parallax_pad_wrap_large",
                       node("Pad", ["x", "p"], ["y"], mode="wrap"),
                       {"x": f32(1, 2, 3, 2)}, {"p": np.array([0, 0, 4, 1, 0, 0, 1, 3], np.int64)}),
+        # Opset < 13 Softmax/LogSoftmax coerce the input to 2-D at `axis` (the Operators
+        # spec, Softmax-11; ReferenceEvaluator 1.23.2 applies the opset-13 meaning here, so
+        # the reference is computed from the spec).
+        SyntheticCase("parallax_softmax_opset11_axis1",
+                      node("Softmax", ["x"], ["y"], axis=1),
+                      {"x": f32(2, 3, 4)}, {}, opset=11,
+                      reference=lambda x: [coerced_softmax(x, 1, log=False)]),
+        SyntheticCase("parallax_logsoftmax_opset11_axis0",
+                      node("LogSoftmax", ["x"], ["y"], axis=0),
+                      {"x": f32(2, 3, 2)}, {}, opset=11,
+                      reference=lambda x: [coerced_softmax(x, 0, log=True)]),
     ]
+
+
+def coerced_softmax(x, axis, log):
+    """Softmax-1/11 (and LogSoftmax): `x` as the matrix `[prod(shape[:axis]), prod(shape[axis:])]`,
+    normalized along its rows (in float64, rounded to x's dtype)."""
+    m = x.astype(np.float64).reshape(int(np.prod(x.shape[:axis])), -1)
+    z = m - m.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    y = z - lse if log else np.exp(z - lse)
+    return y.reshape(x.shape).astype(x.dtype)
 
 
 def main():

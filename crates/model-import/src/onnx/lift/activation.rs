@@ -66,9 +66,83 @@ impl Lifter<'_> {
         Ok(axis)
     }
 
+    /// Opset < 13 Softmax/LogSoftmax over a value whose `axis` is not the last: ONNX coerces
+    /// the input to 2-D `[d0·…·d(axis−1), d(axis)·…]` and normalizes each row. Lowered to a
+    /// whole-tensor reshape to that matrix, the softmax over axis 1, and the reshape back.
+    fn coerced_softmax(&mut self, i: usize) -> R<bool> {
+        let opset = self.g.opset;
+        if opset >= 13 {
+            return Ok(false);
+        }
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let Some(shape) = self.g.shape(&v) else {
+            return Ok(false);
+        };
+        let rank = shape.len();
+        let axis = self.attrs(i).int_or("axis", 1)?;
+        let a = norm_axis(axis, rank, "Softmax").map_err(|e| self.malformed(i, e))?;
+        if a + 1 == rank {
+            return Ok(false);
+        }
+        let inner: Option<i64> = shape[a..]
+            .iter()
+            .try_fold(1i64, |acc, d| d.known().and_then(|d| acc.checked_mul(d)));
+        let back: Vec<i64> = shape.iter().map(|d| d.known().unwrap_or(-1)).collect();
+        let (Some(inner), true) = (inner, back.iter().filter(|&&d| d == -1).count() <= 1) else {
+            return Err(self.unsupported(
+                i,
+                format!("opset {opset} {} over axis={axis} of a value with lengths unknown before run time", self.g.op(i)),
+            ));
+        };
+        if inner == 0 {
+            return Err(self.unsupported(i, format!("opset {opset} Softmax of an empty value")));
+        }
+        let log = self.g.op(i) == "LogSoftmax";
+        let class = self.g.op(i).to_string();
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let rows = format!("{out}::rows");
+        let normed = format!("{out}::normalized");
+        self.emit(
+            i,
+            Op::ReshapeAll {
+                shape: vec![-1, inner],
+            },
+            vec![x],
+            vec![rows.clone()],
+            Vec::new(),
+            &class,
+        )?;
+        let function = if log {
+            Activation::LogSoftmax { axis: 1 }
+        } else {
+            Activation::Softmax { axis: 1 }
+        };
+        self.emit(
+            i,
+            Op::Activation { function },
+            vec![rows],
+            vec![normed.clone()],
+            Vec::new(),
+            &class,
+        )?;
+        self.emit(
+            i,
+            Op::ReshapeAll { shape: back },
+            vec![normed],
+            vec![out],
+            Vec::new(),
+            &class,
+        )?;
+        Ok(true)
+    }
+
     fn activation(&mut self, i: usize) -> R<()> {
         let a = self.attrs(i);
         let op = self.g.op(i).to_string();
+        if matches!(op.as_str(), "Softmax" | "LogSoftmax") && self.coerced_softmax(i)? {
+            return Ok(());
+        }
         let function = match op.as_str() {
             "Relu" => Activation::RELU,
             "LeakyRelu" => Activation::LeakyRelu {
@@ -114,8 +188,12 @@ impl Lifter<'_> {
             "LogSoftmax" => Activation::LogSoftmax {
                 axis: self.softmax_axis(i)?,
             },
-            "Gelu" => Activation::Gelu {
-                approximate: a.string("approximate")?.as_deref() == Some("tanh"),
+            "Gelu" => match a.string("approximate")?.as_deref() {
+                None | Some("none") => Activation::Gelu { approximate: false },
+                Some("tanh") => Activation::Gelu { approximate: true },
+                Some(other) => {
+                    return Err(self.unsupported(i, format!("Gelu approximate={other}")));
+                }
             },
             "Mish" => Activation::Mish,
             "Clip" => match self.clip_bounds(i)? {

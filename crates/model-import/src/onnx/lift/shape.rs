@@ -813,6 +813,25 @@ impl Lifter<'_> {
                 }
             },
         };
+        if let Some(len) = shape[ax].known()
+            && (sizes.iter().try_fold(0i64, |a, &b| a.checked_add(b)) != Some(len)
+                || sizes.iter().any(|&s| s < 0))
+        {
+            return Err(self.malformed(
+                i,
+                format!("split sizes {sizes:?} for an axis of length {len}"),
+            ));
+        }
+        if sizes.len() != self.g.nodes[i].output.len() {
+            return Err(self.malformed(
+                i,
+                format!(
+                    "{} split sizes for {} outputs",
+                    sizes.len(),
+                    self.g.nodes[i].output.len()
+                ),
+            ));
+        }
         let x = self.rt(i, 0)?;
         let mut start = 0i64;
         for (k, &s) in sizes.iter().enumerate() {
@@ -853,6 +872,14 @@ impl Lifter<'_> {
                     .g
                     .shape(&v)
                     .ok_or_else(|| self.unsupported(i, "Squeeze of a value of unknown shape"))?;
+                // ONNX removes every axis of length 1 at run time: an axis of unknown length
+                // (the batch) might be one.
+                if let Some(k) = shape.iter().position(|d| d.known().is_none()) {
+                    return Err(self.unsupported(
+                        i,
+                        format!("Squeeze without axes of a value whose axis {k} has a length unknown before run time"),
+                    ));
+                }
                 (0..shape.len())
                     .filter(|&k| shape[k] == Dim::Known(1))
                     .map(|k| k as i64)
