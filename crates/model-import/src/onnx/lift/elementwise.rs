@@ -242,8 +242,9 @@ impl Lifter<'_> {
     }
 
     /// `Max`/`Min`/`Sum` of computed values and constants, folded left to right as ONNX
-    /// does (`((a ∘ b) ∘ c) …`): a computed operand joins through a merge, a constant through a
-    /// constant binary (`<node>.constant_<k>`). A NaN constant is refused for Max/Min (ONNX
+    /// does (`((a ∘ b) ∘ c) …`; a leading constant is swapped with the first computed
+    /// operand, the ops being commutative): a computed operand joins through a merge, a
+    /// constant through a constant binary (`<node>.constant_<k>`). A NaN constant is refused for Max/Min (ONNX
     /// propagates NaN; the engine's maximum keeps the computed operand).
     fn variadic_with_constants(
         &mut self,
@@ -287,12 +288,13 @@ impl Lifter<'_> {
                         continue;
                     }
                     (None, Some(c)) => {
+                        // Max, Min and Sum are commutative: the constant goes second.
                         let p = self.operand_constant(i, c, op)?;
                         self.emit(
                             i,
                             Op::ConstantBinary {
                                 op: bop,
-                                constant_first: true,
+                                constant_first: false,
                             },
                             vec![x],
                             vec![dst.clone()],
