@@ -153,6 +153,11 @@ impl Lifter<'_> {
         if reps.iter().any(|&r| r < 1) {
             return Err(self.unsupported(i, format!("Tile with repeats {reps:?}")));
         }
+        if let Some(r) = self.rank(self.g.input(i, 0).unwrap_or_default())
+            && r != reps.len()
+        {
+            return Err(self.malformed(i, format!("repeats {reps:?} for a rank-{r} value")));
+        }
         let mut cur = self.rt(i, 0)?;
         let out = self.out(i, 0)?;
         let todo: Vec<(usize, i64)> = reps
@@ -248,7 +253,13 @@ impl Lifter<'_> {
                 self.unsupported(i, "Reshape whose target shape is not known before run time")
             );
         };
-        if outs.is_empty() || ins.is_empty() || outs[0] != ins[0] {
+        // A result length of 0 (allowzero=1, or an empty value) is a literal length for the
+        // whole-tensor reshape; the batch-keeping reshape reads 0 as "copy the input's".
+        if outs.is_empty()
+            || ins.is_empty()
+            || outs[0] != ins[0]
+            || outs.iter().any(|d| d.known() == Some(0))
+        {
             return self.reshape_all(i, &out, "Reshape");
         }
         let x = self.rt(i, 0)?;
