@@ -144,6 +144,132 @@ def convert(case):
     return (m, runtime, outs), None
 
 
+class SyntheticCase:
+    """A hand-built case in the shape of an ONNX node test (`name`, `model`, `data_sets`),
+    for operand forms the node tests lack: a constant operand among computed ones (the class
+    token concatenated to a sequence, `torch.maximum(x, weight)`), integer exponents, ...
+    Its constants are initializers already; its reference comes from
+    `onnx.reference.ReferenceEvaluator`."""
+
+    def __init__(self, name, node, inputs, initializers, opset=17, reference=None):
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        graph_inputs = [
+            helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for k, v in inputs.items()
+        ]
+        inits = [numpy_helper.from_array(v, k) for k, v in initializers.items()]
+        ref = ReferenceEvaluator(
+            helper.make_model(
+                helper.make_graph([node], name, graph_inputs, [
+                    helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
+                    for o in node.output
+                ], inits),
+                opset_imports=[helper.make_opsetid("", opset)],
+            )
+        )
+        outs = ref.run(None, dict(inputs)) if reference is None else reference(*inputs.values())
+        graph_outputs = [
+            helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            for o, v in zip(node.output, outs)
+        ]
+        self.name = name
+        self.model = helper.make_model(
+            helper.make_graph([node], name, graph_inputs, graph_outputs, inits),
+            opset_imports=[helper.make_opsetid("", opset)],
+            producer_name="parallax-synthetic",
+        )
+        self.data_sets = [(list(inputs.values()), outs)]
+
+
+def parallax_cases():
+    """The hand-built cases (`cases/parallax_*`)."""
+    from onnx import helper
+
+    rng = np.random.default_rng(16)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    node = helper.make_node
+    return [
+        # The class token prepended to a sequence: Concat(constant, x) along the time axis.
+        SyntheticCase("parallax_concat_constant_first",
+                      node("Concat", ["cls", "x"], ["y"], axis=1),
+                      {"x": f32(2, 3, 4)}, {"cls": f32(2, 1, 4)}),
+        SyntheticCase("parallax_concat_constant_middle",
+                      node("Concat", ["x", "c", "z"], ["y"], axis=-1),
+                      {"x": f32(2, 3), "z": f32(2, 2)}, {"c": f32(2, 4)}),
+        SyntheticCase("parallax_max_constant",
+                      node("Max", ["x", "c"], ["y"]),
+                      {"x": f32(3, 4)}, {"c": f32(4)}),
+        SyntheticCase("parallax_min_constant_first",
+                      node("Min", ["c", "x", "z"], ["y"]),
+                      {"x": f32(3, 4), "z": f32(3, 4)}, {"c": f32(3, 1)}),
+        SyntheticCase("parallax_sum_constant_middle",
+                      node("Sum", ["x", "c", "z"], ["y"]),
+                      {"x": f32(2, 3), "z": f32(2, 3)}, {"c": f32(3)}),
+        SyntheticCase("parallax_pow_int64_exponent_tensor",
+                      node("Pow", ["x", "e"], ["y"]),
+                      {"x": f32(2, 3)}, {"e": np.array([0, 1, 3], dtype=np.int64)}),
+        SyntheticCase("parallax_pow_float_exponent_tensor",
+                      node("Pow", ["x", "e"], ["y"]),
+                      {"x": np.abs(f32(2, 3)) + 0.5}, {"e": np.array([-1.5, 0.5, 2.25], np.float32)}),
+        # Repeated and negative indices (the backward adds the repeats up), 2-D indices.
+        SyntheticCase("parallax_gather_repeated_2d_indices",
+                      node("Gather", ["x", "i"], ["y"], axis=1),
+                      {"x": f32(2, 5, 3)}, {"i": np.array([[0, 4], [-1, 1]], dtype=np.int64)}),
+        SyntheticCase("parallax_gather_last_axis_run",
+                      node("Gather", ["x", "i"], ["y"], axis=-1),
+                      {"x": f32(2, 6)}, {"i": np.array([1, 2, 3, 5], dtype=np.int64)}),
+        # Flatten at an axis that merges the batch axis, Reshape that splits it.
+        SyntheticCase("parallax_flatten_axis2",
+                      node("Flatten", ["x"], ["y"], axis=2),
+                      {"x": f32(2, 3, 4, 2)}, {}),
+        SyntheticCase("parallax_reshape_split_batch",
+                      node("Reshape", ["x", "s"], ["y"]),
+                      {"x": f32(6, 4)}, {"s": np.array([2, 3, -1], dtype=np.int64)}),
+        # Integer ids widened, then cast to float.
+        SyntheticCase("parallax_cast_int64_to_float",
+                      node("Cast", ["x"], ["y"], to=onnx.TensorProto.FLOAT),
+                      {"x": np.array([[0, 7, -3], [1 << 20, 5, 2]], dtype=np.int64)}, {}),
+        SyntheticCase("parallax_cast_float_to_int32",
+                      node("Cast", ["x"], ["y"], to=onnx.TensorProto.INT32),
+                      {"x": np.array([[0.5, -1.7, 3.2]], dtype=np.float32)}, {}),
+        SyntheticCase("parallax_add_int32",
+                      node("Add", ["x", "z"], ["y"]),
+                      {"x": np.array([[1, 2]], np.int32), "z": np.array([[3, 4]], np.int32)}, {}),
+        SyntheticCase("parallax_selu_custom",
+                      node("Selu", ["x"], ["y"], alpha=0.5, gamma=1.5),
+                      {"x": f32(3, 4)}, {}),
+        SyntheticCase("parallax_prelu_slope_per_row",
+                      node("PRelu", ["x", "s"], ["y"]),
+                      {"x": f32(2, 3, 4)}, {"s": np.abs(f32(3, 1))}),
+        SyntheticCase("parallax_pad_wrap_large",
+                      node("Pad", ["x", "p"], ["y"], mode="wrap"),
+                      {"x": f32(1, 2, 3, 2)}, {"p": np.array([0, 0, 4, 1, 0, 0, 1, 3], np.int64)}),
+        # Opset < 13 Softmax/LogSoftmax coerce the input to 2-D at `axis` (the Operators
+        # spec, Softmax-11; ReferenceEvaluator 1.23.2 applies the opset-13 meaning here, so
+        # the reference is computed from the spec).
+        SyntheticCase("parallax_softmax_opset11_axis1",
+                      node("Softmax", ["x"], ["y"], axis=1),
+                      {"x": f32(2, 3, 4)}, {}, opset=11,
+                      reference=lambda x: [coerced_softmax(x, 1, log=False)]),
+        SyntheticCase("parallax_logsoftmax_opset11_axis0",
+                      node("LogSoftmax", ["x"], ["y"], axis=0),
+                      {"x": f32(2, 3, 2)}, {}, opset=11,
+                      reference=lambda x: [coerced_softmax(x, 0, log=True)]),
+    ]
+
+
+def coerced_softmax(x, axis, log):
+    """Softmax-1/11 (and LogSoftmax): `x` as the matrix `[prod(shape[:axis]), prod(shape[axis:])]`,
+    normalized along its rows (in float64, rounded to x's dtype)."""
+    m = x.astype(np.float64).reshape(int(np.prod(x.shape[:axis])), -1)
+    z = m - m.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    y = z - lse if log else np.exp(z - lse)
+    return y.reshape(x.shape).astype(x.dtype)
+
+
 def main():
     check_versions()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -153,7 +279,8 @@ def main():
     ort_results = {}
     skipped = []
     count = 0
-    for case in sorted(node_cases.collect_testcases(None), key=lambda c: c.name):
+    cases = sorted(node_cases.collect_testcases(None), key=lambda c: c.name) + parallax_cases()
+    for case in cases:
         try:
             conv, why = convert(case)
         except Exception as e:  # a case this conversion cannot express

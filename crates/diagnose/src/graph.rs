@@ -205,6 +205,7 @@ fn infer_node(
         | Op::UpSampling { .. } => return infer_spatial(&n.op, x),
         Op::Flatten { .. }
         | Op::Reshape { .. }
+        | Op::ReshapeAll { .. }
         | Op::Permute { .. }
         | Op::Select { .. }
         | Op::Slice { .. }
@@ -423,6 +424,24 @@ fn infer_axes(op: &Op, x: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
                 });
             }
             o
+        }
+        Op::ReshapeAll { shape } => {
+            let total: Option<usize> = x.iter().try_fold(1usize, |acc, d| d.map(|d| acc * d));
+            let fixed: usize = shape
+                .iter()
+                .filter(|d| **d >= 0)
+                .map(|d| *d as usize)
+                .product();
+            shape
+                .iter()
+                .map(|&d| {
+                    if d >= 0 {
+                        Some(d as usize)
+                    } else {
+                        total.and_then(|t| (fixed > 0).then(|| t / fixed))
+                    }
+                })
+                .collect()
         }
         Op::Permute { perm } => perm.iter().map(|p| x.get(*p).copied().flatten()).collect(),
         Op::Select { axis: a, .. } => {

@@ -223,6 +223,7 @@ fn vjp<F: Float>(k: &Kernel, cx: &BwdCx<'_, F>) -> NodeGrads<F> {
         Kernel::Dropout(k) => k.backward(cx),
         Kernel::Flatten(k) => k.backward(cx),
         Kernel::Reshape(k) => k.backward(cx),
+        Kernel::ReshapeAll(k) => k.backward(cx),
         Kernel::Permute(k) => k.backward(cx),
         Kernel::Pool(k) => k.backward(cx),
         Kernel::GlobalPool(k) => k.backward(cx),

@@ -199,6 +199,7 @@ fn run<F: Float>(k: &Kernel, cx: &mut FwdCx<'_, F>, xs: &[&ArrayD<F>]) -> Result
         Kernel::Dropout(k) => k.forward(cx, xs),
         Kernel::Flatten(k) => k.forward(cx, xs),
         Kernel::Reshape(k) => k.forward(cx, xs),
+        Kernel::ReshapeAll(k) => k.forward(cx, xs),
         Kernel::Permute(k) => k.forward(cx, xs),
         Kernel::Pool(k) => k.forward(cx, xs),
         Kernel::GlobalPool(k) => k.forward(cx, xs),

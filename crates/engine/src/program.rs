@@ -310,6 +310,7 @@ fn compile(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kernel, Eng
         | Op::Rescaling { .. } => compile_normalization(cx),
         Op::Flatten { .. }
         | Op::Reshape { .. }
+        | Op::ReshapeAll { .. }
         | Op::Permute { .. }
         | Op::Pool { .. }
         | Op::GlobalPool { .. }
@@ -499,6 +500,7 @@ fn compile_shape(cx: &NodeCx<'_>, in_layout: Option<DataLayout>) -> Result<Kerne
         Op::Reshape { target_shape } => {
             Kernel::Reshape(reshape::Reshape::compile(cx, target_shape)?)
         }
+        Op::ReshapeAll { shape } => Kernel::ReshapeAll(reshape::ReshapeAll::compile(cx, shape)?),
         Op::Permute { perm } => Kernel::Permute(permute::Permute::compile(cx, perm)?),
         Op::Pool {
             pool,
@@ -630,6 +632,7 @@ fn output_layout(op: &Op, input: Option<DataLayout>) -> Option<DataLayout> {
         Op::Dense { .. }
         | Op::Flatten { .. }
         | Op::Reshape { .. }
+        | Op::ReshapeAll { .. }
         | Op::Permute { .. }
         | Op::Embedding { .. }
         | Op::Rnn { .. }
@@ -657,6 +660,7 @@ fn infer(k: &Kernel, ps: &ParamShapes, xs: &[&[usize]]) -> Result<Vec<Vec<usize>
         Kernel::Dropout(k) => k.infer(xs),
         Kernel::Flatten(k) => k.infer(xs),
         Kernel::Reshape(k) => k.infer(xs),
+        Kernel::ReshapeAll(k) => k.infer(xs),
         Kernel::Permute(k) => k.infer(xs),
         Kernel::Pool(k) => k.infer(xs),
         Kernel::GlobalPool(k) => k.infer(xs),

@@ -129,6 +129,11 @@ pub enum Op {
     },
     /// Reshape of every non-batch axis to `target_shape` (−1 = inferred).
     Reshape { target_shape: Vec<i64> },
+    /// Row-major reshape of the whole tensor, the batch axis included, to `shape` (−1 =
+    /// inferred, at most once; 0 is a length of 0): ONNX `Reshape`/`Flatten` that merge, move
+    /// or split the batch axis. Unlike [`Op::Reshape`] its result depends on the batch size
+    /// only through the total element count.
+    ReshapeAll { shape: Vec<i64> },
     /// Axis permutation of the full tensor including batch (`perm[i]` = source axis).
     Permute { perm: Vec<usize> },
     /// Windowed pooling.
@@ -267,6 +272,8 @@ pub enum PadMode {
     Constant(f64),
     Reflect,
     Edge,
+    /// Circular: the axis repeats (ONNX `wrap`, torch `CircularPad`).
+    Wrap,
 }
 
 /// How upsampling by an integer factor `s` maps output index `j` of an axis of length `n` to
@@ -448,6 +455,23 @@ pub enum UnaryOp {
     Log,
     Reciprocal,
     Erf,
+    /// Rounds to the nearest f32 (ONNX `Cast` to FLOAT); the gradient passes through.
+    RoundF32,
+    /// Rounds to the nearest IEEE half (ONNX `Cast` to FLOAT16); the gradient passes through.
+    RoundF16,
+    /// Rounds to the nearest bfloat16 (ONNX `Cast` to BFLOAT16); the gradient passes through.
+    RoundBf16,
+    /// 1 at every element (the all-true mask output of ONNX `Dropout` where it drops nothing);
+    /// gradient 0.
+    Ones,
+    /// The identity on the result of integer arithmetic that fails at run time unless every
+    /// value is an integer held exactly (|v| ≤ 2^24 in f32, 2^53 in f64) inside the range of
+    /// uint8: ONNX wraps around, truncates divisions; parallax refuses instead.
+    CheckU8,
+    /// [`UnaryOp::CheckU8`] for int32.
+    CheckI32,
+    /// [`UnaryOp::CheckU8`] for int64.
+    CheckI64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -476,6 +500,7 @@ impl Op {
             Op::Dropout { .. } => "dropout",
             Op::Flatten { .. } => "flatten",
             Op::Reshape { .. } => "reshape",
+            Op::ReshapeAll { .. } => "reshape_all",
             Op::Permute { .. } => "permute",
             Op::Pool { .. } => "pool",
             Op::GlobalPool { .. } => "global_pool",
@@ -517,6 +542,7 @@ impl Op {
             | Op::Dropout { .. }
             | Op::Flatten { .. }
             | Op::Reshape { .. }
+            | Op::ReshapeAll { .. }
             | Op::Permute { .. }
             | Op::Pool { .. }
             | Op::GlobalPool { .. }
@@ -555,6 +581,7 @@ impl Op {
             | Op::Dropout { .. }
             | Op::Flatten { .. }
             | Op::Reshape { .. }
+            | Op::ReshapeAll { .. }
             | Op::Permute { .. }
             | Op::Pool { .. }
             | Op::GlobalPool { .. }

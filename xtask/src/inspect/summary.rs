@@ -49,6 +49,7 @@ pub(crate) fn summarize(op: &Op) -> String {
         }
         Op::Flatten { .. }
         | Op::Reshape { .. }
+        | Op::ReshapeAll { .. }
         | Op::Permute { .. }
         | Op::Reduce { .. }
         | Op::Select { .. }
@@ -419,6 +420,7 @@ fn shape_ops(op: &Op, parts: &mut Vec<String>) {
             }
         )),
         Op::Reshape { target_shape } => parts.push(format!("to {target_shape:?}")),
+        Op::ReshapeAll { shape } => parts.push(format!("to {shape:?} (batch axis included)")),
         Op::Permute { perm } => parts.push(format!("perm={perm:?}")),
         Op::Reduce {
             reduce,

@@ -101,15 +101,16 @@ pub(crate) fn binary<F: Float>(
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
             BinaryOp::Pow => a.powf(b),
+            // NaN propagates (numpy, torch.maximum, tf.maximum).
             BinaryOp::Maximum => {
-                if b > a {
+                if b > a || b.is_nan() {
                     b
                 } else {
                     a
                 }
             }
             BinaryOp::Minimum => {
-                if b < a {
+                if b < a || b.is_nan() {
                     b
                 } else {
                     a

@@ -89,15 +89,16 @@ impl Merge {
                             MergeOp::Multiply => *y * x,
                             MergeOp::Divide => *y / x,
                             MergeOp::Power => y.powf(x),
+                            // NaN propagates (numpy, torch.maximum, tf.maximum).
                             MergeOp::Maximum => {
-                                if x > *y {
+                                if x > *y || x.is_nan() {
                                     x
                                 } else {
                                     *y
                                 }
                             }
                             MergeOp::Minimum => {
-                                if x < *y {
+                                if x < *y || x.is_nan() {
                                     x
                                 } else {
                                     *y

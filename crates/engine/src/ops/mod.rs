@@ -74,6 +74,7 @@ pub(crate) enum Kernel {
     Identity(identity::Identity),
     Reduce(reduce::Reduce),
     Select(select::Select),
+    ReshapeAll(reshape::ReshapeAll),
     Slice(slice::Slice),
     Squeeze(squeeze::Squeeze),
     Unsqueeze(unsqueeze::Unsqueeze),

@@ -1,10 +1,11 @@
 //! Padding of the spatial axes: constant, reflect (mirror without repeating the edge, torch
-//! `ReflectionPad`, ONNX `reflect`) or edge (replicate, torch `ReplicationPad`, ONNX `edge`).
+//! `ReflectionPad`, ONNX `reflect`), edge (replicate, torch `ReplicationPad`, ONNX `edge`) or
+//! wrap (circular, torch `CircularPad`, ONNX `wrap`).
 //! Keras `ZeroPadding*D` is the constant 0 case (`keras/src/layers/reshaping/zero_padding2d.py`).
 //!
 //! Forward, per spatial axis of length `n` padded by `(b, a)`: output index `j` reads input
 //! `j − b` when inside; outside, constant → the value, edge → the clamped index, reflect →
-//! `−i` below 0 and `2(n−1) − i` above `n − 1` (with `i = j − b`).
+//! `−i` below 0 and `2(n−1) − i` above `n − 1`, wrap → `i mod n` (with `i = j − b`).
 //! VJP: every output gradient is added to the input it read (nothing for constant pads).
 
 use model_ir::{DataLayout, PadMode};
@@ -61,8 +62,8 @@ impl Pad {
                 "reflect padding {b}/{a} needs an axis longer than that, got {n}"
             ));
         }
-        if matches!(self.mode, PadMode::Edge) && n == 0 {
-            return Err("edge padding of an empty axis".into());
+        if matches!(self.mode, PadMode::Edge | PadMode::Wrap) && n == 0 {
+            return Err("edge or wrap padding of an empty axis".into());
         }
         Ok((0..n + b + a)
             .map(|j| {
@@ -75,6 +76,7 @@ impl Pad {
                     PadMode::Constant(_) => None,
                     PadMode::Edge => Some(i.clamp(0, last) as usize),
                     PadMode::Reflect => Some(if i < 0 { -i } else { 2 * last - i } as usize),
+                    PadMode::Wrap => Some(i.rem_euclid(n as isize) as usize),
                 }
             })
             .collect())

@@ -42,7 +42,7 @@ impl Slice {
     fn indices(&self, x: &[usize]) -> Result<(usize, Vec<usize>), String> {
         let ax = norm_axis(self.axis, x.len())?;
         let n = x[ax] as i64;
-        let fix = |v: i64| if v < 0 { v + n } else { v };
+        let fix = |v: i64| if v < 0 { v.saturating_add(n) } else { v };
         let (mut s, mut e) = (fix(self.start), fix(self.end));
         let mut out = Vec::new();
         if self.step > 0 {
@@ -51,7 +51,7 @@ impl Slice {
             let mut i = s;
             while i < e {
                 out.push(i as usize);
-                i += self.step;
+                i = i.saturating_add(self.step);
             }
         } else {
             s = s.clamp(-1, n - 1);
@@ -59,7 +59,7 @@ impl Slice {
             let mut i = s;
             while i > e {
                 out.push(i as usize);
-                i += self.step;
+                i = i.saturating_add(self.step);
             }
         }
         Ok((ax, out))

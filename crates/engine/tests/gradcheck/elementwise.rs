@@ -69,6 +69,7 @@ fn unary_math() {
         UnaryOp::Log,
         UnaryOp::Reciprocal,
         UnaryOp::Erf,
+        UnaryOp::Ones,
     ] {
         check_unary_op(Op::Unary { op }, &[2, 3], no_params, 0.3, 1.5);
     }

@@ -49,6 +49,23 @@ fn flatten_reshape_permute_squeeze_unsqueeze() {
         -1.0,
         1.0,
     );
+    // The batch axis merged, and split again.
+    check_unary_op(
+        Op::ReshapeAll { shape: vec![-1] },
+        &[2, 3, 4],
+        no_params,
+        -1.0,
+        1.0,
+    );
+    check_unary_op(
+        Op::ReshapeAll {
+            shape: vec![4, 3, -1],
+        },
+        &[2, 3, 4],
+        no_params,
+        -1.0,
+        1.0,
+    );
     check_unary_op(
         Op::Permute {
             perm: vec![0, 2, 1],

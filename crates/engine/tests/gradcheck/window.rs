@@ -120,7 +120,12 @@ fn global_pooling() {
 
 #[test]
 fn padding_modes() {
-    for mode in [PadMode::Constant(0.5), PadMode::Reflect, PadMode::Edge] {
+    for mode in [
+        PadMode::Constant(0.5),
+        PadMode::Reflect,
+        PadMode::Edge,
+        PadMode::Wrap,
+    ] {
         let op = Op::Pad {
             rank: 2,
             begin: vec![1, 2],

@@ -66,9 +66,83 @@ impl Lifter<'_> {
         Ok(axis)
     }
 
+    /// Opset < 13 Softmax/LogSoftmax over a value whose `axis` is not the last: ONNX coerces
+    /// the input to 2-D `[d0·…·d(axis−1), d(axis)·…]` and normalizes each row. Lowered to a
+    /// whole-tensor reshape to that matrix, the softmax over axis 1, and the reshape back.
+    fn coerced_softmax(&mut self, i: usize) -> R<bool> {
+        let opset = self.g.opset;
+        if opset >= 13 {
+            return Ok(false);
+        }
+        let v = self.g.input(i, 0).unwrap_or_default().to_string();
+        let Some(shape) = self.g.shape(&v) else {
+            return Ok(false);
+        };
+        let rank = shape.len();
+        let axis = self.attrs(i).int_or("axis", 1)?;
+        let a = norm_axis(axis, rank, "Softmax").map_err(|e| self.malformed(i, e))?;
+        if a + 1 == rank {
+            return Ok(false);
+        }
+        let inner: Option<i64> = shape[a..]
+            .iter()
+            .try_fold(1i64, |acc, d| d.known().and_then(|d| acc.checked_mul(d)));
+        let back: Vec<i64> = shape.iter().map(|d| d.known().unwrap_or(-1)).collect();
+        let (Some(inner), true) = (inner, back.iter().filter(|&&d| d == -1).count() <= 1) else {
+            return Err(self.unsupported(
+                i,
+                format!("opset {opset} {} over axis={axis} of a value with lengths unknown before run time", self.g.op(i)),
+            ));
+        };
+        if inner == 0 {
+            return Err(self.unsupported(i, format!("opset {opset} Softmax of an empty value")));
+        }
+        let log = self.g.op(i) == "LogSoftmax";
+        let class = self.g.op(i).to_string();
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let rows = format!("{out}::rows");
+        let normed = format!("{out}::normalized");
+        self.emit(
+            i,
+            Op::ReshapeAll {
+                shape: vec![-1, inner],
+            },
+            vec![x],
+            vec![rows.clone()],
+            Vec::new(),
+            &class,
+        )?;
+        let function = if log {
+            Activation::LogSoftmax { axis: 1 }
+        } else {
+            Activation::Softmax { axis: 1 }
+        };
+        self.emit(
+            i,
+            Op::Activation { function },
+            vec![rows],
+            vec![normed.clone()],
+            Vec::new(),
+            &class,
+        )?;
+        self.emit(
+            i,
+            Op::ReshapeAll { shape: back },
+            vec![normed],
+            vec![out],
+            Vec::new(),
+            &class,
+        )?;
+        Ok(true)
+    }
+
     fn activation(&mut self, i: usize) -> R<()> {
         let a = self.attrs(i);
         let op = self.g.op(i).to_string();
+        if matches!(op.as_str(), "Softmax" | "LogSoftmax") && self.coerced_softmax(i)? {
+            return Ok(());
+        }
         let function = match op.as_str() {
             "Relu" => Activation::RELU,
             "LeakyRelu" => Activation::LeakyRelu {
@@ -83,9 +157,8 @@ impl Lifter<'_> {
                 if !approx(alpha, 1.673_263_192_176_818_8)
                     || !approx(gamma, 1.050_700_902_938_842_8)
                 {
-                    return Err(
-                        self.unsupported(i, format!("Selu with alpha={alpha}, gamma={gamma}"))
-                    );
+                    // `γ·elu_α(x)`: exactly ONNX's `γ·x` above 0, `γ·α·(eˣ − 1)` below.
+                    return self.scaled_elu(i, alpha, gamma);
                 }
                 Activation::Selu
             }
@@ -115,8 +188,12 @@ impl Lifter<'_> {
             "LogSoftmax" => Activation::LogSoftmax {
                 axis: self.softmax_axis(i)?,
             },
-            "Gelu" => Activation::Gelu {
-                approximate: a.string("approximate")?.as_deref() == Some("tanh"),
+            "Gelu" => match a.string("approximate")?.as_deref() {
+                None | Some("none") => Activation::Gelu { approximate: false },
+                Some("tanh") => Activation::Gelu { approximate: true },
+                Some(other) => {
+                    return Err(self.unsupported(i, format!("Gelu approximate={other}")));
+                }
             },
             "Mish" => Activation::Mish,
             "Clip" => match self.clip_bounds(i)? {
@@ -181,6 +258,46 @@ impl Lifter<'_> {
         true
     }
 
+    /// ONNX `Selu` with non-default constants: `Elu(α)` then a multiplication by the scalar
+    /// constant `<node>.gamma` (forward and backward from the existing ops).
+    fn scaled_elu(&mut self, i: usize, alpha: f64, gamma: f64) -> R<()> {
+        let x = self.rt(i, 0)?;
+        let out = self.out(i, 0)?;
+        let layout = self.layout_of(&x);
+        let elu = format!("{out}::elu");
+        self.emit(
+            i,
+            Op::Activation {
+                function: Activation::Elu { alpha },
+            },
+            vec![x],
+            vec![elu.clone()],
+            Vec::new(),
+            "Selu",
+        )?;
+        let base = self.scopes.node_name(&self.g.nodes[i], &self.g.name(i));
+        let p = Param {
+            name: format!("{base}.gamma"),
+            role: ParamRole::Constant,
+            layout: ParamLayout::AsIs,
+            tensor: Tensor::F64(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), gamma)),
+            trainable: false,
+        };
+        self.emit(
+            i,
+            Op::ConstantBinary {
+                op: BinaryOp::Mul,
+                constant_first: false,
+            },
+            vec![elu],
+            vec![out.clone()],
+            vec![p],
+            "Selu",
+        )?;
+        self.set_layout(&out, layout);
+        Ok(())
+    }
+
     /// `Clip(min, max)` that is not a ReLU: `max(x, min)` then `min(·, max)` as constant
     /// binaries with scalar constants `<node>.min` / `<node>.max`.
     fn general_clip(&mut self, i: usize, lo: Option<f64>, hi: Option<f64>) -> R<()> {
@@ -205,11 +322,23 @@ impl Lifter<'_> {
             } else {
                 format!("{out}::clip_{what}")
             };
+            // The bound exactly as stored (an f64 or integer bound keeps every digit); the
+            // attributes of opset < 11 are f32.
+            let stored = if self.g.opset < 11 {
+                None
+            } else {
+                self.opt_konst(i, if *what == "min" { 1 } else { 2 })?
+                    .and_then(|t| t.to_f64().iter().next().copied())
+            };
+            let tensor = match stored {
+                Some(exact) => Tensor::F64(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), exact)),
+                None => Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), *v as f32)),
+            };
             let p = Param {
                 name: format!("{base}.{what}"),
                 role: ParamRole::Constant,
                 layout: ParamLayout::AsIs,
-                tensor: Tensor::F32(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[]), *v as f32)),
+                tensor,
                 trainable: false,
             };
             self.emit(
@@ -266,7 +395,7 @@ impl Lifter<'_> {
             (get(1)?, get(2)?)
         };
         match (min, max) {
-            (Some(0.0), Some(hi)) if approx(hi, 6.0) => Ok(Activation::Relu6),
+            (Some(0.0), Some(hi)) if hi.to_bits() == 6.0f64.to_bits() => Ok(Activation::Relu6),
             (Some(0.0), hi) => Ok(Activation::Relu {
                 negative_slope: 0.0,
                 max_value: hi,
@@ -292,7 +421,10 @@ impl Lifter<'_> {
         let mut p = self.param(i, 1, ParamRole::Constant, ParamLayout::AsIs, "weight")?;
         p.trainable = p.tensor.dtype().is_float()
             && self.g.input(i, 1).is_some_and(|v| self.g.is_initializer(v));
-        if let Some(r) = rank
+        // Opset < 7: a 1-D slope holds one value per channel (axis 1); from opset 7 on the
+        // slope broadcasts unidirectionally (numpy rules, trailing axes aligned).
+        if self.g.opset < 7
+            && let Some(r) = rank
             && r > 2
             && p.tensor.shape().len() == 1
             && p.tensor.len() > 1

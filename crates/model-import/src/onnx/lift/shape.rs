@@ -24,17 +24,28 @@ pub(super) fn register(reg: &mut Registry) {
 }
 
 impl Lifter<'_> {
+    /// `Concat` of computed values and constants (the class token prepended to a sequence).
+    /// A constant operand `c` becomes a computed value exactly: `Ones` of a one-long slice of
+    /// a computed operand along the axis (shape `[…, 1, …]`), times `c` as a constant
+    /// (`1·c = c` for every float, NaN and ±∞ included); its gradient reaches `c` when it is
+    /// trainable (a torch initializer). Its other axes must equal the computed operand's.
     fn concat(&mut self, i: usize) -> R<()> {
         let n = self.g.nodes[i].input.len();
-        let mut ins = Vec::with_capacity(n);
-        for k in 0..n {
-            if self.g.input(i, k).is_some_and(|v| !self.g.is_runtime(v)) {
-                return Err(self.unsupported_op(i, "Concat with a constant operand"));
-            }
-            ins.push(self.rt(i, k)?);
-        }
         let axis = self.attrs(i).int_or("axis", 0)?;
         let out = self.out(i, 0)?;
+        let source = (0..n).find(|&k| self.g.input(i, k).is_some_and(|v| self.g.is_runtime(v)));
+        let mut ins = Vec::with_capacity(n);
+        for k in 0..n {
+            let v = self.g.input(i, k).unwrap_or_default().to_string();
+            if self.g.is_runtime(&v) {
+                ins.push(self.rt(i, k)?);
+                continue;
+            }
+            let Some(src) = source else {
+                return Err(self.unsupported_op(i, "Concat of constants only"));
+            };
+            ins.push(self.concat_constant(i, k, src, axis, &out)?);
+        }
         self.emit(
             i,
             Op::Merge {
@@ -48,6 +59,92 @@ impl Lifter<'_> {
         Ok(())
     }
 
+    /// Constant operand `k` of Concat node `i` as a computed value (see [`Self::concat`]),
+    /// shaped after computed operand `src`.
+    fn concat_constant(
+        &mut self,
+        i: usize,
+        k: usize,
+        src: usize,
+        axis: i64,
+        out: &str,
+    ) -> R<String> {
+        let sv = self.g.input(i, src).unwrap_or_default().to_string();
+        let c = self.konst(i, k)?;
+        if !c.dtype().is_float() {
+            return Err(
+                self.unsupported(i, format!("Concat with a {:?} constant operand", c.dtype()))
+            );
+        }
+        let cshape = c.shape().to_vec();
+        let sshape = self.g.shape(&sv).ok_or_else(|| {
+            self.unsupported(
+                i,
+                "Concat with a constant operand and a computed operand of unknown shape",
+            )
+        })?;
+        let ax = norm_axis(axis, sshape.len(), "Concat").map_err(|e| self.malformed(i, e))?;
+        let fits = cshape.len() == sshape.len()
+            && (0..cshape.len()).all(|j| j == ax || sshape[j].known() == Some(cshape[j] as i64));
+        if !fits {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Concat of constant operand {k} of shape {cshape:?} with a computed operand of shape [{}] on axis {axis}",
+                    join_dims(&sshape)
+                ),
+            ));
+        }
+        let x = self.rt(i, src)?;
+        let one_long = format!("{out}::slice_{k}");
+        let ones = format!("{out}::ones_{k}");
+        let value = format!("{out}::constant_{k}");
+        self.emit(
+            i,
+            Op::Slice {
+                axis,
+                start: 0,
+                end: 1,
+                step: 1,
+            },
+            vec![x],
+            vec![one_long.clone()],
+            Vec::new(),
+            "Concat",
+        )?;
+        self.emit(
+            i,
+            Op::Unary {
+                op: model_ir::UnaryOp::Ones,
+            },
+            vec![one_long],
+            vec![ones.clone()],
+            Vec::new(),
+            "Concat",
+        )?;
+        let mut p = self.param(
+            i,
+            k,
+            ParamRole::Constant,
+            ParamLayout::AsIs,
+            &format!("constant_{k}"),
+        )?;
+        p.trainable = self.framework == Framework::Torch
+            && self.g.input(i, k).is_some_and(|v| self.g.is_initializer(v));
+        self.emit(
+            i,
+            Op::ConstantBinary {
+                op: model_ir::BinaryOp::Mul,
+                constant_first: true,
+            },
+            vec![ones],
+            vec![value.clone()],
+            vec![p],
+            "Concat",
+        )?;
+        Ok(value)
+    }
+
     /// `Tile` with constant repeats: each repeated axis becomes a concatenation of the input
     /// with itself (forward and backward from Concatenate).
     fn tile(&mut self, i: usize) -> R<()> {
@@ -55,6 +152,11 @@ impl Lifter<'_> {
         let reps: Vec<i64> = reps.iter().copied().collect();
         if reps.iter().any(|&r| r < 1) {
             return Err(self.unsupported(i, format!("Tile with repeats {reps:?}")));
+        }
+        if let Some(r) = self.rank(self.g.input(i, 0).unwrap_or_default())
+            && r != reps.len()
+        {
+            return Err(self.malformed(i, format!("repeats {reps:?} for a rank-{r} value")));
         }
         let mut cur = self.rt(i, 0)?;
         let out = self.out(i, 0)?;
@@ -100,13 +202,16 @@ impl Lifter<'_> {
         let axis = self.attrs(i).int_or("axis", 1)?;
         let v = self.g.input(i, 0).unwrap_or_default().to_string();
         let rank = self.rank(&v);
-        if axis != 1 && !(axis == -1 && rank == Some(2)) {
-            return Err(self.unsupported(
-                i,
-                format!(
-                    "Flatten(axis={axis}) merges the batch axis or keeps more than one leading axis"
-                ),
-            ));
+        // ONNX allows axis in [−r, r]; the result is always 2-D.
+        let norm = match rank {
+            Some(r) if axis < 0 => axis + r as i64,
+            _ => axis,
+        };
+        if norm != 1 || rank == Some(1) && axis != 1 {
+            // `[d0·…·d(axis−1), d(axis)·…]`: the batch axis merged with others (axis ≥ 2),
+            // or a leading axis of 1 (axis 0).
+            let out = self.out(i, 0)?;
+            return self.reshape_all(i, &out, "Flatten");
         }
         let x = self.rt(i, 0)?;
         if rank == Some(1) {
@@ -148,15 +253,14 @@ impl Lifter<'_> {
                 self.unsupported(i, "Reshape whose target shape is not known before run time")
             );
         };
-        if outs.is_empty() || ins.is_empty() || outs[0] != ins[0] {
-            return Err(self.unsupported(
-                i,
-                format!(
-                    "Reshape from [{}] to [{}] does not keep the batch axis",
-                    join_dims(&ins),
-                    join_dims(&outs)
-                ),
-            ));
+        // A result length of 0 (allowzero=1, or an empty value) is a literal length for the
+        // whole-tensor reshape; the batch-keeping reshape reads 0 as "copy the input's".
+        if outs.is_empty()
+            || ins.is_empty()
+            || outs[0] != ins[0]
+            || outs.iter().any(|d| d.known() == Some(0))
+        {
+            return self.reshape_all(i, &out, "Reshape");
         }
         let x = self.rt(i, 0)?;
         let rest_in: Vec<i64> = ins[1..].iter().filter_map(Dim::known).collect();
@@ -208,6 +312,42 @@ impl Lifter<'_> {
             vec![out],
             Vec::new(),
             "Reshape",
+        )?;
+        Ok(())
+    }
+
+    /// A row-major reshape of the whole tensor (batch axis included) to the output shape
+    /// that shape inference found for ONNX value `out`; one unknown length is inferred at run
+    /// time, more are refused.
+    fn reshape_all(&mut self, i: usize, out: &str, class: &str) -> R<()> {
+        let outs = self.g.shape(out).ok_or_else(|| {
+            self.unsupported(
+                i,
+                format!("{class} whose result shape is not known before run time"),
+            )
+        })?;
+        let unknown = outs.iter().filter(|d| d.known().is_none()).count();
+        if unknown > 1 {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "{class} to [{}], which moves the batch axis and has more than one unknown length",
+                    join_dims(&outs)
+                ),
+            ));
+        }
+        let shape: Vec<i64> = outs.iter().map(|d| d.known().unwrap_or(-1)).collect();
+        if shape.iter().any(|&d| d < -1) {
+            return Err(self.malformed(i, format!("result shape [{}]", join_dims(&outs))));
+        }
+        let x = self.rt(i, 0)?;
+        self.emit(
+            i,
+            Op::ReshapeAll { shape },
+            vec![x],
+            vec![out.to_string()],
+            Vec::new(),
+            class,
         )?;
         Ok(())
     }
@@ -344,6 +484,7 @@ impl Lifter<'_> {
             "constant" => PadMode::Constant(value),
             "reflect" => PadMode::Reflect,
             "edge" => PadMode::Edge,
+            "wrap" => PadMode::Wrap,
             other => return Err(self.unsupported(i, format!("Pad mode {other}"))),
         };
         let op = Op::Pad {
@@ -418,29 +559,166 @@ impl Lifter<'_> {
             return Err(self.malformed(i, "float indices"));
         }
         let values: Vec<i64> = idx.to_i64().iter().copied().collect();
+        let idx_shape = idx.shape().to_vec();
         let x = self.rt(i, 0)?;
-        let op = match (idx.shape().len(), values.as_slice()) {
-            (0, [index]) => Op::Select {
+        if let ([], [index]) = (idx_shape.as_slice(), values.as_slice()) {
+            let op = Op::Select {
                 axis,
                 index: *index,
-            },
-            (1, [index]) => Op::Slice {
-                axis,
-                start: *index,
-                end: if *index == -1 {
-                    i64::MAX
-                } else {
-                    index.saturating_add(1)
-                },
-                step: 1,
-            },
-            _ => {
-                return Err(
-                    self.unsupported_op(i, "Gather of several indices from a computed value")
-                );
+            };
+            self.emit(i, op, vec![x], vec![out], Vec::new(), "Gather")?;
+            return Ok(());
+        }
+        self.gather_slices(i, x, &data, axis, &values, &idx_shape, out)
+    }
+
+    /// `Gather` of constant indices (any shape) from a computed value, along any axis: the
+    /// runs of consecutive indices become slices, concatenated along the axis (each slice's
+    /// backward scatters its part of `dy` back, so repeated indices add up), and a reshape
+    /// replaces the axis by the indices' shape. The axis length must be known (an index out
+    /// of range is an error in ONNX, not an empty slice).
+    #[allow(clippy::too_many_arguments)]
+    fn gather_slices(
+        &mut self,
+        i: usize,
+        x: String,
+        data: &str,
+        axis: i64,
+        values: &[i64],
+        idx_shape: &[usize],
+        out: String,
+    ) -> R<()> {
+        const MAX_RUNS: usize = 256;
+        let shape = self
+            .g
+            .shape(data)
+            .ok_or_else(|| self.unsupported(i, "Gather from a value of unknown shape"))?;
+        let ax = norm_axis(axis, shape.len(), "Gather").map_err(|e| self.malformed(i, e))?;
+        let len = shape[ax].known().ok_or_else(|| {
+            self.unsupported(
+                i,
+                format!("Gather along axis={axis}, whose length is not known before run time"),
+            )
+        })?;
+        if values.is_empty() {
+            return Err(self.unsupported(i, "Gather of no indices (an empty result)"));
+        }
+        let mut norm = Vec::with_capacity(values.len());
+        for &v in values {
+            let j = if v < 0 { v.saturating_add(len) } else { v };
+            if !(0..len).contains(&j) {
+                return Err(self.malformed(
+                    i,
+                    format!("index {v} is out of range for axis {axis} of length {len}"),
+                ));
             }
+            norm.push(j);
+        }
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for &j in &norm {
+            match runs.last_mut() {
+                Some((_, end)) if *end == j => *end += 1,
+                _ => runs.push((j, j + 1)),
+            }
+        }
+        if runs.len() > MAX_RUNS {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Gather of {} indices in {} runs (lowered to one slice per run, at most {MAX_RUNS})",
+                    values.len(),
+                    runs.len()
+                ),
+            ));
+        }
+        // The result's shape: the axis replaced by the indices' shape.
+        let mut out_shape: Vec<Dim> = shape[..ax].to_vec();
+        out_shape.extend(idx_shape.iter().map(|&d| Dim::Known(d as i64)));
+        out_shape.extend_from_slice(&shape[ax + 1..]);
+        let needs_reshape = idx_shape.len() != 1;
+        if needs_reshape && ax == 0 {
+            return Err(self.unsupported(
+                i,
+                format!(
+                    "Gather along the batch axis with indices of shape {idx_shape:?} (the result reshapes the batch axis)"
+                ),
+            ));
+        }
+        let target: Vec<i64> = if needs_reshape {
+            out_shape[1..]
+                .iter()
+                .map(|d| d.known())
+                .collect::<Option<Vec<i64>>>()
+                .ok_or_else(|| {
+                    self.unsupported(
+                        i,
+                        format!(
+                            "Gather result [{}] has an unknown axis",
+                            join_dims(&out_shape)
+                        ),
+                    )
+                })?
+        } else {
+            Vec::new()
         };
-        self.emit(i, op, vec![x], vec![out], Vec::new(), "Gather")?;
+        if target.contains(&0) {
+            // The engine's Reshape reads 0 as "keep the input's size" (ONNX allowzero=0).
+            return Err(self.unsupported(
+                i,
+                format!("Gather result [{}] is empty", join_dims(&out_shape)),
+            ));
+        }
+        let gathered = if needs_reshape {
+            format!("{out}::gathered")
+        } else {
+            out.clone()
+        };
+        let mut parts = Vec::with_capacity(runs.len());
+        for (k, &(start, end)) in runs.iter().enumerate() {
+            let dst = if runs.len() == 1 {
+                gathered.clone()
+            } else {
+                format!("{out}::run_{k}")
+            };
+            self.emit(
+                i,
+                Op::Slice {
+                    axis,
+                    start,
+                    end,
+                    step: 1,
+                },
+                vec![x.clone()],
+                vec![dst.clone()],
+                Vec::new(),
+                "Gather",
+            )?;
+            parts.push(dst);
+        }
+        if parts.len() > 1 {
+            self.emit(
+                i,
+                Op::Merge {
+                    op: MergeOp::Concatenate(axis),
+                },
+                parts,
+                vec![gathered.clone()],
+                Vec::new(),
+                "Gather",
+            )?;
+        }
+        if needs_reshape {
+            self.emit(
+                i,
+                Op::Reshape {
+                    target_shape: target,
+                },
+                vec![gathered],
+                vec![out],
+                Vec::new(),
+                "Gather",
+            )?;
+        }
         Ok(())
     }
 
@@ -546,6 +824,25 @@ impl Lifter<'_> {
                 }
             },
         };
+        if let Some(len) = shape[ax].known()
+            && (sizes.iter().try_fold(0i64, |a, &b| a.checked_add(b)) != Some(len)
+                || sizes.iter().any(|&s| s < 0))
+        {
+            return Err(self.malformed(
+                i,
+                format!("split sizes {sizes:?} for an axis of length {len}"),
+            ));
+        }
+        if sizes.len() != self.g.nodes[i].output.len() {
+            return Err(self.malformed(
+                i,
+                format!(
+                    "{} split sizes for {} outputs",
+                    sizes.len(),
+                    self.g.nodes[i].output.len()
+                ),
+            ));
+        }
         let x = self.rt(i, 0)?;
         let mut start = 0i64;
         for (k, &s) in sizes.iter().enumerate() {
@@ -586,6 +883,14 @@ impl Lifter<'_> {
                     .g
                     .shape(&v)
                     .ok_or_else(|| self.unsupported(i, "Squeeze of a value of unknown shape"))?;
+                // ONNX removes every axis of length 1 at run time: an axis of unknown length
+                // (the batch) might be one.
+                if let Some(k) = shape.iter().position(|d| d.known().is_none()) {
+                    return Err(self.unsupported(
+                        i,
+                        format!("Squeeze without axes of a value whose axis {k} has a length unknown before run time"),
+                    ));
+                }
                 (0..shape.len())
                     .filter(|&k| shape[k] == Dim::Known(1))
                     .map(|k| k as i64)
