@@ -389,9 +389,14 @@ fn unknown_layer_class() {
     });
     check("unknown-activation", &bytes, &["unsupported"], "celu");
     let bytes = edit_config(&zoo("conv_tf_same"), |v| {
-        layer_config(v, "up_sampling2d")["config"]["interpolation"] = json!("bicubic");
+        layer_config(v, "up_sampling2d")["config"]["interpolation"] = json!("lanczos5");
     });
-    check("unknown-interpolation", &bytes, &["unsupported"], "bicubic");
+    check(
+        "unknown-interpolation",
+        &bytes,
+        &["unsupported"],
+        "lanczos5",
+    );
 }
 
 #[test]
