@@ -6,7 +6,8 @@ Each configuration is a tiny functional model `Input -> layer` (two inputs for t
 layers) with random weights, written to `cases/<Class>_<k>/`:
 
 - `model.keras`: `model.save()`, re-zipped with deflate and fixed timestamps (same members,
-  same bytes inside but for metadata.json's `date_saved`; smaller and reproducible);
+  same bytes inside but for metadata.json's `date_saved` and config.json's
+  `shared_object_id`s (Python object ids, renumbered); smaller and reproducible);
 - `data.safetensors`: `x` (or `x.a`, `x.b`), Keras's inference `output`, the fixed objective
   weights `r`, and the gradients of `sum(output * r)` (output of a `training=True` call, except
   for layers with dropout, which use inference) w.r.t. the input (`grad.input`, or
@@ -324,10 +325,27 @@ def jsonable(v):
 
 def rezip(path):
     """Deflate the archive's members with fixed timestamps (sorted, same contents but for
-    metadata.json's `date_saved`, fixed so that regenerating reproduces every byte)."""
+    metadata.json's `date_saved` and config.json's `shared_object_id`s, fixed so that
+    regenerating reproduces every byte)."""
     with zipfile.ZipFile(path) as z:
         members = [(n, z.read(n)) for n in z.namelist()]
     for i, (name, data) in enumerate(members):
+        if name == "config.json":
+            # `shared_object_id` is a Python object id; renumbered in order of appearance.
+            ids = {}
+
+            def renumber(v):
+                if isinstance(v, dict):
+                    return {
+                        k: (ids.setdefault(x, len(ids) + 1) if k == "shared_object_id"
+                            else renumber(x))
+                        for k, x in v.items()
+                    }
+                if isinstance(v, list):
+                    return [renumber(x) for x in v]
+                return v
+
+            members[i] = (name, json.dumps(renumber(json.loads(data))).encode())
         if name == "metadata.json":
             meta = json.loads(data)
             meta["date_saved"] = "2026-01-01@00:00:00"
