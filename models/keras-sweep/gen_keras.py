@@ -6,7 +6,8 @@ Each configuration is a tiny functional model `Input -> layer` (two inputs for t
 layers) with random weights, written to `cases/<Class>_<k>/`:
 
 - `model.keras`: `model.save()`, re-zipped with deflate and fixed timestamps (same members,
-  same bytes inside; smaller and reproducible);
+  same bytes inside but for metadata.json's `date_saved` and config.json's
+  `shared_object_id`s (Python object ids, renumbered); smaller and reproducible);
 - `data.safetensors`: `x` (or `x.a`, `x.b`), Keras's inference `output`, the fixed objective
   weights `r`, and the gradients of `sum(output * r)` (output of a `training=True` call, except
   for layers with dropout, which use inference) w.r.t. the input (`grad.input`, or
@@ -285,6 +286,20 @@ def cases():
                           {"mean": 0.5, "variance": 2.0}, {"axis": 1, "adapt": True}],
         [(3, 4)])
     add("Identity", [{}], [(3, 4)])
+    # channels_first where the output's last axis is as long as the channels: Keras's
+    # TensorFlow `add` then puts the bias on the last axis (the importer refuses these;
+    # appended last so that the earlier cases keep their seeds).
+    add("Conv1D", [{"filters": 2, "kernel_size": 3, "groups": 2, "data_format": "channels_first"}],
+        [(4, 4)])
+    add("Conv2D", [{"filters": 2, "kernel_size": 3, "groups": 2, "data_format": "channels_first"},
+                   {"filters": 2, "kernel_size": 3, "groups": 2, "use_bias": False,
+                    "data_format": "channels_first"}], [(4, 5, 4)])
+    add("DepthwiseConv2D", [{"kernel_size": 3, "data_format": "channels_first"}], [(3, 5, 5)])
+    add("DepthwiseConv1D", [{"kernel_size": 3, "data_format": "channels_first"}], [(3, 5)])
+    add("SeparableConv2D", [{"filters": 2, "kernel_size": 3, "data_format": "channels_first"}],
+        [(3, 5, 4)])
+    add("Conv3D", [{"filters": 2, "kernel_size": 2, "use_bias": False,
+                    "data_format": "channels_first"}], [(2, 4, 4, 3)])
     return out
 
 
@@ -309,9 +324,32 @@ def jsonable(v):
 
 
 def rezip(path):
-    """Deflate the archive's members with fixed timestamps (sorted, same contents)."""
+    """Deflate the archive's members with fixed timestamps (sorted, same contents but for
+    metadata.json's `date_saved` and config.json's `shared_object_id`s, fixed so that
+    regenerating reproduces every byte)."""
     with zipfile.ZipFile(path) as z:
         members = [(n, z.read(n)) for n in z.namelist()]
+    for i, (name, data) in enumerate(members):
+        if name == "config.json":
+            # `shared_object_id` is a Python object id; renumbered in order of appearance.
+            ids = {}
+
+            def renumber(v):
+                if isinstance(v, dict):
+                    return {
+                        k: (ids.setdefault(x, len(ids) + 1) if k == "shared_object_id"
+                            else renumber(x))
+                        for k, x in v.items()
+                    }
+                if isinstance(v, list):
+                    return [renumber(x) for x in v]
+                return v
+
+            members[i] = (name, json.dumps(renumber(json.loads(data))).encode())
+        if name == "metadata.json":
+            meta = json.loads(data)
+            meta["date_saved"] = "2026-01-01@00:00:00"
+            members[i] = (name, json.dumps(meta).encode())
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         for name, data in sorted(members):
             info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))

@@ -385,9 +385,9 @@ fn unknown_layer_class() {
         }
     );
     let bytes = edit_config(&zoo("activations"), |v| {
-        layer_config(v, "act_relu")["config"]["activation"] = json!("celu");
+        layer_config(v, "act_relu")["config"]["activation"] = json!("squareplus");
     });
-    check("unknown-activation", &bytes, &["unsupported"], "celu");
+    check("unknown-activation", &bytes, &["unsupported"], "squareplus");
     let bytes = edit_config(&zoo("conv_tf_same"), |v| {
         layer_config(v, "up_sampling2d")["config"]["interpolation"] = json!("lanczos5");
     });
