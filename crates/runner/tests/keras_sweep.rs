@@ -20,6 +20,9 @@ use engine::{Float, Mode, OutputGrad, ParamStore, Program, backward, forward};
 use model_ir::Model;
 use ndarray::ArrayD;
 
+mod common;
+use common::{Outcome, one_line};
+
 const FWD_TOL: f64 = 1e-5;
 const GRAD_TOL: f64 = 1e-4;
 
@@ -28,17 +31,6 @@ const PASS_FLOOR: usize = 389;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/keras-sweep/cases")
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Pass,
-    Refused(String),
-    Wrong(String),
-}
-
-fn one_line(s: &str) -> String {
-    s.replace('\n', " ")
 }
 
 /// The IR's parameter name for a Keras variable path: the RNN cell's own scope

@@ -24,6 +24,9 @@ use engine::{Float, Mode, OutputGrad, ParamStore, Program, backward, forward};
 use model_ir::{DType, Model, Op, Tensor, UnaryOp};
 use ndarray::ArrayD;
 
+mod common;
+use common::{Outcome, one_line};
+
 const ATOL: f64 = 1e-7;
 const RTOL: f64 = 1e-3;
 
@@ -32,17 +35,6 @@ const PASS_FLOOR: usize = 419;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/onnx-node")
-}
-
-#[derive(Debug)]
-enum Outcome {
-    Pass,
-    Refused(String),
-    Wrong(String),
-}
-
-fn one_line(s: &str) -> String {
-    s.replace('\n', " ")
 }
 
 struct Case {

@@ -13,6 +13,14 @@ use super::{BwdCx, FwdCx, NodeCx, NodeGrads, Out};
 use crate::error::EngineError;
 use crate::float::Float;
 
+/// A target shape has at most one `−1` and no other negative entry.
+fn check_target(cx: &NodeCx<'_>, target: &[i64]) -> Result<(), EngineError> {
+    if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
+        return Err(cx.invalid(format!("target shape {target:?}")));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Reshape {
     pub(crate) target: Vec<i64>,
@@ -22,9 +30,7 @@ impl Reshape {
     pub(crate) fn compile(cx: &NodeCx<'_>, target: &[i64]) -> Result<Reshape, EngineError> {
         cx.inputs(1, 1)?;
         cx.outputs(1)?;
-        if target.iter().filter(|&&d| d == -1).count() > 1 || target.iter().any(|&d| d < -1) {
-            return Err(cx.invalid(format!("target shape {target:?}")));
-        }
+        check_target(cx, target)?;
         Ok(Reshape {
             target: target.to_vec(),
         })
@@ -93,9 +99,7 @@ impl ReshapeAll {
     pub(crate) fn compile(cx: &NodeCx<'_>, shape: &[i64]) -> Result<ReshapeAll, EngineError> {
         cx.inputs(1, 1)?;
         cx.outputs(1)?;
-        if shape.iter().filter(|&&d| d == -1).count() > 1 || shape.iter().any(|&d| d < -1) {
-            return Err(cx.invalid(format!("target shape {shape:?}")));
-        }
+        check_target(cx, shape)?;
         Ok(ReshapeAll {
             shape: shape.to_vec(),
         })
